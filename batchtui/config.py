@@ -1,0 +1,101 @@
+"""The configuration file: default company, SMTP settings and batch job managers.
+
+It lives in the platformdirs config folder (``config.toml``), or where
+``BATCHTUI_CONFIG`` points. SMTP credentials live here, never in the database.
+
+    default_company = "DAT"
+    managers = ["ops", "root"]      # may change any job; "*" means everyone
+
+    [smtp]
+    host = "smtp.example.com"
+    port = 587
+    user = "batch"
+    password = "..."
+    sender = "batch@example.com"
+    starttls = true
+    domain = "example.com"          # user names without @ get this domain
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from .errors import UserError
+
+
+@dataclass
+class SmtpSettings:
+    host: str = ""
+    port: int = 25
+    user: str = ""
+    password: str = ""
+    sender: str = ""
+    starttls: bool = False
+    domain: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass
+class Config:
+    default_company: str = "DAT"
+    managers: list[str] = field(default_factory=lambda: ["root"])
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    path: Path | None = None
+
+    def is_manager(self, user: str) -> bool:
+        return "*" in self.managers or user in self.managers
+
+
+def config_path() -> Path:
+    env = os.environ.get("BATCHTUI_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir("batchtui")) / "config.toml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or config_path()
+    if not path.exists():
+        return Config(path=path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {path}: {exc}") from None
+    cfg = Config(path=path)
+    company = data.get("default_company", cfg.default_company)
+    if not isinstance(company, str) or not company:
+        raise UserError(f"config file {path}: default_company must be a company ID")
+    cfg.default_company = company
+    managers = data.get("managers", cfg.managers)
+    if not isinstance(managers, list) or not all(isinstance(m, str) for m in managers):
+        raise UserError(f"config file {path}: managers must be a list of user names")
+    cfg.managers = managers
+    smtp = data.get("smtp", {})
+    if not isinstance(smtp, dict):
+        raise UserError(f"config file {path}: [smtp] must be a table")
+    known = SmtpSettings.__dataclass_fields__
+    for key, value in smtp.items():
+        if key not in known:
+            raise UserError(f"config file {path}: unknown smtp setting {key!r}")
+        setattr(cfg.smtp, key, value)
+    return cfg
+
+
+def acting_user() -> str:
+    """The operating-system login name, or BATCHTUI_USER (service accounts, tests)."""
+    user = os.environ.get("BATCHTUI_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry for the uid (containers)
+        return str(os.getuid())

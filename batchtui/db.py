@@ -1,0 +1,185 @@
+"""Choosing and opening the database, its pragmas, and schema migrations."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import platformdirs
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import connect as url_connect
+
+from . import models
+from .errors import UserError
+
+APP = "batchtui"
+SCHEMA_VERSION = 1
+
+
+def _adapt_datetime(value: datetime) -> str:
+    # A fixed width text (always with microseconds) keeps SQLite's text
+    # comparison of times in time order.
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+sqlite3.register_adapter(datetime, _adapt_datetime)
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def default_url() -> str:
+    return f"sqlite:///{data_dir() / 'batchtui.db'}"
+
+
+def demo_url() -> str:
+    return f"sqlite:///{data_dir() / 'demo.db'}"
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get("BATCHTUI_DB") or default_url()
+
+
+def is_postgres(db: Database | None = None) -> bool:
+    db = db or models.database.obj
+    return isinstance(db, PostgresqlDatabase)
+
+
+def open_database(url: str | None = None, migrate: bool = True) -> Database:
+    """Open the database named by url (or BATCHTUI_DB, or the default file)."""
+    url = resolve_url(url)
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = parsed.path
+        if url.startswith("sqlite:////"):
+            path = "/" + url[len("sqlite:////"):]
+        elif url.startswith("sqlite:///"):
+            path = url[len("sqlite:///"):]
+        if not path or path == ":memory:":
+            raise UserError("the database URL needs a file: sqlite:///ABSOLUTE/PATH.db")
+        file = Path(path).expanduser()
+        try:
+            if not file.parent.exists():
+                file.parent.mkdir(parents=True, mode=0o700)
+            if not file.exists():
+                fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        except OSError as exc:
+            raise UserError(f"cannot create the database file {file}: {exc.strerror}") from None
+        db = SqliteDatabase(
+            str(file),
+            pragmas={
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 15000,
+                "synchronous": "normal",
+            },
+            timeout=15,
+            check_same_thread=False,
+        )
+    elif parsed.scheme in ("postgresql", "postgres"):
+        if not parsed.path.strip("/"):
+            raise UserError("the database URL needs a database name: postgresql://USER@HOST/DBNAME")
+        db = url_connect(url.replace("postgres://", "postgresql://", 1), prefer_psycopg3=True)
+    else:
+        raise UserError(
+            f"unsupported database URL {url!r}: use sqlite:///ABSOLUTE/PATH.db "
+            "or postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+        )
+    models.database.initialize(db)
+    if migrate:
+        try:
+            migrate_schema(db)
+        except UserError:
+            raise
+        except Exception as exc:  # connection refused, permission, corrupt file
+            raise DatabaseUnavailable(f"cannot open the database {redact(url)}: {first_line(exc)}") from exc
+    return db
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; not the user's input (exit 1)."""
+
+
+def redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@contextmanager
+def write():
+    """A write transaction: BEGIN IMMEDIATE on SQLite, a plain one on PostgreSQL.
+
+    Taking SQLite's write lock up front means a transaction never fails half
+    way for want of it; writers queue on the busy timeout instead.
+    """
+    db = models.database
+    if is_postgres():
+        with db.atomic():
+            yield db
+    else:
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield db
+
+
+# -- migrations -------------------------------------------------------------
+
+
+def _migration_1(db: Database) -> None:
+    db.create_tables(models.ALL_MODELS)
+    models.BatchGroup.get_or_create(name="", defaults={"description": "Empty batch group"})
+
+
+MIGRATIONS = [(1, _migration_1)]
+
+
+def migrate_schema(db: Database) -> None:
+    """Bring the schema to SCHEMA_VERSION; safe when several processes start at once."""
+    pg = is_postgres(db)
+    with db.connection_context() if db.is_closed() else _nullctx():
+        if pg:
+            # CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalogs: serialise.
+            db.execute_sql("SELECT pg_advisory_lock(7262001)")
+        try:
+            db.execute_sql("CREATE TABLE IF NOT EXISTS batchtui_schema (version INTEGER NOT NULL)")
+            if _current_version(db) == SCHEMA_VERSION:
+                return
+            with write():
+                current = _current_version(db)
+                if current > SCHEMA_VERSION:
+                    raise UserError(
+                        f"the database has schema version {current}, newer than this "
+                        f"batchtui ({SCHEMA_VERSION}): upgrade batchtui"
+                    )
+                for version, step in MIGRATIONS:
+                    if version > current:
+                        step(db)
+                        db.execute_sql("DELETE FROM batchtui_schema")
+                        db.execute_sql(
+                            f"INSERT INTO batchtui_schema (version) VALUES ({int(version)})"
+                        )
+        finally:
+            if pg:
+                db.execute_sql("SELECT pg_advisory_unlock(7262001)")
+
+
+def _current_version(db: Database) -> int:
+    row = db.execute_sql("SELECT MAX(version) FROM batchtui_schema").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+@contextmanager
+def _nullctx():
+    yield

@@ -1,0 +1,66 @@
+"""E-mail for alerts whose user asked for it, when SMTP is configured."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+from email.message import EmailMessage
+
+from .. import models as m
+from ..config import load_config
+
+log = logging.getLogger("batchtui.engine")
+
+
+def send_alert_mails(server: str) -> int:
+    """Claim unsent e-mail alerts (compare-and-set) and send them in the background."""
+    pending = list(m.Alert.select().where((m.Alert.email == True) & (m.Alert.mailed == False))  # noqa: E712
+                   .limit(50))
+    if not pending:
+        return 0
+    claimed = []
+    for alert in pending:
+        if m.Alert.update(mailed=True).where((m.Alert.id == alert.id) & (m.Alert.mailed == False)).execute():  # noqa: E712
+            claimed.append(alert)
+    if not claimed:
+        return 0
+    try:
+        cfg = load_config()
+    except Exception as exc:
+        log.error("alerts not mailed: %s", exc)
+        return 0
+    if not cfg.smtp.configured:
+        return 0
+    threading.Thread(target=_send, args=(cfg.smtp, claimed, server), daemon=True).start()
+    return len(claimed)
+
+
+def address_of(user: str, domain: str) -> str | None:
+    if "@" in user:
+        return user
+    if domain:
+        return f"{user}@{domain}"
+    return None
+
+
+def _send(smtp, alerts, server: str) -> None:
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=20) as conn:
+            if smtp.starttls:
+                conn.starttls()
+            if smtp.user:
+                conn.login(smtp.user, smtp.password)
+            for alert in alerts:
+                to = address_of(alert.user, smtp.domain)
+                if to is None:
+                    log.warning("alert %s: no e-mail address for user %r (set smtp.domain)", alert.id, alert.user)
+                    continue
+                msg = EmailMessage()
+                msg["From"] = smtp.sender or f"batchtui@{server}"
+                msg["To"] = to
+                msg["Subject"] = alert.message.splitlines()[0][:150]
+                msg.set_content(alert.message)
+                conn.send_message(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.error("alert e-mail not sent: %s", exc)

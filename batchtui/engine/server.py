@@ -1,0 +1,435 @@
+"""The batch server loop.
+
+One thread (the loop) does every database write of the server: it starts due
+jobs, claims Ready tasks up to the free worker threads, records what the
+workers report and advances conditions, all in a few batched transactions a
+round. Workers only run batch class code and report an ``Outcome``.
+
+The loop sleeps until the next thing it knows of is due (the earliest Waiting
+job or pending retry), a worker finishes, or ``wake()`` is called; at most
+``poll`` seconds, so that work created by other processes is seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from .. import models as m
+from .. import status as st
+from ..status import BatchStatus, Claimed, Outcome
+from ..errors import UserError
+from ..timeutil import utcnow
+from .mail import send_alert_mails
+from .workers import WorkerPool
+
+log = logging.getLogger("batchtui.engine")
+
+FLUSH_EVERY = 0.5  # seconds between writes of running attempts' logs
+
+
+@dataclass
+class Running:
+    claimed: Claimed
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lines: list[str] = field(default_factory=list)
+    flushed: int = 0
+    handback: bool = False
+    result: str | None = None
+    ended: datetime | None = None
+
+
+def default_name() -> str:
+    return socket.gethostname() or "batch-server"
+
+
+class ServerNameInUse(UserError):
+    pass
+
+
+class BatchServerEngine:
+    """A batch server (the ERP's AOS batch service) running in a thread."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        threads: int = 8,
+        poll: float = 1.0,
+        retry_base: float = 5.0,
+        groups: list[str] | None = None,
+        on_change: Callable[[], None] | None = None,
+        heartbeat: float = 5.0,
+        dead_after: float = 30.0,
+        exit_when_idle: bool = False,
+    ) -> None:
+        self.name = name or default_name()
+        self.threads = max(1, int(threads))
+        self.poll = max(0.01, float(poll))
+        self.retry_base = max(0.0, float(retry_base))
+        self.groups = list(groups or [])
+        self.on_change = on_change
+        self.heartbeat_every = heartbeat
+        self.dead_after = dead_after
+        self.exit_when_idle = exit_when_idle
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._outcomes: queue.SimpleQueue[Running] = queue.SimpleQueue()
+        self._running: dict[int, Running] = {}  # by attempt id
+        self._thread: threading.Thread | None = None
+        self._pool: WorkerPool | None = None
+        self._served: list[str] = [""]
+        self._last_beat = 0.0
+        self._last_flush = 0.0
+        self.error: str | None = None  # last database error, shown by the console
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Register the server, take back what it left running, start the loop thread."""
+        self._register()
+        self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
+        st.add_listener(self.wake)
+        self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming work; let running tasks finish for ``grace`` seconds,
+        then hand the rest back (Ready again, no retry used) and stop."""
+        st.remove_listener(self.wake)
+        if self._thread is None:
+            return
+        self._grace_deadline = time.monotonic() + grace
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(grace + 15)
+        self._thread = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    # -- registration, heartbeat, recovery --------------------------------------
+
+    def _register(self) -> None:
+        now = utcnow()
+        with m.database.connection_context():
+            with st._write():
+                row = m.BatchServer.get_or_none(m.BatchServer.name == self.name)
+                if row is not None and row.stopped is None and row.heartbeat is not None:
+                    fresh = row.heartbeat > now - timedelta(seconds=self.dead_after)
+                    same_host = row.host == socket.gethostname()
+                    if fresh and not (same_host and not _pid_alive(row.pid)) and row.pid != os.getpid():
+                        raise ServerNameInUse(
+                            f"a batch server named {self.name!r} is running (host {row.host}, pid "
+                            f"{row.pid}, heartbeat {row.heartbeat:%H:%M:%S} UTC): choose another --name"
+                        )
+                values = dict(host=socket.gethostname(), pid=os.getpid(), threads=self.threads,
+                              started=now, heartbeat=now, stopped=None)
+                if row is None:
+                    m.BatchServer.create(name=self.name, **values)
+                else:
+                    m.BatchServer.update(**values).where(m.BatchServer.name == self.name).execute()
+                for g in self.groups:
+                    m.BatchGroup.get_or_create(name=g)
+                    m.BatchGroupServer.get_or_create(group=g, server=self.name)
+            st.take_back(
+                self.name,
+                f"batch server {self.name} restarted: this attempt was interrupted when it stopped",
+                retry_base=self.retry_base,
+            )
+            self._served = st.served_groups(self.name)
+        self._last_beat = time.monotonic()
+
+    def _beat(self) -> bool:
+        now = utcnow()
+        m.BatchServer.update(heartbeat=now, stopped=None, threads=self.threads).where(
+            m.BatchServer.name == self.name).execute()
+        self._served = st.served_groups(self.name)
+        changed = False
+        limit = now - timedelta(seconds=self.dead_after)
+        for dead in m.BatchServer.select().where(
+                (m.BatchServer.stopped.is_null()) & (m.BatchServer.heartbeat < limit)
+                & (m.BatchServer.name != self.name)):
+            with st._write():
+                claimed = m.BatchServer.update(stopped=now).where(
+                    (m.BatchServer.name == dead.name) & (m.BatchServer.stopped.is_null())
+                    & (m.BatchServer.heartbeat < limit)).execute()
+            if claimed:
+                n = st.take_back(
+                    dead.name,
+                    f"batch server {dead.name} stopped answering (last heartbeat "
+                    f"{dead.heartbeat:%Y-%m-%d %H:%M:%S} UTC); batch server {self.name} took "
+                    "this attempt back",
+                    retry_base=self.retry_base,
+                )
+                log.warning("declared %s dead, took back %d task(s)", dead.name, n)
+                changed = changed or n > 0
+        return changed
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                try:
+                    with m.database.connection_context():
+                        changed = self._round(stopping)
+                        timeout = self._timeout()
+                    backoff = 0.0
+                    if self.error:
+                        self.error = None
+                        changed = True
+                except Exception as exc:  # database gone, locked beyond the timeout...
+                    self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
+                    log.error("%s", self.error)
+                    backoff = min(30.0, max(0.5, backoff * 2))
+                    timeout = backoff
+                    changed = True
+                if changed and self.on_change is not None:
+                    try:
+                        self.on_change()
+                    except Exception:
+                        pass
+                if stopping and self._shutdown_step():
+                    break
+                if self.exit_when_idle and not stopping and self._idle():
+                    break
+                if self._outcomes.empty():
+                    self._wake.wait(timeout)
+                self._wake.clear()
+        finally:
+            self._finish()
+
+    def _round(self, stopping: bool) -> bool:
+        changed = False
+        now_mono = time.monotonic()
+        finished = self._drain()
+        if finished:
+            self._record(finished)
+            changed = True
+        if now_mono - self._last_beat >= self.heartbeat_every:
+            self._last_beat = now_mono
+            changed = self._beat() or changed
+        if self._running:
+            self._check_cancels()
+        if not stopping:
+            if st.start_due_jobs(self.name):
+                changed = True
+            free = self.threads - len(self._running)
+            if free > 0:
+                claimed = st.claim_ready_tasks(self.name, self._served, free)
+                for c in claimed:
+                    self._launch(c)
+                changed = changed or bool(claimed)
+        if now_mono - self._last_flush >= FLUSH_EVERY:
+            self._last_flush = now_mono
+            self._flush_logs()
+        send_alert_mails(self.name)
+        return changed
+
+    def _timeout(self) -> float:
+        nxt = st.next_due()
+        timeout = self.poll
+        if nxt is not None:
+            timeout = min(timeout, max(0.0, (nxt - utcnow()).total_seconds()))
+        if self._running:
+            timeout = min(timeout, FLUSH_EVERY)
+        return timeout
+
+    def _drain(self) -> list[Running]:
+        out = []
+        while True:
+            try:
+                out.append(self._outcomes.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _record(self, finished: list[Running]) -> None:
+        outcomes = []
+        for r in finished:
+            outcomes.append(Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error",
+                                    log=_join(r.lines[r.flushed:]), ended=r.ended))
+        try:
+            st.finish_attempts(outcomes, retry_base=self.retry_base)
+        except Exception:
+            # Nothing was written: keep them to record in the next round.
+            for r in finished:
+                self._outcomes.put(r)
+            raise
+        for r in finished:
+            r.flushed = len(r.lines)
+            self._running.pop(r.claimed.attempt_id, None)
+
+    def _check_cancels(self) -> None:
+        ids = [r.claimed.task_id for r in self._running.values()]
+        canceling = {t.id for t in m.BatchTask.select(m.BatchTask.id).where(
+            (m.BatchTask.id << ids) & (m.BatchTask.status == BatchStatus.CANCELLING))}
+        for r in self._running.values():
+            if r.claimed.task_id in canceling:
+                r.cancel.set()
+
+    def _flush_logs(self) -> None:
+        for r in list(self._running.values()):
+            n = len(r.lines)
+            if n > r.flushed:
+                st.append_log(r.claimed.attempt_id, _join(r.lines[r.flushed:n]))
+                r.flushed = n
+
+    def _idle(self) -> bool:
+        if self._running or not self._outcomes.empty():
+            return False
+        with m.database.connection_context():
+            now = utcnow()
+            ready = m.BatchTask.select().join(m.BatchJob, on=(m.BatchTask.job == m.BatchJob.id)).where(
+                (m.BatchTask.status == BatchStatus.READY) & (m.BatchTask.batch_group << self._served)
+                & (m.BatchJob.status == BatchStatus.EXECUTING)).exists()
+            due = m.BatchJob.select().where(
+                (m.BatchJob.status == BatchStatus.WAITING) & (m.BatchJob.scheduled_start <= now)).exists()
+            mine = m.BatchTask.select().where(
+                (m.BatchTask.server == self.name)
+                & (m.BatchTask.status << [BatchStatus.EXECUTING, BatchStatus.CANCELLING])).exists()
+        return not (ready or due or mine)
+
+    def _shutdown_step(self) -> bool:
+        """During stop: True once nothing of ours runs any more."""
+        if not self._running:
+            return True
+        if time.monotonic() >= getattr(self, "_grace_deadline", 0):
+            for r in self._running.values():
+                r.handback = True
+                r.cancel.set()
+            # Give classes that honour the flag a moment, then hand back the rest ourselves.
+            deadline = time.monotonic() + 2.0
+            while self._running and time.monotonic() < deadline:
+                try:
+                    r = self._outcomes.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                with m.database.connection_context():
+                    self._record([r])
+            if self._running:
+                for r in list(self._running.values()):
+                    r.result = "handback"
+                    r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
+                    r.ended = utcnow()
+                with m.database.connection_context():
+                    self._record(list(self._running.values()))
+            return True
+        return False
+
+    def _finish(self) -> None:
+        try:
+            with m.database.connection_context():
+                if self._outcomes.qsize():
+                    self._record(self._drain())
+                m.BatchServer.update(stopped=utcnow()).where(m.BatchServer.name == self.name).execute()
+        except Exception as exc:
+            log.error("batch server %s: could not record its stop: %s", self.name, exc)
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._done.set()
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                pass
+
+    # -- running one attempt ---------------------------------------------------
+
+    def _launch(self, claimed: Claimed) -> None:
+        r = Running(claimed)
+        self._running[claimed.attempt_id] = r
+        assert self._pool is not None
+        self._pool.submit(lambda: self._run(r))
+
+    def _run(self, r: Running) -> None:
+        from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
+        from ..errors import UserError
+
+        c = r.claimed
+        ctx = TaskContext(
+            params=dict(c.params), company=c.company, job_id=c.job_id, task_id=c.task_id,
+            run_id=c.run_id, attempt=c.attempt, run_by=c.run_by, server=self.name,
+            cancel_event=r.cancel, log_sink=r.lines.append,
+        )
+        result = "error"
+        try:
+            cls = get_class(c.class_name)
+            ctx.params = validate_params(cls, c.params)
+            cls().run(ctx)
+            result = "ended"
+        except TaskCanceled:
+            result = "canceled"
+        except (BatchClassError, UserError) as exc:
+            r.lines.append(f"Error: {exc}")
+        except BaseException as exc:  # a batch class's bug: keep the traceback in the log
+            r.lines.append(f"Error: {type(exc).__name__}: {exc}")
+            r.lines.append(traceback.format_exc().rstrip())
+        if r.cancel.is_set() and result != "ended":
+            result = "handback" if r.handback else "canceled"
+        r.result = result
+        r.ended = utcnow()
+        self._outcomes.put(r)
+        self._wake.set()
+
+
+def _join(lines: list[str]) -> str:
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = None, poll: float = 1.0,
+          retry_base: float = 5.0, exit_when_idle: bool = False, out=None) -> int:
+    """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM."""
+    import sys
+
+    out = out or sys.stderr
+    engine = BatchServerEngine(name=name, threads=threads, poll=poll, retry_base=retry_base, groups=groups,
+                               exit_when_idle=exit_when_idle)
+    engine.start()
+    print(f"batch server {engine.name}: {engine.threads} threads, groups "
+          f"{', '.join(repr(g) for g in engine._served)}", file=out, flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.is_set() and not engine.wait(0.2):
+            pass
+    finally:
+        engine.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    print(f"batch server {engine.name}: stopped", file=out, flush=True)
+    return 0

@@ -1,0 +1,228 @@
+"""The ERP's batch tables as Peewee models.
+
+Times are naive UTC datetimes (see timeutil). Statuses are the integers of
+``status.BatchStatus``. Only ``status`` (the status machine) writes a status.
+"""
+
+from __future__ import annotations
+
+import json
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class JSONField(TextField):
+    """JSON kept as text, so SQLite and PostgreSQL store it alike."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Company(BaseModel):
+    """A legal entity (the ERP's company accounts, e.g. USMF)."""
+
+    id = CharField(primary_key=True, max_length=8)
+    name = CharField(default="")
+
+
+class BatchGroup(BaseModel):
+    """A batch group; the Empty batch group has the blank name ''."""
+
+    name = CharField(primary_key=True, max_length=40)
+    description = CharField(default="")
+
+
+class BatchGroupServer(BaseModel):
+    """Which batch servers serve a batch group (by server name)."""
+
+    group = ForeignKeyField(BatchGroup, backref="servers", on_delete="CASCADE",
+                            column_name="group_name")
+    server = CharField(max_length=80)
+
+    class Meta:
+        indexes = ((("group", "server"), True),)
+
+
+class BatchServer(BaseModel):
+    """A batch server (the ERP's AOS instance) and its heartbeat."""
+
+    name = CharField(primary_key=True, max_length=80)
+    host = CharField(default="")
+    pid = IntegerField(default=0)
+    threads = IntegerField(default=8)
+    started = DateTimeField(null=True)
+    heartbeat = DateTimeField(null=True)
+    stopped = DateTimeField(null=True)
+
+
+class BatchJob(BaseModel):
+    id = AutoField()
+    description = CharField(max_length=200)
+    company = ForeignKeyField(Company, backref="jobs", on_delete="RESTRICT")
+    scheduled_start = DateTimeField(index=True)
+    time_zone = CharField(max_length=64)
+    status = IntegerField(index=True)
+    priority = IntegerField(default=1)
+    recurrence = JSONField(null=True)
+    recurrence_text = CharField(default="", max_length=300)
+    created_by = CharField(max_length=80)
+    run_by = CharField(max_length=80)
+    created = DateTimeField()
+    modified = DateTimeField()
+    # Optimistic concurrency: every save bumps it; a save that read an older
+    # version is refused as "changed by another user".
+    version = IntegerField(default=1)
+    run_count = IntegerField(default=0)
+    current_run = IntegerField(null=True)
+
+
+class BatchTask(BaseModel):
+    id = AutoField()
+    job = ForeignKeyField(BatchJob, backref="tasks", on_delete="CASCADE")
+    key = CharField(max_length=200)
+    description = CharField(max_length=200)
+    company = ForeignKeyField(Company, on_delete="RESTRICT")
+    class_name = CharField(max_length=200)
+    params = JSONField(default=dict)
+    batch_group = CharField(default="", max_length=40)
+    status = IntegerField()
+    ignore_failure = BooleanField(default=False)
+    max_retries = IntegerField(default=0)
+    retries_used = IntegerField(default=0)
+    condition_type = IntegerField(default=0)
+    # A task waiting for a retry is Ready but not before this time.
+    not_before = DateTimeField(null=True)
+    server = CharField(null=True, max_length=80)
+    attempt = IntegerField(null=True)  # the TaskAttempt running now
+    attempts = IntegerField(default=0)  # attempts made in the current run
+    version = IntegerField(default=1)
+
+    class Meta:
+        indexes = ((("status", "not_before"), False), (("job", "status"), False))
+
+
+class BatchConstraint(BaseModel):
+    """A row of the Has conditions grid: parent task and its expected status."""
+
+    task = ForeignKeyField(BatchTask, backref="conditions", on_delete="CASCADE")
+    parent = ForeignKeyField(BatchTask, backref="dependents", on_delete="CASCADE")
+    expected = IntegerField()  # status.ConditionStatus
+
+    class Meta:
+        indexes = ((("task", "parent"), True),)
+
+
+class JobAlert(BaseModel):
+    """One user's alert settings for one job (the Alerts dialog)."""
+
+    job = ForeignKeyField(BatchJob, backref="alerts", on_delete="CASCADE")
+    user = CharField(max_length=80)
+    ended = BooleanField(default=False)
+    error = BooleanField(default=False)
+    canceled = BooleanField(default=False)
+    popup = BooleanField(default=False)
+    email = BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("job", "user"), True),)
+
+
+class JobRun(BaseModel):
+    """One run of a job (Batch job history)."""
+
+    id = AutoField()
+    job = ForeignKeyField(BatchJob, backref="runs", on_delete="CASCADE")
+    run_no = IntegerField()
+    scheduled = DateTimeField()
+    started = DateTimeField()
+    ended = DateTimeField(null=True, index=True)
+    status = IntegerField()
+    server = CharField(default="", max_length=80)
+
+    class Meta:
+        indexes = ((("job", "run_no"), True),)
+
+
+class RunTask(BaseModel):
+    """A task's final status in a run that is over (history)."""
+
+    run = ForeignKeyField(JobRun, backref="task_results", on_delete="CASCADE")
+    task = ForeignKeyField(BatchTask, on_delete="CASCADE")
+    status = IntegerField()
+    retries_used = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("run", "task"), True),)
+
+
+class TaskAttempt(BaseModel):
+    """One attempt of a task in a run, with its log (the ERP's infolog)."""
+
+    id = AutoField()
+    run = ForeignKeyField(JobRun, backref="attempts", on_delete="CASCADE")
+    task = ForeignKeyField(BatchTask, backref="attempt_history", on_delete="CASCADE")
+    attempt = IntegerField()
+    status = IntegerField()
+    started = DateTimeField()
+    ended = DateTimeField(null=True)
+    server = CharField(default="", max_length=80)
+    log = TextField(default="")
+
+    class Meta:
+        indexes = ((("run", "task", "attempt"), False),)
+
+
+class Alert(BaseModel):
+    """An Action-center alert for one user."""
+
+    id = AutoField()
+    user = CharField(max_length=80)
+    job = ForeignKeyField(BatchJob, null=True, on_delete="SET NULL")
+    run = ForeignKeyField(JobRun, null=True, on_delete="SET NULL")
+    event = CharField(max_length=16)  # ended, error, canceled
+    message = TextField()
+    created = DateTimeField()
+    read = BooleanField(default=False)
+    popup = BooleanField(default=False)
+    email = BooleanField(default=False)
+    mailed = BooleanField(default=False)  # e-mail sent (or given up)
+
+    class Meta:
+        indexes = ((("user", "read"), False),)
+
+
+ALL_MODELS = [
+    Company,
+    BatchGroup,
+    BatchGroupServer,
+    BatchServer,
+    BatchJob,
+    BatchTask,
+    BatchConstraint,
+    JobAlert,
+    JobRun,
+    RunTask,
+    TaskAttempt,
+    Alert,
+]

@@ -1,0 +1,104 @@
+"""Shared fixtures: an isolated database file per test, a config file, a user."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+
+from batchtui import db as dbmod
+from batchtui import models as m
+from batchtui.status import BatchStatus, ConditionStatus, ConditionType
+from batchtui.timeutil import utcnow
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/batch.db"
+    monkeypatch.setenv("BATCHTUI_DB", url)
+    monkeypatch.setenv("BATCHTUI_USER", "ops")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('default_company = "DAT"\nmanagers = ["boss"]\n')
+    monkeypatch.setenv("BATCHTUI_CONFIG", str(cfg))
+    return url
+
+
+@pytest.fixture
+def database(db_url):
+    d = dbmod.open_database(db_url)
+    m.Company.get_or_create(id="DAT", defaults={"name": "Default company"})
+    m.Company.get_or_create(id="USMF", defaults={"name": "Contoso Entertainment System USA"})
+    yield d
+    d.close()
+
+
+def make_job(tasks, *, description="test job", status=BatchStatus.WAITING, start=None, priority=1,
+             recurrence=None, time_zone="UTC", user="ops", company="DAT"):
+    """Create a job straight in the tables (engine tests do not depend on the job service).
+
+    tasks: list of dicts with key, class_name, params, conditions [(key, 'ended')], condition_type,
+    ignore_failure, max_retries, batch_group.
+    """
+    now = utcnow()
+    job = m.BatchJob.create(
+        description=description, company=company, scheduled_start=start or now, time_zone=time_zone,
+        status=status, priority=priority, recurrence=recurrence, created_by=user, run_by=user,
+        created=now, modified=now,
+    )
+    ids = {}
+    for t in tasks:
+        task = m.BatchTask.create(
+            job=job, key=t["key"], description=t.get("description", t["key"]), company=company,
+            class_name=t.get("class_name", "Noop"), params=t.get("params", {}),
+            batch_group=t.get("batch_group", ""), status=status,
+            ignore_failure=t.get("ignore_failure", False), max_retries=t.get("max_retries", 0),
+            condition_type=ConditionType.ANY if t.get("condition_type") == "any" else ConditionType.ALL,
+        )
+        ids[t["key"]] = task.id
+    for t in tasks:
+        for parent, expected in t.get("conditions", []):
+            m.BatchConstraint.create(task=ids[t["key"]], parent=ids[parent],
+                                     expected=ConditionStatus.from_cli(expected))
+    return job.id, ids
+
+
+def wait_for(predicate, timeout=20.0, interval=0.02):
+    """Poll a condition the engine thread brings about; fail with a clear message on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with m.database.connection_context():
+            value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not reached within {timeout} s")
+
+
+def job_status(job_id):
+    return BatchStatus(m.BatchJob.get_by_id(job_id).status)
+
+
+def task_statuses(ids):
+    return {k: BatchStatus(m.BatchTask.get_by_id(v).status) for k, v in ids.items()}
+
+
+@pytest.fixture
+def engine_factory(database):
+    from batchtui.engine import BatchServerEngine
+
+    engines = []
+
+    def make(**kw):
+        kw.setdefault("name", f"test-{len(engines)}")
+        kw.setdefault("retry_base", 0)
+        kw.setdefault("poll", 0.2)
+        e = BatchServerEngine(**kw)
+        e.start()
+        engines.append(e)
+        return e
+
+    yield make
+    for e in engines:
+        e.stop(grace=1)

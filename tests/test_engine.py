@@ -1,0 +1,285 @@
+"""The real batch server thread on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from batchtui import models as m
+from batchtui import status as st
+from batchtui.status import BatchStatus as S
+from batchtui.timeutil import utcnow
+
+from .conftest import job_status, make_job, task_statuses, wait_for
+
+FINAL = (S.FINISHED, S.ERROR, S.CANCELED)
+
+
+def run_job(engine_factory, tasks, **kw):
+    engine_kw = kw.pop("engine", {})
+    job_id, ids = make_job(tasks, **kw)
+    engine_factory(**engine_kw)
+    wait_for(lambda: job_status(job_id) in FINAL)
+    return job_id, ids
+
+
+def attempts(task_id):
+    return list(m.TaskAttempt.select().where(m.TaskAttempt.task == task_id).order_by(m.TaskAttempt.attempt))
+
+
+def test_single_task_job_ends_and_keeps_history(engine_factory):
+    job_id, ids = run_job(engine_factory, [{"key": "a"}])
+    assert job_status(job_id) == S.FINISHED
+    run = m.JobRun.get(m.JobRun.job == job_id)
+    assert (run.run_no, run.status, run.server) == (1, S.FINISHED, "test-0")
+    assert run.ended >= run.started
+    (att,) = attempts(ids["a"])
+    assert att.status == S.FINISHED and att.server == "test-0"
+    assert m.RunTask.get(m.RunTask.run == run.id).status == S.FINISHED
+
+
+def test_all_join_waits_for_every_parent(engine_factory):
+    job_id, ids = run_job(engine_factory, [
+        {"key": "a", "class_name": "Sleep", "params": {"seconds": 0.3}},
+        {"key": "b"},
+        {"key": "c", "conditions": [("a", "ended"), ("b", "ended")]},
+    ])
+    assert job_status(job_id) == S.FINISHED
+    a, b, c = (attempts(ids[k])[0] for k in "abc")
+    assert c.started >= a.ended and c.started >= b.ended
+
+
+def test_any_join_runs_after_one_parent_even_if_other_fails(engine_factory):
+    job_id, ids = run_job(engine_factory, [
+        {"key": "a", "class_name": "Fail", "ignore_failure": True},
+        {"key": "b", "class_name": "Sleep", "params": {"seconds": 0.2}},
+        {"key": "c", "condition_type": "any", "conditions": [("a", "ended"), ("b", "ended")]},
+    ])
+    assert task_statuses(ids) == {"a": S.ERROR, "b": S.FINISHED, "c": S.FINISHED}
+    assert job_status(job_id) == S.FINISHED  # a's failure is ignored
+
+
+def test_any_join_with_every_parent_impossible_does_not_run(engine_factory):
+    job_id, ids = run_job(engine_factory, [
+        {"key": "a", "class_name": "Fail", "ignore_failure": True},
+        {"key": "b", "class_name": "Fail", "ignore_failure": True},
+        {"key": "c", "condition_type": "any", "conditions": [("a", "ended"), ("b", "ended")]},
+    ])
+    assert task_statuses(ids)["c"] == S.NOT_RUN
+    assert attempts(ids["c"]) == []
+
+
+def test_expected_statuses_and_didnt_run_propagates_through_a_chain(engine_factory):
+    job_id, ids = run_job(engine_factory, [
+        {"key": "a", "class_name": "Fail", "params": {"message": "ledger locked"}},
+        {"key": "on_error", "conditions": [("a", "error")]},
+        {"key": "on_either", "conditions": [("a", "ended_or_error")]},
+        {"key": "on_ended", "conditions": [("a", "ended")]},
+        {"key": "after_on_ended", "conditions": [("on_ended", "ended")]},
+        {"key": "after_that", "conditions": [("after_on_ended", "ended_or_error")]},
+    ])
+    assert task_statuses(ids) == {
+        "a": S.ERROR, "on_error": S.FINISHED, "on_either": S.FINISHED,
+        "on_ended": S.NOT_RUN, "after_on_ended": S.NOT_RUN, "after_that": S.NOT_RUN,
+    }
+    assert job_status(job_id) == S.ERROR
+    assert "ledger locked" in attempts(ids["a"])[0].log
+
+
+def test_ignore_task_failure_lets_the_job_end(engine_factory):
+    job_id, ids = run_job(engine_factory, [{"key": "a", "class_name": "Fail", "ignore_failure": True}])
+    assert task_statuses(ids)["a"] == S.ERROR
+    assert job_status(job_id) == S.FINISHED
+
+
+def test_retries_keep_every_attempt_log(engine_factory):
+    job_id, ids = run_job(engine_factory, [
+        {"key": "flaky", "class_name": "Flaky", "params": {"failures": 2}, "max_retries": 2},
+        {"key": "gives_up", "class_name": "Flaky", "params": {"failures": 5}, "max_retries": 1},
+    ])
+    ok = attempts(ids["flaky"])
+    assert [a.status for a in ok] == [S.ERROR, S.ERROR, S.FINISHED]
+    assert [a.attempt for a in ok] == [1, 2, 3]
+    assert all(a.log for a in ok[:2]) and ok[0].log != ok[1].log
+    bad = attempts(ids["gives_up"])
+    assert [a.status for a in bad] == [S.ERROR, S.ERROR]
+    assert task_statuses(ids) == {"flaky": S.FINISHED, "gives_up": S.ERROR}
+    assert m.BatchTask.get_by_id(ids["flaky"]).retries_used == 2
+    assert job_status(job_id) == S.ERROR
+
+
+def test_retry_back_off_doubles(engine_factory):
+    job_id, ids = run_job(engine_factory, [
+        {"key": "f", "class_name": "Flaky", "params": {"failures": 2}, "max_retries": 2},
+    ], engine={"retry_base": 0.3})
+    a1, a2, a3 = attempts(ids["f"])
+    assert (a2.started - a1.ended).total_seconds() >= 0.3
+    assert (a3.started - a2.ended).total_seconds() >= 0.6
+
+
+def test_cancel_stops_a_running_task(engine_factory):
+    job_id, ids = make_job([
+        {"key": "long", "class_name": "Sleep", "params": {"seconds": 60}},
+        {"key": "next", "conditions": [("long", "ended")]},
+    ])
+    engine_factory()
+    wait_for(lambda: task_statuses(ids)["long"] == S.EXECUTING)
+    st.cancel_job(job_id, "ops")
+    assert job_status(job_id) in (S.CANCELLING, S.CANCELED)
+    wait_for(lambda: job_status(job_id) == S.CANCELED, timeout=5)
+    assert task_statuses(ids) == {"long": S.CANCELED, "next": S.NOT_RUN}
+    run = m.JobRun.get(m.JobRun.job == job_id)
+    assert run.status == S.CANCELED and (run.ended - run.started).total_seconds() < 10
+
+
+def test_cancel_a_waiting_job_and_refusals(database):
+    job_id, _ = make_job([{"key": "a"}], start=utcnow() + timedelta(hours=1))
+    st.cancel_job(job_id, "ops")
+    assert job_status(job_id) == S.CANCELED
+    with pytest.raises(st.Refused, match="nothing to cancel"):
+        st.cancel_job(job_id, "ops")
+    with pytest.raises(st.NotAllowed, match="may not change"):
+        st.set_job_status(job_id, S.WAITING, "intruder")
+    st.set_job_status(job_id, S.WAITING, "boss", managers=["boss"])
+    assert job_status(job_id) == S.WAITING
+
+
+def test_withhold_is_not_picked_up_and_waiting_is(engine_factory):
+    job_id, ids = make_job([{"key": "a"}], status=S.HOLD)
+    engine = engine_factory()
+    time.sleep(0.5)
+    assert job_status(job_id) == S.HOLD
+    st.set_job_status(job_id, S.WAITING, "ops")
+    wait_for(lambda: job_status(job_id) == S.FINISHED)
+    with pytest.raises(st.Refused):
+        st.set_job_status(job_id, S.CANCELLING, "ops")
+    assert engine.running_count == 0
+
+
+def test_a_job_due_later_starts_on_its_timer_not_on_a_poll(engine_factory):
+    start = utcnow() + timedelta(seconds=0.5)
+    job_id, ids = make_job([{"key": "a"}], start=start)
+    engine_factory(poll=30)
+    wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=5)
+    run = m.JobRun.get(m.JobRun.job == job_id)
+    assert run.started >= start  # never early
+    assert run.scheduled == start
+
+
+def test_priority_order_with_one_thread(engine_factory):
+    now = utcnow() - timedelta(seconds=1)
+    order = {}
+    for name, prio in [("low", 0), ("normal", 1), ("critical", 3), ("high", 2)]:
+        order[name] = make_job([{"key": name}], priority=prio, start=now)[0]
+    engine_factory(threads=1)
+    wait_for(lambda: all(job_status(j) == S.FINISHED for j in order.values()))
+    started = sorted(order, key=lambda n: m.TaskAttempt.get(
+        m.TaskAttempt.task == m.BatchTask.get(m.BatchTask.job == order[n]).id).started)
+    assert started == ["critical", "high", "normal", "low"]
+
+
+def test_batch_groups_route_tasks_to_their_servers(engine_factory):
+    m.BatchGroup.create(name="REPORTS")
+    m.BatchGroupServer.create(group="REPORTS", server="reporter")
+    job_id, ids = make_job([{"key": "r", "batch_group": "REPORTS"}, {"key": "e"}])
+    engine_factory(name="general")
+    wait_for(lambda: task_statuses(ids)["e"] == S.FINISHED)
+    time.sleep(0.3)
+    assert task_statuses(ids)["r"] == S.READY  # no server of its group yet
+    engine_factory(name="reporter")
+    wait_for(lambda: job_status(job_id) == S.FINISHED)
+    assert attempts(ids["r"])[0].server == "reporter"
+    assert attempts(ids["e"])[0].server == "general"
+
+
+def test_a_group_with_no_server_never_runs(engine_factory):
+    m.BatchGroup.create(name="NOBODY")
+    job_id, ids = make_job([{"key": "x", "batch_group": "NOBODY"}])
+    engine_factory()
+    wait_for(lambda: task_statuses(ids)["x"] == S.READY)
+    time.sleep(0.3)
+    assert job_status(job_id) == S.EXECUTING
+
+
+def test_job_without_tasks_ends_at_once(engine_factory):
+    job_id, _ = run_job(engine_factory, [])
+    assert job_status(job_id) == S.FINISHED
+
+
+def test_alerts_per_user_for_the_final_status(engine_factory):
+    job_id, ids = make_job([{"key": "a", "class_name": "Fail"}])
+    m.JobAlert.create(job=job_id, user="ops", error=True, popup=True)
+    m.JobAlert.create(job=job_id, user="cfo", ended=True, email=True)
+    engine_factory()
+    wait_for(lambda: job_status(job_id) == S.ERROR)
+    wait_for(lambda: m.Alert.select().count() == 1)
+    alert = m.Alert.get()
+    assert (alert.user, alert.event, alert.popup, alert.read) == ("ops", "error", True, False)
+    assert str(job_id) in alert.message
+
+
+def test_restart_takes_back_what_a_killed_server_left_executing(database, db_url, tmp_path):
+    job_id, ids = make_job([
+        {"key": "again", "class_name": "Sleep", "params": {"seconds": 30}, "max_retries": 1},
+        {"key": "lost", "class_name": "Sleep", "params": {"seconds": 30}},
+    ])
+    env = dict(os.environ, BATCHTUI_DB=db_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from batchtui import db; db.open_database();"
+         "from batchtui.engine import serve; serve(name='aos1', poll=0.1, retry_base=0)"],
+        env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: set(task_statuses(ids).values()) == {S.EXECUTING})
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert job_status(job_id) == S.EXECUTING
+    from batchtui.engine import BatchServerEngine
+
+    engine = BatchServerEngine(name="aos1", retry_base=0, poll=0.1)
+    engine.start()
+    try:
+        wait_for(lambda: task_statuses(ids)["lost"] == S.ERROR)
+        wait_for(lambda: task_statuses(ids)["again"] == S.EXECUTING and len(attempts(ids["again"])) == 2)
+        first = attempts(ids["again"])[0]
+        assert first.status == S.ERROR and "aos1 restarted" in first.log
+        assert "interrupted" in attempts(ids["lost"])[0].log
+    finally:
+        st.cancel_job(job_id, "ops")
+        engine.stop(grace=1)
+    assert job_status(job_id) == S.CANCELED
+
+
+def test_a_dead_server_is_declared_by_another_and_its_tasks_taken_back(engine_factory):
+    job_id, ids = make_job([{"key": "a", "max_retries": 1}])
+    # A server that died: its heartbeat is old and it holds an attempt.
+    old = utcnow() - timedelta(minutes=5)
+    m.BatchServer.create(name="ghost", host="elsewhere", pid=1, started=old, heartbeat=old)
+    m.BatchJob.update(status=S.WAITING, scheduled_start=utcnow() + timedelta(days=1)).where(
+        m.BatchJob.id == job_id).execute()
+    with m.database.atomic():
+        st.start_due_jobs("ghost", now=utcnow() + timedelta(days=2))
+        (claimed,) = st.claim_ready_tasks("ghost", [""], 1)
+    engine_factory(heartbeat=0.1, dead_after=30)
+    wait_for(lambda: job_status(job_id) == S.FINISHED)
+    first, second = attempts(ids["a"])
+    assert first.server == "ghost" and first.status == S.ERROR
+    assert "ghost stopped answering" in first.log
+    assert second.server == "test-0" and second.status == S.FINISHED
+    assert m.BatchServer.get_by_id("ghost").stopped is not None
+
+
+def test_stop_hands_running_tasks_back(engine_factory):
+    job_id, ids = make_job([{"key": "long", "class_name": "Sleep", "params": {"seconds": 60}}])
+    engine = engine_factory()
+    wait_for(lambda: task_statuses(ids)["long"] == S.EXECUTING)
+    engine.stop(grace=0.2)
+    assert task_statuses(ids)["long"] == S.READY
+    assert m.BatchTask.get_by_id(ids["long"]).retries_used == 0
+    assert m.BatchServer.get_by_id("test-0").stopped is not None
