@@ -102,3 +102,69 @@ def engine_factory(database):
     yield make
     for e in engines:
         e.stop(grace=1)
+
+
+# -- PostgreSQL --------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """A PostgreSQL server: BATCHTUI_TEST_PG_URL, or one started for this session."""
+    url = os.environ.get("BATCHTUI_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    from .pgserver import PgServer
+
+    server = PgServer()
+    if not server.available:
+        pytest.skip("PostgreSQL's initdb/pg_ctl not found and BATCHTUI_TEST_PG_URL not set")
+    try:
+        url = server.start()
+    except Exception as exc:
+        pytest.skip(f"could not start PostgreSQL: {exc}")
+    yield url
+    server.stop()
+
+
+_pg_counter = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def pg_url(pg_admin_url, monkeypatch, tmp_path):
+    from .pgserver import create_database
+
+    url = create_database(pg_admin_url, f"bt_{os.getpid()}_{next(_pg_counter)}")
+    monkeypatch.setenv("BATCHTUI_DB", url)
+    monkeypatch.setenv("BATCHTUI_USER", "ops")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('default_company = "DAT"\nmanagers = ["boss"]\n')
+    monkeypatch.setenv("BATCHTUI_CONFIG", str(cfg))
+    return url
+
+
+@pytest.fixture
+def pg_database(pg_url):
+    d = dbmod.open_database(pg_url)
+    m.Company.get_or_create(id="DAT", defaults={"name": "Default company"})
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def pg_engine_factory(pg_database):
+    from batchtui.engine import BatchServerEngine
+
+    engines = []
+
+    def make(**kw):
+        kw.setdefault("name", f"pg-{len(engines)}")
+        kw.setdefault("retry_base", 0)
+        kw.setdefault("poll", 0.2)
+        e = BatchServerEngine(**kw)
+        e.start()
+        engines.append(e)
+        return e
+
+    yield make
+    for e in engines:
+        e.stop(grace=1)
