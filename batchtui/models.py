@@ -14,6 +14,7 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateTimeField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -188,6 +189,8 @@ class TaskAttempt(BaseModel):
     ended = DateTimeField(null=True)
     server = CharField(default="", max_length=80)
     log = TextField(default="")
+    progress = FloatField(null=True)  # 0..1 as the batch class reports it
+    progress_text = CharField(null=True, max_length=200)
 
     class Meta:
         indexes = ((("run", "task", "attempt"), False),)

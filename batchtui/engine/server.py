@@ -46,6 +46,8 @@ class Running:
     handback: bool = False
     result: str | None = None
     ended: datetime | None = None
+    progress: tuple[float, str | None] | None = None
+    progress_flushed: tuple[float, str | None] | None = None
 
 
 def default_name() -> str:
@@ -101,6 +103,34 @@ class BatchServerEngine:
         st.add_listener(self.wake)
         self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
         self._thread.start()
+        from ..db import is_postgres
+
+        if is_postgres():
+            threading.Thread(target=self._listen, name=f"batch-listen-{self.name}", daemon=True).start()
+
+    def _listen(self) -> None:
+        """On PostgreSQL, wake the loop when another process NOTIFYs new work.
+
+        Polling stays the fallback: a lost connection is retried with back-off.
+        """
+        import psycopg
+
+        db = m.database.obj
+        params = dict(db.connect_params)
+        params.pop("prefer_psycopg3", None)
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dbname=db.database, autocommit=True, **params) as conn:
+                    conn.execute(f"LISTEN {st.NOTIFY_CHANNEL}")
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self._wake.set()
+            except Exception as exc:
+                log.warning("batch server %s: LISTEN connection lost: %s", self.name, exc)
+                self._stop.wait(delay)
+                delay = min(30.0, delay * 2)
 
     def wake(self) -> None:
         self._wake.set()
@@ -192,6 +222,8 @@ class BatchServerEngine:
                 try:
                     with m.database.connection_context():
                         changed = self._round(stopping)
+                        if changed:
+                            st.pg_notify()
                         timeout = self._timeout()
                     backoff = 0.0
                     if self.error:
@@ -287,11 +319,16 @@ class BatchServerEngine:
                 r.cancel.set()
 
     def _flush_logs(self) -> None:
+        """Write what running attempts logged and their progress, so it shows live."""
         for r in list(self._running.values()):
             n = len(r.lines)
             if n > r.flushed:
                 st.append_log(r.claimed.attempt_id, _join(r.lines[r.flushed:n]))
                 r.flushed = n
+            progress = r.progress
+            if progress is not None and progress != r.progress_flushed:
+                st.report_progress(r.claimed.attempt_id, *progress)
+                r.progress_flushed = progress
 
     def _idle(self) -> bool:
         if self._running or not self._outcomes.empty():
@@ -369,6 +406,7 @@ class BatchServerEngine:
             params=dict(c.params), company=c.company, job_id=c.job_id, task_id=c.task_id,
             run_id=c.run_id, attempt=c.attempt, run_by=c.run_by, server=self.name,
             cancel_event=r.cancel, log_sink=r.lines.append,
+            progress_sink=lambda value, text: setattr(r, "progress", (value, text)),
         )
         result = "error"
         try:
