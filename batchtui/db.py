@@ -140,6 +140,7 @@ def write():
 def _migration_1(db: Database) -> None:
     db.create_tables(models.ALL_MODELS)
     models.BatchGroup.get_or_create(name="", defaults={"description": "Empty batch group"})
+    models.Company.get_or_create(id="DAT", defaults={"name": "Default company"})
 
 
 MIGRATIONS = [(1, _migration_1)]

@@ -283,3 +283,34 @@ def test_stop_hands_running_tasks_back(engine_factory):
     assert task_statuses(ids)["long"] == S.READY
     assert m.BatchTask.get_by_id(ids["long"]).retries_used == 0
     assert m.BatchServer.get_by_id("test-0").stopped is not None
+
+
+def test_a_recurring_job_returns_to_waiting_and_missed_occurrences_run_once(engine_factory):
+    from batchtui import recurrence
+
+    spec = recurrence.normalize({"pattern": "minutes", "every": 15}, default_start=utcnow() - timedelta(days=2),
+                                time_zone="America/Chicago")
+    job_id, ids = make_job([{"key": "a"}], recurrence=spec, start=utcnow() - timedelta(days=2),
+                           time_zone="America/Chicago")
+    before = utcnow()
+    engine_factory()
+    wait_for(lambda: m.BatchJob.get_by_id(job_id).run_count == 1 and job_status(job_id) == S.WAITING)
+    time.sleep(0.3)
+    job = m.BatchJob.get_by_id(job_id)
+    assert job.run_count == 1  # two days of missed occurrences made up by one run
+    assert m.JobRun.select().where(m.JobRun.job == job_id).count() == 1
+    assert job.scheduled_start == recurrence.next_occurrence(spec, "America/Chicago", before)
+    assert before < job.scheduled_start <= before + timedelta(minutes=15)
+
+
+def test_a_recurrence_that_is_over_leaves_the_job_in_its_outcome(engine_factory):
+    from batchtui import recurrence
+
+    start = utcnow() - timedelta(hours=3)
+    spec = recurrence.normalize({"pattern": "hours", "every": 1, "end": {"after": 2}}, default_start=start,
+                                time_zone="UTC")
+    job_id, ids = make_job([{"key": "a", "class_name": "Fail", "ignore_failure": True}], recurrence=spec,
+                           start=start)
+    engine_factory()
+    wait_for(lambda: job_status(job_id) == S.FINISHED)
+    assert m.BatchJob.get_by_id(job_id).run_count == 1

@@ -446,13 +446,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = None, poll: float = 1.0,
-          retry_base: float = 5.0, exit_when_idle: bool = False, out=None) -> int:
+          retry_base: float = 5.0, exit_when_idle: bool = False, out=None, heartbeat: float = 5.0,
+          dead_after: float = 30.0) -> int:
     """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM."""
     import sys
 
     out = out or sys.stderr
     engine = BatchServerEngine(name=name, threads=threads, poll=poll, retry_base=retry_base, groups=groups,
-                               exit_when_idle=exit_when_idle)
+                               exit_when_idle=exit_when_idle, heartbeat=heartbeat, dead_after=dead_after)
     engine.start()
     print(f"batch server {engine.name}: {engine.threads} threads, groups "
           f"{', '.join(repr(g) for g in engine._served)}", file=out, flush=True)

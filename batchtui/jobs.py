@@ -1,0 +1,687 @@
+"""The job service: creating, editing, importing, exporting and copying batch jobs.
+
+Both the command line and the console go through these functions, so a rule
+(who may change a job, what a valid task is, when a job can no longer be
+edited) lives in one place. Nothing here imports Textual.
+
+Every change runs in one `db.write()` transaction and checks that the acting
+user may manage the job. A job that is Executing or Canceling cannot be
+edited, nor can its tasks, conditions or alerts... except that anyone may
+set their own alerts on any job (the ERP's Alerts dialog is per user).
+Statuses are only ever set through `status`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import jobfile
+from . import models as m
+from . import status as st
+from .config import load_config
+from .db import write
+from .errors import Conflict, NotAllowed, NotFound, Refused, UserError
+from .jobfile import FieldError, q
+from .status import BatchStatus, ConditionStatus, ConditionType, Priority
+from .timeutil import iso, local, machine_zone, utcnow
+
+__all__ = [
+    "create_job", "update_job", "set_recurrence", "set_alert", "add_task", "update_task",
+    "delete_task", "add_condition", "delete_condition", "import_jobs", "export_job", "copy_job",
+    "job_history", "list_jobs", "cleanup_history", "task_key_for", "iso_scheduled",
+]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "_UNSET"
+
+
+_UNSET: Any = _Unset()
+
+TASK_FIELDS = ("description", "class_name", "params", "company", "batch_group", "ignore_failure",
+               "max_retries", "condition_type", "key")
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _managers():
+    return load_config().managers
+
+
+def _label(job: m.BatchJob) -> str:
+    return f"{job.id} {q(job.description)}"
+
+
+def _task_label(task: m.BatchTask) -> str:
+    return q(task.key)
+
+
+def _get_task(task_id: int) -> m.BatchTask:
+    task = m.BatchTask.get_or_none(m.BatchTask.id == task_id)
+    if task is None:
+        raise NotFound(f"task {task_id}: no such batch task")
+    return task
+
+
+def _editable(job: m.BatchJob, user: str) -> None:
+    """The user may manage the job and it is not running."""
+    st.check_can_manage(job, user, _managers())
+    current = BatchStatus(job.status)
+    if current in st.RUNNING_JOB:
+        raise Refused(
+            f"job {_label(job)} is {current.label}: it cannot be changed while it runs "
+            "(cancel it, or wait until it is over)"
+        )
+
+
+def _company(company_id: str, *, job=None, task=None, field="company") -> str:
+    """The company must exist; the default company exists on every database."""
+    company_id = jobfile.check_company_id(company_id, job=job, task=task, field=field)
+    if m.Company.get_or_none(m.Company.id == company_id) is not None:
+        return company_id
+    if company_id == load_config().default_company:
+        m.Company.get_or_create(id=company_id, defaults={"name": ""})
+        return company_id
+    known = [c.id for c in m.Company.select(m.Company.id).order_by(m.Company.id).limit(20)]
+    hint = f" (companies: {', '.join(known)})" if known else ""
+    raise FieldError(f"unknown company {q(company_id)}{hint}", job=job, task=task, field=field)
+
+
+def _group(name: str, *, job=None, task=None, field="batch_group") -> str:
+    name = jobfile.check_group_name(name, job=job, task=task, field=field)
+    if m.BatchGroup.get_or_none(m.BatchGroup.name == name) is None:
+        raise FieldError(f"unknown batch group {q(name)} (see `batchtui group list`)",
+                         job=job, task=task, field=field)
+    return name
+
+
+def _start(value, time_zone: str, *, job=None) -> datetime:
+    if value is None:
+        return utcnow()
+    return jobfile.check_time(value, time_zone, job=job, field="scheduled_start")
+
+
+def _new_task_status(job: m.BatchJob) -> BatchStatus:
+    """A new task takes its job's status while the job is Withhold or Waiting;
+    added to a job whose run is over, it waits in Withhold for the next run."""
+    current = BatchStatus(job.status)
+    if current in (BatchStatus.HOLD, BatchStatus.WAITING):
+        return current
+    return BatchStatus.HOLD
+
+
+def _unique_key(job_id: int, wanted: str, exclude: int | None = None) -> str:
+    taken = {t.key for t in m.BatchTask.select(m.BatchTask.key, m.BatchTask.id)
+             .where(m.BatchTask.job == job_id) if t.id != exclude}
+    if wanted not in taken:
+        return wanted
+    n = 2
+    while True:
+        suffix = f" ({n})"
+        candidate = wanted[: jobfile.MAX_KEY - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def _key_taken(job_id: int, key: str, exclude: int | None = None) -> bool:
+    query = m.BatchTask.select().where((m.BatchTask.job == job_id) & (m.BatchTask.key == key))
+    if exclude is not None:
+        query = query.where(m.BatchTask.id != exclude)
+    return query.exists()
+
+
+def _notify() -> None:
+    """Wake a batch server running in this process (the console's)."""
+    notify = getattr(st, "_notify", None)
+    if notify is not None:
+        notify()
+
+
+def iso_scheduled(value: datetime | None, tz: str) -> str | None:
+    """A planned time (a scheduled start, an occurrence): whole seconds unless it has a fraction.
+
+    Measured times (started, ended) always carry milliseconds (timeutil.iso).
+    """
+    if value is None:
+        return None
+    if value.microsecond:
+        return iso(value, tz)
+    return local(value, tz).isoformat(timespec="seconds")
+
+
+def task_key_for(task_id: int) -> str:
+    return _get_task(task_id).key
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+def create_job(*, user, description, company=None, scheduled_start=None, time_zone=None,
+               priority="normal", status="withhold") -> m.BatchJob:
+    """A new batch job (the Batch jobs form's New); it starts in Withhold unless asked otherwise."""
+    description = jobfile.check_description(description)
+    label = q(description)
+    time_zone = machine_zone() if time_zone is None else jobfile.check_time_zone(time_zone, job=label)
+    start = _start(scheduled_start, time_zone, job=label)
+    prio = jobfile.check_priority(priority, job=label)
+    if isinstance(status, BatchStatus):
+        status = status.cli
+    try:
+        initial = st.initial_job_status(status)
+    except ValueError:
+        initial = jobfile.check_file_status(status, job=label)
+    now = utcnow()
+    with write():
+        company = _company(load_config().default_company if company is None else company, job=label)
+        job = m.BatchJob.create(
+            description=description, company=company, scheduled_start=start, time_zone=time_zone,
+            status=initial, priority=int(prio), recurrence=None, recurrence_text="",
+            created_by=user, run_by=user, created=now, modified=now, version=1,
+        )
+    if initial == BatchStatus.WAITING:
+        _notify()
+    return st.get_job(job.id)
+
+
+def update_job(job_id, *, user, version: int, description=_UNSET, company=_UNSET,
+               scheduled_start=_UNSET, time_zone=_UNSET, priority=_UNSET) -> m.BatchJob:
+    """Save the job form; refused if someone else saved the job since `version` was read."""
+    with write():
+        job = st.get_job(job_id)
+        _editable(job, user)
+        if int(version) != job.version:
+            raise Conflict(f"job {job_id} was changed by another user since you opened it; reload it (F5)")
+        label = _label(job)
+        changes: dict[str, Any] = {}
+        if description is not _UNSET:
+            changes["description"] = jobfile.check_description(description, job=label)
+        zone_name = job.time_zone
+        if time_zone is not _UNSET:
+            zone_name = jobfile.check_time_zone(time_zone, job=label)
+            changes["time_zone"] = zone_name
+        if scheduled_start is not _UNSET:
+            changes["scheduled_start"] = _start(scheduled_start, zone_name, job=label)
+        if priority is not _UNSET:
+            changes["priority"] = int(jobfile.check_priority(priority, job=label))
+        if company is not _UNSET:
+            changes["company"] = _company(company, job=label)
+        changes["modified"] = utcnow()
+        changes["version"] = m.BatchJob.version + 1
+        done = (m.BatchJob.update(**changes)
+                .where((m.BatchJob.id == job_id) & (m.BatchJob.version == job.version)
+                       & (m.BatchJob.status == job.status))
+                .execute())
+        if not done:
+            raise Conflict(f"job {job_id} was changed by another user since you opened it; reload it (F5)")
+    _notify()
+    return st.get_job(job_id)
+
+
+def set_recurrence(job_id, spec: dict | None, *, user) -> m.BatchJob:
+    """Save the Recurrence dialog: the pattern, its sentence, and the job's next start.
+
+    The job's scheduled start becomes the recurrence's first occurrence (the
+    dialog's range start is the job's start); for a job that has run before,
+    the first occurrence still to come. None removes the recurrence.
+    """
+    with write():
+        job = st.get_job(job_id)
+        _editable(job, user)
+        changes: dict[str, Any]
+        if spec is None:
+            changes = {"recurrence": None, "recurrence_text": ""}
+        else:
+            if isinstance(spec, dict):
+                spec = {k: v for k, v in spec.items() if k != "text"}
+            norm, text, first = jobfile.normalize_recurrence(spec, job.scheduled_start, job.time_zone,
+                                                             job=_label(job))
+            now = utcnow()
+            if job.run_count and first < now:
+                # A job that has run before is not run again for occurrences that
+                # passed before this change: its next start is the next one to come.
+                from . import recurrence
+
+                first = recurrence.next_occurrence(norm, job.time_zone, now) or first
+            changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first}
+        m.BatchJob.update(modified=utcnow(), version=m.BatchJob.version + 1, **changes).where(
+            m.BatchJob.id == job_id).execute()
+    _notify()
+    return st.get_job(job_id)
+
+
+def set_alert(job_id, *, user, alert_user, ended=False, error=False, canceled=False, popup=False,
+              email=False) -> m.JobAlert:
+    """Save the Alerts dialog for one user of one job; saving again replaces it.
+
+    Anyone may subscribe themselves to any job; setting another user's
+    alerts takes the right to manage the job.
+    """
+    with write():
+        job = st.get_job(job_id)
+        label = _label(job)
+        alert_user = jobfile.check_user(alert_user, job=label, field="alerts.user")
+        if alert_user != user:
+            st.check_can_manage(job, user, _managers())
+        flags = {}
+        for name, value in (("ended", ended), ("error", error), ("canceled", canceled),
+                            ("popup", popup), ("email", email)):
+            flags[name] = jobfile.check_bool(value, job=label, field=f"alerts.{name}")
+        m.JobAlert.delete().where((m.JobAlert.job == job_id) & (m.JobAlert.user == alert_user)).execute()
+        row = m.JobAlert.create(job=job_id, user=alert_user, **flags)
+    return row
+
+
+# -- tasks ---------------------------------------------------------------------
+
+
+def add_task(job_id, *, user, description, class_name, params=None, company=None, batch_group="",
+             ignore_failure=False, max_retries=0, condition_type="all", key=None) -> m.BatchTask:
+    """A new task of a job (the Batch tasks form's New)."""
+    with write():
+        job = st.get_job(job_id)
+        _editable(job, user)
+        label = _label(job)
+        description = jobfile.check_description(description, job=label)
+        tlabel = q(description if key is None else key)
+        if key is None:
+            key = _unique_key(job.id, description)
+        else:
+            key = jobfile.check_key(key, job=label, task=tlabel)
+            if _key_taken(job.id, key):
+                raise FieldError(f"the job has a task with the key {q(key)} already", job=label,
+                                 task=tlabel, field="key")
+        tlabel = q(key)
+        class_name, params = jobfile.check_class_params(class_name, {} if params is None else params,
+                                                        job=label, task=tlabel)
+        company = _company(job.company_id if company is None else company, job=label, task=tlabel)
+        batch_group = _group("" if batch_group is None else batch_group, job=label, task=tlabel)
+        ignore_failure = jobfile.check_bool(ignore_failure, job=label, task=tlabel, field="ignore_failure")
+        max_retries = jobfile.check_max_retries(max_retries, job=label, task=tlabel)
+        ctype = jobfile.check_condition_type(condition_type, job=label, task=tlabel)
+        task = m.BatchTask.create(
+            job=job.id, key=key, description=description, company=company, class_name=class_name,
+            params=params, batch_group=batch_group, status=_new_task_status(job),
+            ignore_failure=ignore_failure, max_retries=max_retries, condition_type=int(ctype), version=1,
+        )
+    return _get_task(task.id)
+
+
+def update_task(task_id, *, user, version: int, **fields) -> m.BatchTask:
+    """Save the task form; refused if the task was saved by someone else since `version`."""
+    unknown = [f for f in fields if f not in TASK_FIELDS]
+    if unknown:
+        raise UserError(f"task {task_id}: unknown field {unknown[0]!r} (fields: {', '.join(TASK_FIELDS)})")
+    with write():
+        task = _get_task(task_id)
+        job = st.get_job(task.job_id)
+        _editable(job, user)
+        if int(version) != task.version:
+            raise Conflict(f"task {task_id} was changed by another user since you opened it; reload it (F5)")
+        label, tlabel = _label(job), _task_label(task)
+        changes: dict[str, Any] = {}
+        if "description" in fields:
+            changes["description"] = jobfile.check_description(fields["description"], job=label, task=tlabel)
+        if "key" in fields and fields["key"] is not None:
+            key = jobfile.check_key(fields["key"], job=label, task=tlabel)
+            if key != task.key and _key_taken(job.id, key, exclude=task.id):
+                raise FieldError(f"the job has a task with the key {q(key)} already", job=label,
+                                 task=tlabel, field="key")
+            changes["key"] = key
+        if "class_name" in fields or "params" in fields:
+            class_name = fields.get("class_name", task.class_name)
+            params = fields.get("params", task.params)
+            class_name, params = jobfile.check_class_params(
+                class_name, {} if params is None else params, job=label, task=tlabel)
+            changes["class_name"], changes["params"] = class_name, params
+        if "company" in fields:
+            value = fields["company"]
+            changes["company"] = _company(job.company_id if value is None else value, job=label, task=tlabel)
+        if "batch_group" in fields:
+            value = fields["batch_group"]
+            changes["batch_group"] = _group("" if value is None else value, job=label, task=tlabel)
+        if "ignore_failure" in fields:
+            changes["ignore_failure"] = jobfile.check_bool(fields["ignore_failure"], job=label, task=tlabel,
+                                                           field="ignore_failure")
+        if "max_retries" in fields:
+            changes["max_retries"] = jobfile.check_max_retries(fields["max_retries"], job=label, task=tlabel)
+        if "condition_type" in fields:
+            changes["condition_type"] = int(jobfile.check_condition_type(fields["condition_type"], job=label,
+                                                                         task=tlabel))
+        changes["version"] = m.BatchTask.version + 1
+        done = m.BatchTask.update(**changes).where(
+            (m.BatchTask.id == task_id) & (m.BatchTask.version == task.version)).execute()
+        if not done:
+            raise Conflict(f"task {task_id} was changed by another user since you opened it; reload it (F5)")
+    return _get_task(task_id)
+
+
+def delete_task(task_id, *, user) -> None:
+    """Delete a task; the conditions on it and its own go with it."""
+    with write():
+        task = _get_task(task_id)
+        job = st.get_job(task.job_id)
+        _editable(job, user)
+        m.BatchTask.delete().where(m.BatchTask.id == task_id).execute()
+
+
+def add_condition(task_id, *, user, parent_id, expected="ended") -> m.BatchConstraint:
+    """A row of the Has conditions grid: the task waits for its parent to reach `expected`."""
+    with write():
+        task = _get_task(task_id)
+        job = st.get_job(task.job_id)
+        _editable(job, user)
+        label, tlabel = _label(job), _task_label(task)
+        field = "conditions.task"
+        expected = jobfile.check_condition_status(expected, job=label, task=tlabel, field="conditions.status")
+        parent = m.BatchTask.get_or_none(m.BatchTask.id == parent_id)
+        if parent is None or parent.job_id != job.id:
+            raise FieldError(f"no task {parent_id} in this job", job=label, task=tlabel, field=field)
+        if parent.id == task.id:
+            raise FieldError("a task cannot depend on itself", job=label, task=tlabel, field=field)
+        exists = m.BatchConstraint.select().where(
+            (m.BatchConstraint.task == task.id) & (m.BatchConstraint.parent == parent.id)).exists()
+        if exists:
+            raise FieldError(f"the task has a condition on task {q(parent.key)} already", job=label,
+                             task=tlabel, field=field)
+        graph = _condition_graph(job.id)
+        graph.setdefault(task.id, []).append(parent.id)
+        cycle = jobfile.find_cycle(graph)
+        if cycle:
+            keys = {t.id: t.key for t in m.BatchTask.select(m.BatchTask.id, m.BatchTask.key)
+                    .where(m.BatchTask.job == job.id)}
+            raise FieldError("conditions would form a cycle: " + " -> ".join(q(keys[i]) for i in cycle),
+                             job=label, task=tlabel, field=field)
+        row = m.BatchConstraint.create(task=task.id, parent=parent.id, expected=int(expected))
+    return row
+
+
+def _condition_graph(job_id: int) -> dict[int, list[int]]:
+    graph: dict[int, list[int]] = {t.id: [] for t in m.BatchTask.select(m.BatchTask.id)
+                                   .where(m.BatchTask.job == job_id).order_by(m.BatchTask.id)}
+    for c in (m.BatchConstraint.select(m.BatchConstraint.task, m.BatchConstraint.parent)
+              .join(m.BatchTask, on=(m.BatchConstraint.task == m.BatchTask.id))
+              .where(m.BatchTask.job == job_id).order_by(m.BatchConstraint.id)):
+        graph.setdefault(c.task_id, []).append(c.parent_id)
+    return graph
+
+
+def delete_condition(condition_id, *, user) -> None:
+    with write():
+        row = m.BatchConstraint.get_or_none(m.BatchConstraint.id == condition_id)
+        if row is None:
+            raise NotFound(f"condition {condition_id}: no such condition")
+        task = _get_task(row.task_id)
+        job = st.get_job(task.job_id)
+        _editable(job, user)
+        m.BatchConstraint.delete().where(m.BatchConstraint.id == condition_id).execute()
+
+
+# -- job files -------------------------------------------------------------------
+
+
+def import_jobs(data, *, user) -> list[dict]:
+    """Create the jobs of a job file (text or parsed JSON), all of them or none.
+
+    Returns [{"id": N, "tasks": {"KEY": TASK_ID, ...}}, ...] in file order.
+    """
+    if isinstance(data, (str, bytes)):
+        data = jobfile.load_text(data)
+    specs = jobfile.parse_jobs(data)
+    now = utcnow()
+    created: list[dict] = []
+    default_company = load_config().default_company
+    with write():
+        for spec in specs:
+            company = _company(default_company if spec.company is None else spec.company, job=spec.label)
+            for t in spec.tasks:
+                t.company = _company(company if t.company is None else t.company, job=spec.label,
+                                     task=q(t.key))
+                _group(t.batch_group, job=spec.label, task=q(t.key))
+            job = m.BatchJob.create(
+                description=spec.description, company=company, scheduled_start=spec.scheduled_start,
+                time_zone=spec.time_zone, status=int(spec.status), priority=int(spec.priority),
+                recurrence=spec.recurrence, recurrence_text=spec.recurrence_text[:300],
+                created_by=user, run_by=user, created=now, modified=now, version=1,
+            )
+            ids: dict[str, int] = {}
+            for t in spec.tasks:
+                ids[t.key] = m.BatchTask.create(
+                    job=job.id, key=t.key, description=t.description, company=t.company,
+                    class_name=t.class_name, params=t.params, batch_group=t.batch_group,
+                    status=int(spec.status), ignore_failure=t.ignore_failure, max_retries=t.max_retries,
+                    condition_type=int(t.condition_type), version=1,
+                ).id
+            for t in spec.tasks:
+                for c in t.conditions:
+                    m.BatchConstraint.create(task=ids[t.key], parent=ids[c.task], expected=int(c.status))
+            for a in spec.alerts:
+                m.JobAlert.create(job=job.id, user=a.user, ended=a.ended, error=a.error,
+                                  canceled=a.canceled, popup=a.popup, email=a.email)
+            created.append({"id": job.id, "tasks": ids})
+    if any(s.status == BatchStatus.WAITING for s in specs):
+        _notify()
+    return created
+
+
+def _run_dict(run: m.JobRun | None, tz: str) -> dict | None:
+    if run is None:
+        return None
+    return {"run": run.run_no, "status": BatchStatus(run.status).cli, "scheduled": iso_scheduled(run.scheduled, tz),
+            "started": iso(run.started, tz), "ended": iso(run.ended, tz), "server": run.server}
+
+
+def export_job(job_id) -> dict:
+    """The job as a job file object, plus its run-time fields (id, status, last run, task ids)."""
+    job = st.get_job(job_id)
+    tz = job.time_zone
+    tasks = list(m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
+    keys = {t.id: t.key for t in tasks}
+    conditions: dict[int, list[dict]] = {t.id: [] for t in tasks}
+    for c in (m.BatchConstraint.select().where(m.BatchConstraint.task << list(keys))
+              .order_by(m.BatchConstraint.id)):
+        conditions[c.task_id].append({"task": keys[c.parent_id], "status": ConditionStatus(c.expected).cli})
+    last = (m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()).first())
+    recurrence = None
+    if job.recurrence is not None:
+        recurrence = dict(job.recurrence)
+        recurrence["text"] = job.recurrence_text
+    alerts = [{"user": a.user, "ended": a.ended, "error": a.error, "canceled": a.canceled,
+               "popup": a.popup, "email": a.email}
+              for a in m.JobAlert.select().where(m.JobAlert.job == job.id).order_by(m.JobAlert.user)]
+    return {
+        "id": job.id,
+        "description": job.description,
+        "company": job.company_id,
+        "scheduled_start": iso_scheduled(job.scheduled_start, tz),
+        "time_zone": tz,
+        "status": BatchStatus(job.status).cli,
+        "priority": Priority(job.priority).cli,
+        "recurrence": recurrence,
+        "alerts": alerts,
+        "created_by": job.created_by,
+        "run_by": job.run_by,
+        "version": job.version,
+        "last_run": _run_dict(last, tz),
+        "tasks": [
+            {
+                "id": t.id,
+                "key": t.key,
+                "description": t.description,
+                "class": t.class_name,
+                "params": t.params or {},
+                "company": t.company_id,
+                "batch_group": t.batch_group,
+                "ignore_failure": t.ignore_failure,
+                "max_retries": t.max_retries,
+                "condition_type": ConditionType(t.condition_type).cli,
+                "conditions": conditions[t.id],
+                "status": BatchStatus(t.status).cli,
+                "retries_used": t.retries_used,
+            }
+            for t in tasks
+        ],
+    }
+
+
+def copy_job(job_id, *, user, description=None, start=None) -> m.BatchJob:
+    """Copy batch job: tasks, conditions, alerts and recurrence come along; the copy is Withhold.
+
+    The copy belongs to (and runs as) the user who makes it. With `start`,
+    the copy's recurrence starts there too.
+    """
+    now = utcnow()
+    with write():
+        job = st.get_job(job_id)
+        label = _label(job)
+        new_description = job.description if description is None else jobfile.check_description(
+            description, job=label)
+        scheduled = job.scheduled_start
+        recurrence, text = job.recurrence, job.recurrence_text
+        if start is not None:
+            scheduled = jobfile.check_time(start, job.time_zone, job=label, field="scheduled_start")
+            if recurrence is not None:
+                spec = {k: v for k, v in recurrence.items() if k not in ("start", "text")}
+                recurrence, text, scheduled = jobfile.normalize_recurrence(spec, scheduled, job.time_zone,
+                                                                           job=label)
+        copy = m.BatchJob.create(
+            description=new_description, company=job.company_id, scheduled_start=scheduled,
+            time_zone=job.time_zone, status=int(BatchStatus.HOLD), priority=job.priority,
+            recurrence=recurrence, recurrence_text=text, created_by=user, run_by=user,
+            created=now, modified=now, version=1,
+        )
+        ids: dict[int, int] = {}
+        for t in m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id):
+            ids[t.id] = m.BatchTask.create(
+                job=copy.id, key=t.key, description=t.description, company=t.company_id,
+                class_name=t.class_name, params=t.params, batch_group=t.batch_group,
+                status=int(BatchStatus.HOLD), ignore_failure=t.ignore_failure, max_retries=t.max_retries,
+                condition_type=t.condition_type, version=1,
+            ).id
+        for c in (m.BatchConstraint.select().where(m.BatchConstraint.task << list(ids))
+                  .order_by(m.BatchConstraint.id)):
+            m.BatchConstraint.create(task=ids[c.task_id], parent=ids[c.parent_id], expected=c.expected)
+        for a in m.JobAlert.select().where(m.JobAlert.job == job.id):
+            m.JobAlert.create(job=copy.id, user=a.user, ended=a.ended, error=a.error, canceled=a.canceled,
+                              popup=a.popup, email=a.email)
+    return st.get_job(copy.id)
+
+
+# -- history and lists -------------------------------------------------------------
+
+
+def job_history(job_id) -> list[dict]:
+    """The job's runs, newest first, each with its tasks and every attempt with its log."""
+    job = st.get_job(job_id)
+    tz = job.time_zone
+    tasks = list(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
+                                    m.BatchTask.retries_used)
+                 .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
+    runs = list(m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()))
+    attempts: dict[tuple[int, int], list[m.TaskAttempt]] = {}
+    if runs:
+        for a in (m.TaskAttempt.select().where(m.TaskAttempt.run << [r.id for r in runs])
+                  .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id)):
+            attempts.setdefault((a.run_id, a.task_id), []).append(a)
+    out = []
+    for run in runs:
+        statuses = st.task_status_for_run(run)
+        retries = {}
+        if run.ended is not None:
+            retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
+        row = _run_dict(run, tz)
+        row["tasks"] = []
+        for t in tasks:
+            if t.id not in statuses:
+                continue  # added after this run
+            row["tasks"].append({
+                "id": t.id, "key": t.key, "description": t.description,
+                "status": BatchStatus(statuses[t.id]).cli,
+                "retries_used": retries.get(t.id, t.retries_used) if run.ended is not None else t.retries_used,
+                "attempts": [
+                    {"attempt": a.attempt, "status": BatchStatus(a.status).cli, "started": iso(a.started, tz),
+                     "ended": iso(a.ended, tz), "server": a.server, "log": a.log or ""}
+                    for a in attempts.get((run.id, t.id), [])
+                ],
+            })
+        out.append(row)
+    return out
+
+
+def list_jobs(status=None) -> list[dict]:
+    """`job list --json`: id, status, scheduled_start, description, company, created_by; by job ID."""
+    query = m.BatchJob.select(m.BatchJob.id, m.BatchJob.status, m.BatchJob.scheduled_start,
+                              m.BatchJob.time_zone, m.BatchJob.description, m.BatchJob.company,
+                              m.BatchJob.created_by).order_by(m.BatchJob.id)
+    if status is not None:
+        if not isinstance(status, BatchStatus):
+            try:
+                status = BatchStatus.from_cli(status)
+            except ValueError:
+                raise FieldError(f"{q(status)} is not one of {', '.join(s.cli for s in BatchStatus)}",
+                                 field="status") from None
+        query = query.where(m.BatchJob.status == int(status))
+    return [
+        {"id": j.id, "status": BatchStatus(j.status).cli, "scheduled_start": iso_scheduled(j.scheduled_start, j.time_zone),
+         "description": j.description, "company": j.company_id, "created_by": j.created_by}
+        for j in query
+    ]
+
+
+def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, acting_user=None) -> int:
+    """Batch job history clean-up: delete runs that ended more than `older_than_days` ago.
+
+    Filters: the run's final status (ended, error, canceled), the job's
+    company, the job's creator. With `acting_user` (the command line passes
+    it), a user who is not a batch job manager cleans up their own jobs only.
+    Returns how many runs were deleted (their attempts and logs go with them).
+    """
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float)) \
+            or older_than_days != older_than_days or older_than_days < 0:
+        raise FieldError(f"{older_than_days!r} is not a number of days (0 or more)", field="older_than")
+    final = {s.cli: s for s in st.JOB_FINAL}
+    codes = None
+    if statuses:
+        codes = []
+        for s in statuses:
+            if isinstance(s, BatchStatus):
+                s = s.cli
+            if s not in final:
+                raise FieldError(f"{q(s)} is not the status of a run that is over "
+                                 f"(one of {', '.join(sorted(final))})", field="status")
+            codes.append(int(final[s]))
+    if acting_user is not None and not load_config().is_manager(acting_user):
+        if user is not None and user != acting_user:
+            raise NotAllowed(f"user {acting_user!r} may clean up the history of their own jobs only "
+                             "(a batch job manager may clean up anyone's)")
+        user = acting_user
+    cutoff = utcnow() - timedelta(days=min(float(older_than_days), 100_000.0))
+    with write():
+        if company is not None:
+            company = jobfile.check_company_id(company, field="company")
+            if m.Company.get_or_none(m.Company.id == company) is None:
+                raise FieldError(f"unknown company {q(company)}", field="company")
+        jobs = m.BatchJob.select(m.BatchJob.id)
+        if company is not None:
+            jobs = jobs.where(m.BatchJob.company == company)
+        if user is not None:
+            jobs = jobs.where(m.BatchJob.created_by == user)
+        query = m.JobRun.select(m.JobRun.id).where(
+            m.JobRun.ended.is_null(False) & (m.JobRun.ended < cutoff) & (m.JobRun.job << jobs))
+        if codes is not None:
+            query = query.where(m.JobRun.status << codes)
+        ids = [r.id for r in query]
+        # Runs still current for a job (a run is over but the job points at it) are
+        # history all the same: only the pointer goes.
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            m.Alert.update(run=None).where(m.Alert.run << part).execute()
+            m.RunTask.delete().where(m.RunTask.run << part).execute()
+            m.TaskAttempt.delete().where(m.TaskAttempt.run << part).execute()
+            m.BatchJob.update(current_run=None).where(
+                (m.BatchJob.current_run << part) & ~(m.BatchJob.status << list(st.RUNNING_JOB))).execute()
+            m.JobRun.delete().where(m.JobRun.id << part).execute()
+    return len(ids)
