@@ -14,6 +14,7 @@ from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect as url_connect
 
 from . import models
+from .status import BatchStatus
 from .errors import UserError
 
 APP = "batchtui"
@@ -23,7 +24,7 @@ SCHEMA_VERSION = 1
 def _adapt_datetime(value: datetime) -> str:
     # A fixed width text (always with microseconds) keeps SQLite's text
     # comparison of times in time order.
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.isoformat(" ", "microseconds")
 
 
 sqlite3.register_adapter(datetime, _adapt_datetime)
@@ -48,6 +49,10 @@ def resolve_url(url: str | None) -> str:
 def is_postgres(db: Database | None = None) -> bool:
     db = db or models.database.obj
     return isinstance(db, PostgresqlDatabase)
+
+
+def flavour_of(db: Database | None = None) -> str:
+    return "postgresql" if is_postgres(db) else "sqlite"
 
 
 def open_database(url: str | None = None, migrate: bool = True) -> Database:
@@ -126,7 +131,10 @@ def write():
     way for want of it; writers queue on the busy timeout instead.
     """
     db = models.database
-    if is_postgres():
+    if db.in_transaction():
+        # Part of a larger transaction (the batch server's round): no savepoint.
+        yield db
+    elif is_postgres():
         with db.atomic():
             yield db
     else:
@@ -139,6 +147,18 @@ def write():
 
 def _migration_1(db: Database) -> None:
     db.create_tables(models.ALL_MODELS)
+    # The batch server's claim order: Ready tasks by job priority (highest
+    # first), job start, task ID. A descending column needs raw DDL.
+    # Partial indexes hold only the rows the batch server looks for, so most
+    # status changes of a task do not touch them.
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS batch_task_claim_order ON batch_task "
+        f"(job_priority DESC, job_start, id) WHERE status = {int(BatchStatus.READY)}"
+    )
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS batch_task_retry ON batch_task (not_before) "
+        "WHERE not_before IS NOT NULL"
+    )
     models.BatchGroup.get_or_create(name="", defaults={"description": "Empty batch group"})
     models.Company.get_or_create(id="DAT", defaults={"name": "Default company"})
 

@@ -81,9 +81,9 @@ class BatchJob(BaseModel):
     id = AutoField()
     description = CharField(max_length=200)
     company = ForeignKeyField(Company, backref="jobs", on_delete="RESTRICT")
-    scheduled_start = DateTimeField(index=True)
+    scheduled_start = DateTimeField()
     time_zone = CharField(max_length=64)
-    status = IntegerField(index=True)
+    status = IntegerField()
     priority = IntegerField(default=1)
     recurrence = JSONField(null=True)
     recurrence_text = CharField(default="", max_length=300)
@@ -96,6 +96,9 @@ class BatchJob(BaseModel):
     version = IntegerField(default=1)
     run_count = IntegerField(default=0)
     current_run = IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("status", "scheduled_start"), False),)
 
 
 class BatchTask(BaseModel):
@@ -118,9 +121,14 @@ class BatchTask(BaseModel):
     attempt = IntegerField(null=True)  # the TaskAttempt running now
     attempts = IntegerField(default=0)  # attempts made in the current run
     version = IntegerField(default=1)
+    # Copied from the job when a run starts, so that the batch server finds the
+    # next Ready task to run by walking one index (see db._migration_1).
+    job_priority = IntegerField(default=1)
+    job_start = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("status", "not_before"), False), (("job", "status"), False))
+        # More (partial) indexes in db._migration_1.
+        indexes = ((("job", "status"), False),)
 
 
 class BatchConstraint(BaseModel):

@@ -12,6 +12,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -214,7 +215,8 @@ def test_module_colon_class_from_a_test_module():
         ("no_such_package_bt.sub:Thing", "no module named 'no_such_package_bt'"),
         ("not a module:Thing", "package.module:ClassName"),
         ("os:", "package.module:ClassName"),
-        ("Nope", "available: Fail, Flaky, Noop, ShellCommand, Sleep"),
+        ("Nope", "available: BatchHistoryCleanup, "),
+        ("Nope", "Fail, Flaky, "),
         ("", "needs a class name"),
     ],
 )
@@ -729,6 +731,23 @@ def test_shell_as_root_user_cannot_read_roots_files(tmp_path):
     ctx, exc = shell({"command": ["cat", str(secret)]}, run_by="nobody")
     assert isinstance(exc, BatchClassError)
     assert "top secret" not in "\n".join(ctx.lines)
+
+
+@needs_root
+def test_shell_as_root_refuses_a_folder_the_user_may_not_enter():
+    # Not under tmp_path: pytest's base folder is root-only, and nobody must reach this one.
+    with tempfile.TemporaryDirectory(prefix="batchtui-cwd-", dir="/tmp") as folder:
+        os.chmod(folder, 0o700)
+        marker = os.path.join(folder, "ran")
+        ctx, exc = shell({"command": f"touch {marker}", "cwd": folder}, run_by="nobody")
+        assert isinstance(exc, BatchClassError)
+        assert str(exc) == f"cannot start the command: working folder {folder!r}: 'nobody' may not enter it"
+        assert not os.path.exists(marker)
+        # The same folder opened up is fine.
+        os.chmod(folder, 0o755)
+        ctx, exc = shell({"command": "pwd", "cwd": folder}, run_by="nobody")
+        assert exc is None, (exc, ctx.lines)
+        assert output(ctx) == [folder]
 
 
 @pytest.mark.skipif(IS_ROOT, reason="runs as this non-root user; the root run covers it with setpriv")

@@ -97,6 +97,8 @@ class ShellCommand(BatchClass):
         cwd = _working_folder(ctx.params.get("cwd"), pw)
         env = _minimal_environment(pw, ctx)
 
+        _check_working_folder(cwd, identity, env, pw)
+
         ctx.log(f"$ {shown}    [as {pw.pw_name}, in {cwd}]")
         try:
             proc = subprocess.Popen(
@@ -115,7 +117,13 @@ class ShellCommand(BatchClass):
         except (ValueError, TypeError) as exc:  # e.g. an embedded NUL byte
             raise BatchClassError(f"cannot start {shown!r}: {exc}") from None
 
-        outcome, returncode = _Supervisor(self, ctx, proc).supervise(timeout)
+        try:
+            supervisor = _Supervisor(self, ctx, proc)
+        except BaseException:  # e.g. no thread could start: leave nothing running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        outcome, returncode = supervisor.supervise(timeout)
 
         if outcome == "canceled":
             raise TaskCanceled("canceled: the command and its process group were stopped")
@@ -198,7 +206,40 @@ def _working_folder(cwd: Any, pw: pwd.struct_passwd) -> str:
         return base
     if not isinstance(cwd, str):
         raise BatchClassError("parameter 'cwd' must be a text")
-    return os.path.normpath(os.path.join(base, cwd))
+    return os.path.join(base, cwd)
+
+
+def _check_working_folder(cwd: str, identity: dict[str, Any], env: dict[str, str],
+                          pw: pwd.struct_passwd) -> None:
+    """Refuse a folder the Run-by user may not enter.
+
+    subprocess changes the folder before it drops root's rights, so a root
+    server would otherwise start a command in a folder its user cannot enter
+    (it still could not read there, but it should not start at all). The
+    kernel decides, ACLs included, in a short probe run as that user.
+    """
+    if not identity or identity["user"] == os.geteuid() or not os.path.isdir(cwd):
+        return  # no switch, or Popen reports the missing folder itself
+    try:
+        probe = subprocess.run(
+            ["/bin/sh", "-c", 'cd -- "$1"', "batchtui-cwd-check", cwd],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env=env,
+            close_fds=True,
+            timeout=10,
+            **identity,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BatchClassError(
+            f"cannot start the command: checking working folder {cwd!r} as {pw.pw_name!r} failed: {exc}"
+        ) from None
+    if probe.returncode != 0:
+        raise BatchClassError(
+            f"cannot start the command: working folder {cwd!r}: {pw.pw_name!r} may not enter it"
+        )
 
 
 def _minimal_environment(pw: pwd.struct_passwd, ctx: TaskContext) -> dict[str, str]:

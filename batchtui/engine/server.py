@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -35,6 +36,8 @@ from .workers import WorkerPool
 log = logging.getLogger("batchtui.engine")
 
 FLUSH_EVERY = 0.5  # seconds between writes of running attempts' logs
+MAIL_EVERY = 1.0  # seconds between looks for alerts to e-mail
+NEXT_DUE_EVERY = 0.02  # seconds between looks for the next due time while busy
 
 
 @dataclass
@@ -92,6 +95,10 @@ class BatchServerEngine:
         self._served: list[str] = [""]
         self._last_beat = 0.0
         self._last_flush = 0.0
+        self._last_mail = 0.0
+        self._next_due: datetime | None = None
+        self._next_due_checked = 0.0
+        self._due_dirty = True
         self.error: str | None = None  # last database error, shown by the console
 
     # -- life cycle ----------------------------------------------------------
@@ -133,6 +140,7 @@ class BatchServerEngine:
                 delay = min(30.0, delay * 2)
 
     def wake(self) -> None:
+        self._due_dirty = True
         self._wake.set()
 
     def stop(self, grace: float = 5.0) -> None:
@@ -220,16 +228,19 @@ class BatchServerEngine:
             while True:
                 stopping = self._stop.is_set()
                 try:
-                    with m.database.connection_context():
-                        changed = self._round(stopping)
-                        if changed:
-                            st.pg_notify()
-                        timeout = self._timeout()
+                    # The loop keeps its own connection open between rounds;
+                    # after an error it is closed and opened again.
+                    m.database.connect(reuse_if_open=True)
+                    changed = self._round(stopping)
+                    if changed:
+                        st.pg_notify()
+                    timeout = self._timeout()
                     backoff = 0.0
                     if self.error:
                         self.error = None
                         changed = True
                 except Exception as exc:  # database gone, locked beyond the timeout...
+                    _close_quietly()
                     self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
                     log.error("%s", self.error)
                     backoff = min(30.0, max(0.5, backoff * 2))
@@ -249,36 +260,69 @@ class BatchServerEngine:
                 self._wake.clear()
         finally:
             self._finish()
+            _close_quietly()
 
     def _round(self, stopping: bool) -> bool:
-        changed = False
+        """One round of the loop: what finished, what is due, what to run.
+
+        The status writes of a round are one transaction (one commit). Only
+        once it has committed are finished attempts forgotten and claimed
+        ones started; if it fails, the finished ones are kept for the next
+        round and the claims never happened.
+        """
+        from ..db import write
+
         now_mono = time.monotonic()
-        finished = self._drain()
-        if finished:
-            self._record(finished)
-            changed = True
         if now_mono - self._last_beat >= self.heartbeat_every:
             self._last_beat = now_mono
-            changed = self._beat() or changed
-        if self._running:
-            self._check_cancels()
-        if not stopping:
-            if st.start_due_jobs(self.name):
-                changed = True
-            free = self.threads - len(self._running)
-            if free > 0:
-                claimed = st.claim_ready_tasks(self.name, self._served, free)
-                for c in claimed:
-                    self._launch(c)
-                changed = changed or bool(claimed)
+            changed = self._beat()
+        else:
+            changed = False
+        finished = self._drain()
+        claimed: list[Claimed] = []
+        try:
+            with write():
+                if finished:
+                    st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
+                if self._running:
+                    self._check_cancels()
+                if not stopping:
+                    started = st.start_due_jobs(self.name)
+                    free = self.threads - (len(self._running) - len(finished))
+                    if free > 0:
+                        claimed = st.claim_ready_tasks(self.name, self._served, free)
+                    changed = changed or bool(started) or bool(claimed)
+                    if started:
+                        self._due_dirty = True
+        except Exception:
+            for r in finished:
+                self._outcomes.put(r)
+            raise
+        for r in finished:
+            r.flushed = len(r.lines)
+            self._running.pop(r.claimed.attempt_id, None)
+        for c in claimed:
+            self._launch(c)
+        changed = changed or bool(finished)
         if now_mono - self._last_flush >= FLUSH_EVERY:
             self._last_flush = now_mono
             self._flush_logs()
-        send_alert_mails(self.name)
+        if now_mono - self._last_mail >= MAIL_EVERY:
+            self._last_mail = now_mono
+            send_alert_mails(self.name)
         return changed
 
     def _timeout(self) -> float:
-        nxt = st.next_due()
+        # While tasks run, rounds come one after another; the next due time
+        # is looked up again at most every NEXT_DUE_EVERY, or at once when
+        # this process changed something (wake) or a round started jobs.
+        mono = time.monotonic()
+        if (not self._running or self._due_dirty
+                or mono - self._next_due_checked >= NEXT_DUE_EVERY):
+            self._next_due = st.next_due()
+            self._next_due_checked = mono
+            self._due_dirty = False
+        nxt = self._next_due
         timeout = self.poll
         if nxt is not None:
             timeout = min(timeout, max(0.0, (nxt - utcnow()).total_seconds()))
@@ -294,15 +338,16 @@ class BatchServerEngine:
             except queue.Empty:
                 return out
 
+    @staticmethod
+    def _outcome(r: Running) -> Outcome:
+        return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error",
+                       log=_join(r.lines[r.flushed:]), ended=r.ended)
+
     def _record(self, finished: list[Running]) -> None:
-        outcomes = []
-        for r in finished:
-            outcomes.append(Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error",
-                                    log=_join(r.lines[r.flushed:]), ended=r.ended))
+        """Record attempts outside a round (while stopping)."""
         try:
-            st.finish_attempts(outcomes, retry_base=self.retry_base)
+            st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
         except Exception:
-            # Nothing was written: keep them to record in the next round.
             for r in finished:
                 self._outcomes.put(r)
             raise
@@ -311,9 +356,7 @@ class BatchServerEngine:
             self._running.pop(r.claimed.attempt_id, None)
 
     def _check_cancels(self) -> None:
-        ids = [r.claimed.task_id for r in self._running.values()]
-        canceling = {t.id for t in m.BatchTask.select(m.BatchTask.id).where(
-            (m.BatchTask.id << ids) & (m.BatchTask.status == BatchStatus.CANCELLING))}
+        canceling = st.canceling_tasks([r.claimed.task_id for r in self._running.values()])
         for r in self._running.values():
             if r.claimed.task_id in canceling:
                 r.cancel.set()
@@ -333,7 +376,7 @@ class BatchServerEngine:
     def _idle(self) -> bool:
         if self._running or not self._outcomes.empty():
             return False
-        with m.database.connection_context():
+        with _connected():
             now = utcnow()
             ready = m.BatchTask.select().join(m.BatchJob, on=(m.BatchTask.job == m.BatchJob.id)).where(
                 (m.BatchTask.status == BatchStatus.READY) & (m.BatchTask.batch_group << self._served)
@@ -360,21 +403,21 @@ class BatchServerEngine:
                     r = self._outcomes.get(timeout=0.05)
                 except queue.Empty:
                     continue
-                with m.database.connection_context():
+                with _connected():
                     self._record([r])
             if self._running:
                 for r in list(self._running.values()):
                     r.result = "handback"
                     r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
                     r.ended = utcnow()
-                with m.database.connection_context():
+                with _connected():
                     self._record(list(self._running.values()))
             return True
         return False
 
     def _finish(self) -> None:
         try:
-            with m.database.connection_context():
+            with _connected():
                 if self._outcomes.qsize():
                     self._record(self._drain())
                 m.BatchServer.update(stopped=utcnow()).where(m.BatchServer.name == self.name).execute()
@@ -427,6 +470,20 @@ class BatchServerEngine:
         r.ended = utcnow()
         self._outcomes.put(r)
         self._wake.set()
+
+
+@contextmanager
+def _connected():
+    """The calling thread's connection, opened if need be and left open."""
+    m.database.connect(reuse_if_open=True)
+    yield
+
+
+def _close_quietly() -> None:
+    try:
+        m.database.close()
+    except Exception:
+        pass
 
 
 def _join(lines: list[str]) -> str:

@@ -1,0 +1,75 @@
+"""Batch job history clean-up: delete runs older than N days, optionally filtered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+
+@dataclass
+class CleanupRequest:
+    older_than_days: int
+    statuses: list[str] = field(default_factory=list)
+    company: str | None = None
+    user: str | None = None
+
+
+class CleanupDialog(ModalScreen[CleanupRequest | None]):
+    HELP_TITLE = "Batch job history clean-up"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="cleanup.cancel"),
+        Binding("ctrl+s,f10", "ok", "OK", id="cleanup.ok"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog cleanup-dialog"):
+            yield Label("Batch job history clean-up", classes="dialog-title")
+            with Horizontal(classes="form-row"):
+                yield Label("Older than (days)", classes="field-label")
+                yield Input("30", id="cleanup-days", compact=True, classes="count-input")
+            yield Label("Status of the run (none: any)", classes="group-title")
+            yield Checkbox("Ended", id="cleanup-ended", compact=True)
+            yield Checkbox("Error", id="cleanup-error", compact=True)
+            yield Checkbox("Canceled", id="cleanup-canceled", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Company", classes="field-label")
+                yield Input(id="cleanup-company", placeholder="any", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Created by", classes="field-label")
+                yield Input(id="cleanup-user", placeholder="any", compact=True)
+            yield Static("", id="cleanup-error-line", classes="error-line")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", id="ok", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#cleanup-days", Input).focus()
+
+    def action_ok(self) -> None:
+        days = self.query_one("#cleanup-days", Input).value.strip()
+        if not days.isdigit():
+            self.query_one("#cleanup-error-line", Static).update(
+                f"Older than: enter a whole number of days (0 or more), not {days!r}")
+            return
+        statuses = [s for s in ("ended", "error", "canceled") if self.query_one(f"#cleanup-{s}", Checkbox).value]
+        company = self.query_one("#cleanup-company", Input).value.strip() or None
+        user = self.query_one("#cleanup-user", Input).value.strip() or None
+        self.dismiss(CleanupRequest(int(days), statuses, company, user))
+
+    def on_input_submitted(self) -> None:
+        self.action_ok()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self.action_ok()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

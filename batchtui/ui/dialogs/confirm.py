@@ -1,0 +1,48 @@
+"""Confirmations: a question and a row of answers; Escape answers None."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from ..safe_text import safe
+
+
+class ConfirmDialog(ModalScreen[str | None]):
+    """Returns the key of the chosen button, or None on Escape."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        Binding("left", "app.focus_previous", "Previous", show=False),
+        Binding("right", "app.focus_next", "Next", show=False),
+    ]
+
+    def __init__(self, title: str, message: str, buttons: list[tuple[str, str]] | None = None,
+                 default: str | None = None) -> None:
+        super().__init__()
+        self.dialog_title = title
+        self.message = message
+        self.buttons = buttons or [("yes", "Yes"), ("no", "No")]
+        self.default = default or self.buttons[0][0]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog confirm-dialog"):
+            yield Label(self.dialog_title, classes="dialog-title")
+            yield Static(safe(self.message, keep_newlines=True), classes="dialog-message")
+            with Horizontal(classes="dialog-buttons"):
+                for key, label in self.buttons:
+                    variant = "primary" if key == self.default else "default"
+                    yield Button(label, id=f"answer-{key}", variant=variant, compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(f"#answer-{self.default}", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id.removeprefix("answer-"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,64 @@
+"""Help: the keys of the screen in front of you."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Label, Static
+
+
+def _key_text(app, key: str) -> str:
+    parts = []
+    for k in key.split(","):
+        k = k.strip()
+        try:
+            parts.append(app.get_key_display(Binding(k, "")))
+        except Exception:
+            parts.append(k)
+    return " / ".join(parts)
+
+
+class HelpDialog(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,question_mark,q", "close", "Close", id="help.close")]
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.for_screen = screen
+
+    def compose(self) -> ComposeResult:
+        screen = self.for_screen
+        title = getattr(screen, "HELP_TITLE", None) or screen.title or type(screen).__name__
+        table = Table(show_header=True, header_style="bold", box=None, expand=True, pad_edge=False)
+        table.add_column("Key", no_wrap=True, min_width=14)
+        table.add_column("Does")
+        rows = []
+        seen = set()
+        for source in (screen, self.app):
+            for binding in getattr(source, "BINDINGS", []):
+                if not isinstance(binding, Binding) or not binding.description:
+                    continue
+                keys = binding.key
+                # A remapped key shows as the user set it.
+                if binding.id and binding.id in getattr(self.app, "_keymap", {}):
+                    keys = self.app._keymap[binding.id]
+                if (keys, binding.action) in seen:
+                    continue
+                seen.add((keys, binding.action))
+                rows.append((_key_text(self.app, keys), binding.description))
+        for extra in getattr(screen, "HELP_EXTRA", []):
+            rows.append(extra)
+        rows.append(("Tab / Shift+Tab", "Next / previous field"))
+        rows.append(("Ctrl+P", "Command palette: every action by name"))
+        for key, text in rows:
+            table.add_row(key, text)
+        with Vertical(classes="dialog help-dialog"):
+            yield Label(f"Help: {title}", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(table)
+            yield Static("Escape closes.", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,298 @@
+"""Recurrence: Range and Pattern, a live preview of the next occurrences, OK / Cancel.
+
+The dialog builds a recurrence spec (the job file's "recurrence" object),
+validates it with the recurrence module as the operator types, and returns
+it; the caller saves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
+
+from ..format import wall
+from ..safe_text import safe, visible
+
+PATTERNS = [("Minutes", "minutes"), ("Hours", "hours"), ("Days", "days"), ("Weeks", "weeks"),
+            ("Months", "months"), ("Years", "years")]
+UNITS = {"minutes": "minute(s)", "hours": "hour(s)", "days": "day(s)", "weeks": "week(s)",
+         "months": "month(s)", "years": "year(s)"}
+WEEKDAYS = [("Monday", "mon"), ("Tuesday", "tue"), ("Wednesday", "wed"), ("Thursday", "thu"),
+            ("Friday", "fri"), ("Saturday", "sat"), ("Sunday", "sun")]
+NTHS = [("first", "first"), ("second", "second"), ("third", "third"), ("fourth", "fourth"), ("last", "last")]
+MONTHS = [(name, i + 1) for i, name in enumerate(
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+     "October", "November", "December"])]
+
+
+@dataclass
+class RecurrenceResult:
+    spec: dict | None  # None: no recurrence (removed)
+    time_zone: str
+
+
+class RecurrenceDialog(ModalScreen[RecurrenceResult | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="recurrence.cancel"),
+        Binding("ctrl+s,f10", "ok", "OK", id="recurrence.ok"),
+    ]
+    HELP_TITLE = "Recurrence"
+
+    def __init__(self, spec: dict | None, scheduled_start, time_zone: str, *, preview_count: int = 8) -> None:
+        super().__init__()
+        self.spec = dict(spec or {})
+        self.scheduled_start = scheduled_start
+        self.time_zone = time_zone
+        self.preview_count = preview_count
+        self.valid_spec: dict | None = None
+
+    def _initial(self) -> dict:
+        spec = self.spec
+        start_text = spec.get("start")
+        if start_text:
+            try:
+                dt = datetime.fromisoformat(str(start_text))
+                if dt.tzinfo is not None:
+                    start_text = wall(dt, self.time_zone, "%Y-%m-%d %H:%M")
+                else:
+                    start_text = dt.strftime("%Y-%m-%d %H:%M")
+            except ValueError:
+                pass
+        else:
+            start_text = wall(self.scheduled_start, self.time_zone, "%Y-%m-%d %H:%M")
+        date, _, time = (start_text or "").partition(" ")
+        end = spec.get("end") or {"never": True}
+        return {"date": date, "time": time, "end": end}
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        init = self._initial()
+        pattern = spec.get("pattern", "days")
+        end = init["end"]
+        end_kind = "after" if "after" in end else "by" if "by" in end else "never"
+        with Vertical(classes="dialog recurrence-dialog"):
+            yield Label("Recurrence", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Label("Range", classes="group-title")
+                with Horizontal(classes="form-row"):
+                    yield Label("Start date", classes="field-label")
+                    yield Input(init["date"], id="rec-date", placeholder="YYYY-MM-DD", compact=True, classes="date-input")
+                    yield Label("Start time", classes="field-label-short")
+                    yield Input(init["time"], id="rec-time", placeholder="HH:MM", compact=True, classes="time-input")
+                    yield Label("Time zone", classes="field-label-short")
+                    yield Input(self.time_zone, id="rec-tz", compact=True)
+                with Horizontal(classes="end-row"):
+                    with RadioSet(id="rec-end", compact=True):
+                        yield RadioButton("No end date", value=end_kind == "never", id="end-never", compact=True)
+                        yield RadioButton("End after", value=end_kind == "after", id="end-after", compact=True)
+                        yield RadioButton("End by", value=end_kind == "by", id="end-by", compact=True)
+                    with Vertical(classes="end-values"):
+                        yield Label("")
+                        with Horizontal(classes="form-row"):
+                            yield Input(str(end.get("after", "10")), id="rec-after", compact=True, classes="count-input")
+                            yield Label("occurrences")
+                        yield Input(str(end.get("by", "")), id="rec-by", placeholder="YYYY-MM-DD", compact=True,
+                                    classes="date-input")
+                yield Label("Pattern", classes="group-title")
+                with Horizontal(classes="form-row"):
+                    yield Label("Pattern", classes="field-label")
+                    yield Select(PATTERNS, value=pattern, allow_blank=False, id="rec-pattern", compact=True)
+                    yield Label("Every", classes="field-label-short")
+                    yield Input(str(spec.get("every", 1)), id="rec-every", compact=True, classes="count-input")
+                    yield Label(UNITS.get(pattern, ""), id="rec-unit")
+                with Horizontal(classes="form-row", id="rec-weekdays"):
+                    yield Label("On", classes="field-label")
+                    chosen = set(spec.get("weekdays", []))
+                    for label, key in WEEKDAYS:
+                        yield Checkbox(label[:3], value=key in chosen, id=f"wd-{key}", compact=True)
+                with Horizontal(classes="form-row", id="rec-month-mode"):
+                    yield Label("On", classes="field-label")
+                    mode = "nth" if "nth" in spec else "day"
+                    yield Select([("Day of the month", "day"), ("Weekday of the month", "nth")], value=mode,
+                                 allow_blank=False, id="rec-mode", compact=True)
+                    yield Label("Day", classes="field-label-short", id="rec-day-label")
+                    yield Input(str(spec.get("day", 1)), id="rec-day", compact=True, classes="count-input")
+                    yield Select(NTHS, value=spec.get("nth", "first"), allow_blank=False, id="rec-nth", compact=True)
+                    yield Select(WEEKDAYS, value=spec.get("weekday", "mon"), allow_blank=False, id="rec-weekday",
+                                 compact=True)
+                with Horizontal(classes="form-row", id="rec-year-month"):
+                    yield Label("Month", classes="field-label")
+                    yield Select(MONTHS, value=int(spec.get("month", 1)), allow_blank=False, id="rec-month",
+                                 compact=True)
+                yield Label("Preview", classes="group-title")
+                yield Static("", id="rec-sentence")
+                yield Static("", id="rec-warning", classes="warning")
+                yield Static("", id="rec-preview")
+                yield Static("", id="rec-error", classes="error-line")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", id="ok", variant="primary", compact=True)
+                yield Button("Remove recurrence", id="remove", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self._show_pattern_options()
+        self._update()
+        self.query_one("#rec-date", Input).focus()
+
+    # -- building the spec ----------------------------------------------------
+
+    def _value(self, wid: str):
+        return self.query_one(wid).value
+
+    def build(self) -> tuple[dict, str]:
+        """The spec from the fields; ValueError(field, message) for what cannot be read."""
+        pattern = self._value("#rec-pattern")
+        tz = self._value("#rec-tz").strip()
+        date, time = self._value("#rec-date").strip(), self._value("#rec-time").strip()
+        try:
+            start = datetime.fromisoformat(f"{date}T{time or '00:00'}")
+        except ValueError:
+            raise _FieldError("start", f"Start date/time: {date} {time} is not a date (YYYY-MM-DD) and time (HH:MM)")
+        every_text = self._value("#rec-every").strip()
+        if not every_text.isdigit() or int(every_text) < 1:
+            raise _FieldError("every", f"Every: enter a whole number of 1 or more, not {every_text!r}")
+        spec: dict = {"pattern": pattern, "every": int(every_text), "start": start.isoformat()}
+        end = self.query_one("#rec-end", RadioSet).pressed_button
+        end_id = end.id if end is not None else "end-never"
+        if end_id == "end-after":
+            text = self._value("#rec-after").strip()
+            if not text.isdigit() or int(text) < 1:
+                raise _FieldError("end", f"End after: enter a number of occurrences (1 or more), not {text!r}")
+            spec["end"] = {"after": int(text)}
+        elif end_id == "end-by":
+            text = self._value("#rec-by").strip()
+            try:
+                datetime.fromisoformat(text)
+            except ValueError:
+                raise _FieldError("end", f"End by: {text!r} is not a date (YYYY-MM-DD)")
+            spec["end"] = {"by": text}
+        else:
+            spec["end"] = {"never": True}
+        if pattern == "weeks":
+            days = [key for _, key in WEEKDAYS if self.query_one(f"#wd-{key}", Checkbox).value]
+            if not days:
+                raise _FieldError("weekdays", "Weeks: choose at least one day of the week")
+            spec["weekdays"] = days
+        if pattern in ("months", "years"):
+            if self._value("#rec-mode") == "day":
+                text = self._value("#rec-day").strip()
+                if not text.isdigit() or not 1 <= int(text) <= 31:
+                    raise _FieldError("day", f"Day: enter a day of the month from 1 to 31, not {text!r}")
+                spec["day"] = int(text)
+            else:
+                spec["nth"] = self._value("#rec-nth")
+                spec["weekday"] = self._value("#rec-weekday")
+        if pattern == "years":
+            spec["month"] = int(self._value("#rec-month"))
+        return spec, tz
+
+    def _update(self) -> None:
+        """Validate and preview as the operator types."""
+        error = self.query_one("#rec-error", Static)
+        preview = self.query_one("#rec-preview", Static)
+        sentence = self.query_one("#rec-sentence", Static)
+        warning = self.query_one("#rec-warning", Static)
+        self.valid_spec = None
+        try:
+            spec, tz = self.build()
+        except _FieldError as exc:
+            error.update(safe(exc.message))
+            preview.update("")
+            sentence.update("")
+            warning.update("")
+            return
+        try:
+            from ... import recurrence
+        except ImportError:
+            self.valid_spec = spec
+            error.update("")
+            sentence.update("(the recurrence module is not available: no preview)")
+            return
+        try:
+            from ...timeutil import check_zone
+
+            check_zone(tz)
+            normalized = recurrence.normalize(spec, default_start=spec["start"], time_zone=tz)
+            occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count)
+            text = recurrence.describe(normalized)
+            warn = recurrence.warning(normalized)
+        except Exception as exc:  # RecurrenceError / UserError: the field and why
+            error.update(safe(str(exc)))
+            preview.update("")
+            sentence.update("")
+            warning.update("")
+            return
+        self.valid_spec = spec
+        error.update("")
+        sentence.update(safe(text))
+        warning.update(safe(warn or ""))
+        if occurrences:
+            lines = [o.strftime("%a %Y-%m-%d %H:%M %Z") for o in occurrences]
+            preview.update(safe("Next: " + "\n      ".join(lines), keep_newlines=True))
+        else:
+            preview.update("No occurrences.")
+
+    def _show_pattern_options(self) -> None:
+        pattern = self._value("#rec-pattern")
+        self.query_one("#rec-unit", Label).update(UNITS.get(pattern, ""))
+        self.query_one("#rec-weekdays").display = pattern == "weeks"
+        self.query_one("#rec-month-mode").display = pattern in ("months", "years")
+        self.query_one("#rec-year-month").display = pattern == "years"
+        by_day = self._value("#rec-mode") == "day"
+        self.query_one("#rec-day").display = by_day
+        self.query_one("#rec-day-label").display = by_day
+        self.query_one("#rec-nth").display = not by_day
+        self.query_one("#rec-weekday").display = not by_day
+
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    @on(RadioSet.Changed)
+    def _changed(self) -> None:
+        if self.is_mounted:
+            self._update()
+
+    @on(Select.Changed)
+    def _select_changed(self) -> None:
+        if self.is_mounted:
+            self._show_pattern_options()
+            self._update()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_ok()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self.action_ok()
+        elif event.button.id == "remove":
+            self.dismiss(RecurrenceResult(None, self._value("#rec-tz").strip()))
+        else:
+            self.dismiss(None)
+
+    def action_ok(self) -> None:
+        self._update()
+        if self.valid_spec is None:
+            self.query_one("#rec-error", Static).add_class("-shake")
+            return
+        self.dismiss(RecurrenceResult(self.valid_spec, self._value("#rec-tz").strip()))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class _FieldError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+__all__ = ["RecurrenceDialog", "RecurrenceResult", "visible"]

@@ -1,0 +1,95 @@
+"""How the console shows times, statuses and other values."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from ..status import BatchStatus, ConditionStatus, Priority
+from ..timeutil import zone
+
+TIME = "%Y-%m-%d %H:%M:%S"
+SHORT = "%Y-%m-%d %H:%M"
+
+STATUS_STYLE = {
+    BatchStatus.ERROR: "bold red",
+    BatchStatus.FINISHED: "green",
+    BatchStatus.EXECUTING: "bold yellow",
+    BatchStatus.CANCELLING: "yellow",
+    BatchStatus.CANCELED: "magenta",
+    BatchStatus.NOT_RUN: "dim",
+    BatchStatus.WAITING: "cyan",
+    BatchStatus.READY: "cyan",
+}
+
+
+def status_label(value) -> str:
+    try:
+        return BatchStatus(value).label
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def status_style(value) -> str:
+    try:
+        return STATUS_STYLE.get(BatchStatus(value), "")
+    except (ValueError, TypeError):
+        return ""
+
+
+def priority_label(value) -> str:
+    try:
+        return Priority(value).label
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def condition_label(value) -> str:
+    try:
+        return ConditionStatus(value).label
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def as_datetime(value) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def wall(value, tz_name: str | None = None, fmt: str = SHORT) -> str:
+    """A stored (naive UTC) or aware time as wall-clock text in tz_name."""
+    dt = as_datetime(value)
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    if tz_name:
+        try:
+            dt = dt.astimezone(zone(tz_name))
+        except Exception:
+            pass
+    return dt.strftime(fmt)
+
+
+def duration(start, end) -> str:
+    a, b = as_datetime(start), as_datetime(end)
+    if a is None or b is None:
+        return ""
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        a = a.replace(tzinfo=None)
+        b = b.replace(tzinfo=None)
+    seconds = max(0.0, (b - a).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}"
+
+
+def yes_no(value) -> str:
+    return "Yes" if value else "No"

@@ -1,0 +1,32 @@
+"""Messages between the engine, the app and the screens: past tense, small."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+@dataclass
+class JobsChanged(Message):
+    """Statuses or jobs changed (the engine, another process, or this console)."""
+
+    def can_replace(self, message: Message) -> bool:
+        # A burst of engine changes needs one refresh only.
+        return isinstance(message, JobsChanged)
+
+
+@dataclass
+class AlertRaised(Message):
+    """A new alert for the acting user arrived in the Action center."""
+
+    alert_id: int
+    message: str
+    popup: bool
+
+
+@dataclass
+class JobSaved(Message):
+    """The console created or changed a job."""
+
+    job_id: int

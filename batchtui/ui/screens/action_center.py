@@ -1,0 +1,122 @@
+"""Action center: the acting user's alerts, listed until read."""
+
+from __future__ import annotations
+
+from peewee import fn
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+
+from ... import models as m
+from ...db import write
+from ...timeutil import machine_zone
+from ..format import wall
+from ..safe_text import one_line, safe
+from ..widgets.paged_grid import Column, GridRow, PagedGrid
+from .base import BaseScreen, Breadcrumb
+
+ALERT_COLUMNS = [
+    Column("created", "Created", 19),
+    Column("job", "Job ID", 6, align="right"),
+    Column("event", "Event", 9),
+    Column("message", "Message", 30, flex=True),
+    Column("read", "Read", 4),
+]
+
+
+class AlertsSource:
+    def __init__(self, user: str, unread_only: bool) -> None:
+        self.user = user
+        self.unread_only = unread_only
+
+    def _where(self, query):
+        query = query.where(m.Alert.user == self.user)
+        if self.unread_only:
+            query = query.where(m.Alert.read == False)  # noqa: E712
+        return query
+
+    def count(self) -> int:
+        return self._where(m.Alert.select(fn.COUNT(m.Alert.id))).scalar() or 0
+
+    def fetch(self, offset: int, limit: int) -> list[GridRow]:
+        tz = machine_zone()
+        rows = []
+        for a in self._where(m.Alert.select()).order_by(m.Alert.id.desc()).offset(offset).limit(limit):
+            rows.append(GridRow(a.id, [wall(a.created, tz, "%Y-%m-%d %H:%M:%S"), str(a.job_id or ""),
+                                       a.event.capitalize(), one_line(a.message), "Yes" if a.read else "No"],
+                                {2: {"error": "bold red", "ended": "green", "canceled": "magenta"}.get(a.event, "")}))
+        return rows
+
+
+class ActionCenterScreen(BaseScreen):
+    HELP_TITLE = "Action center"
+    BINDINGS = [
+        Binding("enter,space", "mark_read", "Mark read", id="alerts.mark_read"),
+        Binding("m", "mark_all_read", "Mark all read", id="alerts.mark_all"),
+        Binding("u", "toggle_unread", "Unread/all", id="alerts.toggle"),
+        Binding("f5", "refresh", "Refresh", id="alerts.refresh"),
+        Binding("escape", "back", "Back", id="alerts.back"),
+        Binding("question_mark", "app.help", "Help", show=False, id="alerts.help"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = "Action center"
+        self.unread_only = True
+
+    def compose(self) -> ComposeResult:
+        yield Breadcrumb("Action center: alerts", id="breadcrumb")
+        yield Static("", id="alerts-filter", classes="dim")
+        yield PagedGrid(ALERT_COLUMNS, AlertsSource(self.app.user, True), empty_text="No unread alerts.",
+                        id="alerts-grid")
+        yield Static("", id="alert-detail", classes="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_filter()
+        grid = self.query_one(PagedGrid)
+        grid.focus()
+        self._detail(grid.cursor_key)
+
+    def _show_filter(self) -> None:
+        self.query_one("#alerts-filter", Static).update(
+            safe(f"Alerts for {self.app.user}: " + ("unread only (u shows all)" if self.unread_only
+                                                    else "all (u shows unread only)")))
+
+    def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
+        self._detail(event.key)
+
+    def _detail(self, alert_id) -> None:
+        a = m.Alert.get_or_none(m.Alert.id == alert_id) if alert_id else None
+        self.query_one("#alert-detail", Static).update(safe(a.message, keep_newlines=True) if a else "")
+
+    def alerts_changed(self) -> None:
+        if self.is_mounted:
+            self.query_one(PagedGrid).reload(keep_key=True)
+
+    def action_mark_read(self) -> None:
+        grid = self.query_one(PagedGrid)
+        alert_id = grid.cursor_key
+        if alert_id is None:
+            return
+        with write():
+            m.Alert.update(read=True).where((m.Alert.id == alert_id) & (m.Alert.user == self.app.user)).execute()
+        grid.reload(keep_key=not self.unread_only)
+
+    def action_mark_all_read(self) -> None:
+        with write():
+            m.Alert.update(read=True).where((m.Alert.user == self.app.user) & (m.Alert.read == False)).execute()  # noqa: E712
+        self.query_one(PagedGrid).reload(keep_key=True)
+
+    def action_toggle_unread(self) -> None:
+        self.unread_only = not self.unread_only
+        grid = self.query_one(PagedGrid)
+        grid.empty_text = "No unread alerts." if self.unread_only else "No alerts."
+        grid.set_source(AlertsSource(self.app.user, self.unread_only))
+        self._show_filter()
+
+    def action_refresh(self) -> None:
+        self.query_one(PagedGrid).reload(keep_key=True)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,343 @@
+"""A grid that pages from the database and renders only the lines on screen.
+
+Textual's DataTable keeps every row in memory and measures every cell; a
+grid over jobs or history (tables that grow without bound) must not. This one
+asks its source for the row count and for one page of rows at a time, keyed,
+so a live refresh keeps the cursor on the same record and the scroll where
+the operator left it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    width: int
+    flex: bool = False  # takes the room left over
+    align: str = "left"
+
+
+@dataclass
+class GridRow:
+    key: Any
+    cells: Sequence[str]
+    styles: dict[int, str] = field(default_factory=dict)  # column index -> rich style
+
+
+class GridSource(Protocol):
+    def count(self) -> int: ...
+
+    def fetch(self, offset: int, limit: int) -> list[GridRow]: ...
+
+
+class ListSource:
+    """A source over rows already in memory (small grids: tasks, conditions)."""
+
+    def __init__(self, rows: list[GridRow] | None = None) -> None:
+        self.rows = rows or []
+
+    def count(self) -> int:
+        return len(self.rows)
+
+    def fetch(self, offset: int, limit: int) -> list[GridRow]:
+        return self.rows[offset: offset + limit]
+
+
+class CallableSource:
+    """A source from a loader returning all rows (small grids reloaded on refresh)."""
+
+    def __init__(self, load: Callable[[], list[GridRow]]) -> None:
+        self._load = load
+        self._rows: list[GridRow] | None = None
+
+    def _all(self) -> list[GridRow]:
+        if self._rows is None:
+            self._rows = self._load()
+        return self._rows
+
+    def invalidate(self) -> None:
+        self._rows = None
+
+    def count(self) -> int:
+        return len(self._all())
+
+    def fetch(self, offset: int, limit: int) -> list[GridRow]:
+        return self._all()[offset: offset + limit]
+
+
+PAGE = 100
+
+
+class PagedGrid(ScrollView, can_focus=True):
+    """Header on line 0, then the rows of the source; one highlighted cursor row."""
+
+    DEFAULT_CSS = """
+    PagedGrid {
+        height: 1fr;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        scrollbar-size-horizontal: 1;
+    }
+    PagedGrid > .paged-grid--header { text-style: bold; background: $panel; color: $foreground; }
+    PagedGrid > .paged-grid--cursor { background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground; }
+    PagedGrid:focus > .paged-grid--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
+    PagedGrid > .paged-grid--empty { color: $text-muted; text-style: italic; }
+    """
+
+    COMPONENT_CLASSES = {"paged-grid--header", "paged-grid--cursor", "paged-grid--empty"}
+
+    BINDINGS = [
+        Binding("up", "cursor_up", "Up", show=False, id="grid.up"),
+        Binding("down", "cursor_down", "Down", show=False, id="grid.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="grid.page_up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="grid.page_down"),
+        Binding("home", "first", "First", show=False, id="grid.first"),
+        Binding("end", "last", "Last", show=False, id="grid.last"),
+        Binding("left", "scroll_left", "Left", show=False, id="grid.left"),
+        Binding("right", "scroll_right", "Right", show=False, id="grid.right"),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=False, repaint=False)
+
+    class CursorMoved(Message):
+        def __init__(self, grid: "PagedGrid", index: int, key: Any) -> None:
+            super().__init__()
+            self.grid = grid
+            self.index = index
+            self.key = key
+
+        @property
+        def control(self) -> "PagedGrid":
+            return self.grid
+
+    def __init__(self, columns: list[Column], source: GridSource, *, empty_text: str = "No records.",
+                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns = columns
+        self.source = source
+        self.empty_text = empty_text
+        self.row_count = 0
+        self._pages: dict[int, list[GridRow]] = {}
+        self._widths: list[int] = [c.width for c in columns]
+        self._last_key: Any = object()
+
+    # -- data ---------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.reload(keep_key=False)
+
+    def set_source(self, source: GridSource) -> None:
+        self.source = source
+        self.reload(keep_key=False, reset=True)
+
+    def _page(self, page_no: int) -> list[GridRow]:
+        rows = self._pages.get(page_no)
+        if rows is None:
+            rows = self.source.fetch(page_no * PAGE, PAGE)
+            if len(self._pages) > 8:  # keep memory flat however far one scrolls
+                self._pages.clear()
+            self._pages[page_no] = rows
+        return rows
+
+    def row_at(self, index: int) -> GridRow | None:
+        if index < 0 or index >= self.row_count:
+            return None
+        rows = self._page(index // PAGE)
+        off = index % PAGE
+        return rows[off] if off < len(rows) else None
+
+    @property
+    def cursor_row(self) -> GridRow | None:
+        return self.row_at(self.cursor)
+
+    @property
+    def cursor_key(self) -> Any:
+        row = self.cursor_row
+        return row.key if row is not None else None
+
+    def reload(self, keep_key: bool = True, reset: bool = False) -> None:
+        """Re-read the rows; the cursor stays on its record (or its place)."""
+        key = self.cursor_key if keep_key else None
+        old_cursor = self.cursor
+        self._pages.clear()
+        if isinstance(self.source, CallableSource):
+            self.source.invalidate()
+        self.row_count = max(0, self.source.count())
+        new_cursor = 0 if reset else min(old_cursor, max(0, self.row_count - 1))
+        if key is not None and self.row_count:
+            found = self._find_near(key, old_cursor)
+            if found is not None:
+                new_cursor = found
+        delta = new_cursor - old_cursor
+        self._update_virtual_size()
+        if delta and not reset:
+            self.scroll_to(y=max(0, self.scroll_y + delta), animate=False, immediate=True)
+        if reset:
+            self.scroll_to(x=0, y=0, animate=False, immediate=True)
+        self._set_cursor(new_cursor)
+        self.refresh()
+
+    def _find_near(self, key: Any, around: int) -> int | None:
+        page_no = around // PAGE
+        for p in (page_no, page_no - 1, page_no + 1):
+            if p < 0 or p * PAGE >= self.row_count:
+                continue
+            for i, row in enumerate(self._page(p)):
+                if row.key == key:
+                    return p * PAGE + i
+        return None
+
+    def move_to_key(self, key: Any) -> bool:
+        """Put the cursor on the row with this key if it is on a nearby page."""
+        found = self._find_near(key, self.cursor)
+        if found is None:
+            found = self._find_near(key, 0)
+        if found is None:
+            return False
+        self._set_cursor(found)
+        return True
+
+    # -- layout -------------------------------------------------------------
+
+    def _layout_widths(self, width: int) -> list[int]:
+        widths = [c.width for c in self.columns]
+        used = sum(widths) + max(0, len(widths) - 1)
+        spare = width - used
+        flex = [i for i, c in enumerate(self.columns) if c.flex]
+        if spare > 0 and flex:
+            share, extra = divmod(spare, len(flex))
+            for n, i in enumerate(flex):
+                widths[i] += share + (1 if n < extra else 0)
+        return widths
+
+    def _update_virtual_size(self) -> None:
+        width = self.scrollable_content_region.width or self.size.width or 80
+        self._widths = self._layout_widths(width)
+        total = sum(self._widths) + max(0, len(self._widths) - 1)
+        self.virtual_size = Size(total, self.row_count + 1)
+
+    def on_resize(self) -> None:
+        self._update_virtual_size()
+        self._scroll_cursor_visible()
+        self.refresh()
+
+    # -- rendering ----------------------------------------------------------
+
+    def _cells_strip(self, cells: Sequence[str], base: Style, styles: dict[int, str] | None = None) -> Strip:
+        segments: list[Segment] = []
+        for i, width in enumerate(self._widths):
+            text = cells[i] if i < len(cells) else ""
+            text = "" if text is None else str(text)
+            if cell_len(text) > width:
+                text = set_cell_size(text, max(0, width - 1)) + "…" if width > 0 else ""
+            else:
+                if self.columns[i].align == "right":
+                    text = " " * (width - cell_len(text)) + text
+                else:
+                    text = set_cell_size(text, width)
+            style = base
+            if styles and i in styles:
+                style = base + Style.parse(styles[i])
+            segments.append(Segment(text, style))
+            if i < len(self._widths) - 1:
+                segments.append(Segment(" ", base))
+        return Strip(segments)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            style = self.get_component_rich_style("paged-grid--header")
+            strip = self._cells_strip([c.label for c in self.columns], style)
+            return strip.crop_extend(scroll_x, scroll_x + width, style)
+        index = scroll_y + y - 1
+        if self.row_count == 0:
+            if y == 1:
+                style = self.get_component_rich_style("paged-grid--empty")
+                return Strip([Segment(self.empty_text, style)]).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        row = self.row_at(index)
+        if row is None:
+            return Strip.blank(width, base)
+        if index == self.cursor:
+            style = self.get_component_rich_style("paged-grid--cursor")
+            strip = self._cells_strip(row.cells, style)
+            return strip.crop_extend(scroll_x, scroll_x + width, style)
+        strip = self._cells_strip(row.cells, base, row.styles)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    # -- cursor -------------------------------------------------------------
+
+    @property
+    def _body_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _scroll_cursor_visible(self) -> None:
+        top = int(self.scroll_y)
+        h = self._body_height
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + h:
+            self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
+
+    def _set_cursor(self, index: int, force: bool = False) -> None:
+        index = max(0, min(index, self.row_count - 1)) if self.row_count else 0
+        self.cursor = index
+        self._scroll_cursor_visible()
+        self.refresh()
+        key = self.cursor_key
+        if force or key != self._last_key:
+            self._last_key = key
+            self.post_message(self.CursorMoved(self, index, key))
+
+    def action_cursor_up(self) -> None:
+        self._set_cursor(self.cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self._set_cursor(self.cursor + 1)
+
+    def action_page_up(self) -> None:
+        self._set_cursor(self.cursor - self._body_height)
+
+    def action_page_down(self) -> None:
+        self._set_cursor(self.cursor + self._body_height)
+
+    def action_first(self) -> None:
+        self._set_cursor(0)
+
+    def action_last(self) -> None:
+        self._set_cursor(self.row_count - 1)
+
+    def action_scroll_left(self) -> None:
+        self.scroll_to(x=max(0, self.scroll_x - 8), animate=False)
+
+    def action_scroll_right(self) -> None:
+        self.scroll_to(x=self.scroll_x + 8, animate=False)
+
+    def on_click(self, event: Click) -> None:
+        if event.y >= 1:
+            self._set_cursor(int(self.scroll_y) + event.y - 1)
+            self.focus()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()

@@ -1,0 +1,817 @@
+"""The console: Pilot tests with real key presses against a real SQLite file,
+and snapshot tests of every screen and dialog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import pytest
+
+pytest.importorskip("textual")
+
+from batchtui import db, jobs  # noqa: E402
+from batchtui import models as m  # noqa: E402
+from batchtui import status as st  # noqa: E402
+from batchtui.status import BatchStatus  # noqa: E402
+from batchtui.ui.app import BatchTuiApp  # noqa: E402
+from batchtui.ui.safe_text import visible  # noqa: E402
+from batchtui.ui.widgets.paged_grid import PagedGrid  # noqa: E402
+
+USER = "ops"
+T0 = datetime(2026, 3, 2, 14, 0, 0)  # a fixed "now" (naive UTC) for the history data
+
+
+# -- fixtures -------------------------------------------------------------------
+
+
+def sync(fn):
+    """Run an async Pilot test in its own event loop (no asyncio plugin needed)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture
+def ui_db(tmp_path, monkeypatch):
+    """An isolated SQLite file per test, acting user ops, no config file."""
+    monkeypatch.setenv("BATCHTUI_USER", USER)
+    monkeypatch.setenv("BATCHTUI_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("TZ", "UTC")
+    database = db.open_database(f"sqlite:///{tmp_path / 'ui.db'}")
+    yield database
+    database.close()
+
+
+def seed_data() -> dict:
+    """Fixed data with fixed dates, so snapshots are stable."""
+    for cid, name in (("USMF", "Contoso Entertainment System USA"), ("USRT", "Contoso Retail USA"),
+                      ("DEMF", "Contoso Entertainment System Germany")):
+        m.Company.get_or_create(id=cid, defaults={"name": name})
+    m.BatchGroup.get_or_create(name="INVOICE", defaults={"description": "Sales invoicing"})
+    m.BatchGroupServer.get_or_create(group="INVOICE", server="AOS1")
+    close = jobs.create_job(user=USER, description="Month-end close", company="USMF",
+                            scheduled_start="2026-12-01T22:00:00", time_zone="America/Chicago")
+    t1 = jobs.add_task(close.id, user=USER, description="Post invoices", class_name="Sleep",
+                       params={"seconds": 2}, batch_group="INVOICE", max_retries=2)
+    t2 = jobs.add_task(close.id, user=USER, description="Inventory close", class_name="Noop")
+    jobs.add_condition(t2.id, user=USER, parent_id=t1.id, expected="ended")
+    jobs.set_recurrence(close.id, {"pattern": "months", "every": 1, "nth": "last", "weekday": "fri",
+                                   "end": {"after": 12}}, user=USER)
+    sub = jobs.create_job(user=USER, description="Subledger transfer", company="USMF",
+                          scheduled_start="2026-12-01T08:00:00", time_zone="America/Chicago", priority="high")
+    jobs.add_task(sub.id, user=USER, description="Transfer to general ledger", class_name="Noop")
+    jobs.set_recurrence(sub.id, {"pattern": "minutes", "every": 10}, user=USER)
+    # A job that ran once, with an error and a log holding an escape sequence.
+    ran = jobs.create_job(user=USER, description="Sales order invoicing", company="USRT",
+                          scheduled_start="2026-03-02T13:00:00", time_zone="UTC")
+    rt = jobs.add_task(ran.id, user=USER, description="Invoice red orders", class_name="Fail",
+                       params={"message": "boom"})
+    # Validators refuse control characters; text from elsewhere (an older
+    # import, a class's own log) may still hold them: the console must cope.
+    m.BatchTask.update(description="Invoice \x1b[31mred\x1b[0m orders").where(m.BatchTask.id == rt.id).execute()
+    jobs.set_alert(ran.id, user=USER, alert_user=USER, error=True, popup=True)
+    st.set_job_status(ran.id, BatchStatus.WAITING, USER)
+    st.start_due_jobs("AOS1", now=T0)
+    claimed = st.claim_ready_tasks("AOS1", [""], 8, now=T0)
+    st.finish_attempts([st.Outcome(c.task_id, c.attempt_id, "error",
+                                   log="Posting 12 invoices\n\x1b[2Jcleared?\nboom\n",
+                                   ended=datetime(2026, 3, 2, 14, 0, 3, 250000)) for c in claimed],
+                       retry_base=0, now=datetime(2026, 3, 2, 14, 0, 3, 250000))
+    jobs.create_job(user=USER, description="Master planning", company="DEMF",
+                    scheduled_start="2026-12-02T03:00:00", time_zone="Europe/Berlin", priority="low")
+    m.BatchServer.create(name="AOS1", host="batch01", pid=4242, threads=8, started=T0, heartbeat=T0)
+    return {"close": close.id, "sub": sub.id, "ran": ran.id, "ran_task": rt.id, "t1": t1.id, "t2": t2.id}
+
+
+def make_app(server: bool = False, **kwargs) -> BatchTuiApp:
+    factory = None
+    if server:
+        from batchtui.engine import BatchServerEngine
+
+        def factory(on_change):
+            return BatchServerEngine(name="UITEST", poll=0.1, retry_base=0, heartbeat=1.0, on_change=on_change)
+
+    return BatchTuiApp(server=server, engine_factory=factory, **kwargs)
+
+
+async def wait_for(pilot, predicate, timeout: float = 20.0, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(step)
+    return predicate()
+
+
+def grid_rows(grid: PagedGrid) -> list[list[str]]:
+    return [list(grid.row_at(i).cells) for i in range(grid.row_count)]
+
+
+def message(screen, wid: str) -> str:
+    return str(screen.query_one(wid).render())
+
+
+# -- the seed procedure, end to end --------------------------------------------
+
+
+@sync
+async def test_seed_procedure_end_to_end(ui_db):
+    app = make_app(server=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert type(screen).__name__ == "BatchJobsScreen"
+        assert app.focused is screen.query_one("#jobs-grid")
+
+        # Create the batch job: New, Job description, Save.
+        await pilot.press("ctrl+n")
+        assert app.focused is screen.query_one("#job-description")
+        await pilot.press(*"Seed job")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        job = m.BatchJob.get(m.BatchJob.description == "Seed job")
+        assert job.status == BatchStatus.HOLD and job.created_by == USER
+        assert "Saved batch job" in message(screen, "#job-message")
+
+        # Recurrence: daily, end after 1 occurrence (so the run ends the job).
+        await pilot.press("escape")  # back to the grid (nothing unsaved)
+        assert app.focused is screen.query_one("#jobs-grid")
+        await pilot.press("r")
+        await pilot.pause()
+        dialog = app.screen
+        assert type(dialog).__name__ == "RecurrenceDialog"
+        await pilot.press("tab", "tab", "tab")  # date > time > zone > End radio set
+        await pilot.press("down", "enter")  # End after
+        await pilot.press("tab", "backspace", "backspace", "1")
+        await pilot.pause()
+        assert "Every day" in message(dialog, "#rec-sentence") or message(dialog, "#rec-sentence")
+        assert message(dialog, "#rec-error") == ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen
+        job = m.BatchJob.get_by_id(job.id)
+        assert job.recurrence is not None and job.recurrence_text
+
+        # Alerts: Ended, Error, Canceled, pop-up.
+        await pilot.press("a")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "AlertsDialog"
+        await pilot.press("space", "tab", "space", "tab", "space", "tab", "space")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        alert = m.JobAlert.get((m.JobAlert.job == job.id) & (m.JobAlert.user == USER))
+        assert alert.ended and alert.error and alert.canceled and alert.popup and not alert.email
+
+        # View tasks; Ctrl+N a task with class Noop; Ctrl+S.
+        await pilot.press("enter")
+        await pilot.pause()
+        tasks = app.screen
+        assert type(tasks).__name__ == "BatchTasksScreen"
+        await pilot.press("ctrl+n", *"First task", "tab", "tab", "enter")
+        await pilot.pause()
+        await pilot.press(*"Noop", "enter")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        first = m.BatchTask.get((m.BatchTask.job == job.id) & (m.BatchTask.description == "First task"))
+        assert first.class_name == "Noop" and first.company_id == job.company_id
+
+        # A second task: ignore failure, maximum retries 2.
+        await pilot.press("ctrl+n", *"Second task", "tab", "tab", "enter")
+        await pilot.pause()
+        await pilot.press(*"Noop", "enter")
+        await pilot.press("tab", "tab", "space", "tab", "backspace", "2")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        second = m.BatchTask.get((m.BatchTask.job == job.id) & (m.BatchTask.description == "Second task"))
+        assert second.ignore_failure and second.max_retries == 2
+
+        # Has conditions: Ctrl+N, parent task, expected status Ended, Ctrl+S.
+        await pilot.press("escape")  # to the tasks grid, on the second task
+        assert tasks.task_id == second.id
+        await pilot.press("3")
+        assert app.focused is tasks.query_one("#conditions-grid")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.focused is tasks.query_one("#cond-parent")
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("down", "enter")  # the only other task: the first
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        cond = m.BatchConstraint.get(m.BatchConstraint.task == second.id)
+        assert cond.parent_id == first.id and cond.expected == 0
+        assert grid_rows(tasks.query_one("#conditions-grid"))[0][0] == str(first.id)
+
+        # Back to Batch jobs; Change status to Waiting.
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("t")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ChangeStatusDialog"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+        # The embedded batch server runs it; the grid shows Ended.
+        grid = screen.query_one("#jobs-grid", PagedGrid)
+
+        def shows_ended():
+            row = grid.row_at(grid.cursor)
+            return row is not None and row.key == job.id and row.cells[3] == "Ended"
+
+        assert await wait_for(pilot, shows_ended), grid_rows(grid)
+        assert m.BatchJob.get_by_id(job.id).status == BatchStatus.FINISHED
+        assert "Ended" in message(screen, "#job-status")
+
+        # The alert: a pop-up toast, and the Action center lists it.
+        assert await wait_for(pilot, lambda: any("ended" in n.message for n in app._notifications))
+        await pilot.press("f4")
+        await pilot.pause()
+        center = app.screen
+        assert type(center).__name__ == "ActionCenterScreen"
+        rows = grid_rows(center.query_one(PagedGrid))
+        assert rows and rows[0][1] == str(job.id) and rows[0][2] == "Ended"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert m.Alert.get(m.Alert.job == job.id).read
+
+        # Its history: one run, two tasks.
+        await pilot.press("escape")
+        await pilot.press("h")
+        await pilot.pause()
+        hist = app.screen
+        assert type(hist).__name__ == "HistoryScreen"
+        runs = grid_rows(hist.query_one("#runs-grid"))
+        assert len(runs) == 1 and runs[0][7] == "Ended"
+        assert len(grid_rows(hist.query_one("#run-tasks-grid"))) == 2
+
+
+# -- the Batch jobs page -------------------------------------------------------------
+
+
+@sync
+async def test_grid_moves_through_all_rows(ui_db):
+    now = datetime(2026, 1, 1)
+    m.Company.get_or_create(id="DAT")
+    m.BatchJob.insert_many([
+        {"description": f"Job {i}", "company": "DAT", "scheduled_start": now, "time_zone": "UTC",
+         "status": 0, "priority": 1, "created_by": USER, "run_by": USER, "created": now, "modified": now}
+        for i in range(1, 1001)
+    ]).execute()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        assert grid.cursor_key == 1000  # newest first
+        await pilot.press("end")
+        assert grid.cursor_key == 1
+        await wait_for(pilot, app.screen.form_settled, timeout=2)
+        await pilot.pause()
+        assert app.screen.query_one("#job-description").value == "Job 1"
+        await pilot.press("home", "pagedown", "down")
+        assert grid.cursor > 2
+        await pilot.press("home")
+        assert grid.cursor_key == 1000
+
+
+@sync
+async def test_opens_fast_with_100k_jobs(ui_db):
+    now = datetime(2026, 1, 1)
+    m.Company.get_or_create(id="DAT")
+    rows = [{"description": f"Job {i}", "company": "DAT", "scheduled_start": now, "time_zone": "UTC",
+             "status": i % 9, "priority": 1, "created_by": USER, "run_by": USER, "created": now, "modified": now}
+            for i in range(100_000)]
+    with ui_db.atomic():
+        for start in range(0, len(rows), 5000):
+            m.BatchJob.insert_many(rows[start:start + 5000]).execute()
+    app = make_app()
+    started = time.perf_counter()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        opened = time.perf_counter() - started
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        assert grid.row_count == 100_000
+        assert opened < 0.5 * 4, opened  # generous on slow CI; bench/ measures the real figure
+        t = time.perf_counter()
+        await pilot.press("end")
+        assert grid.cursor_key == 1
+        await pilot.press("pageup", "up", "home")
+        # Four key presses through Pilot (each waits for the screen to settle).
+        assert time.perf_counter() - t < 2.0
+
+
+@sync
+async def test_filter_and_status_quick_filter(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        grid = screen.query_one("#jobs-grid", PagedGrid)
+        assert grid.row_count == 4
+        await pilot.press("slash", *"close")
+        await pilot.pause()
+        assert [r[0] for r in grid_rows(grid)] == [str(ids["close"])]
+        await pilot.press("enter")
+        assert app.focused is grid
+        await pilot.press("escape")  # clears the filters
+        await pilot.pause()
+        assert grid.row_count == 4
+        screen.query_one("#filter-status").value = int(BatchStatus.ERROR)
+        await pilot.pause()
+        assert [r[0] for r in grid_rows(grid)] == [str(ids["ran"])]
+
+
+@sync
+async def test_live_refresh_keeps_cursor(ui_db):
+    ids = seed_data()
+    app = make_app(poll_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        await pilot.press("down", "down")
+        key = grid.cursor_key
+        # Another process adds a job (it lands on top) and changes a status.
+        jobs.create_job(user="someone", description="From elsewhere", scheduled_start="2026-12-01T00:00:00",
+                        time_zone="UTC")
+        st.set_job_status(ids["close"], BatchStatus.WAITING, USER)
+        assert await wait_for(pilot, lambda: grid.row_count == 5, timeout=3)
+        assert grid.cursor_key == key
+        row = next(r for r in grid_rows(grid) if r[0] == str(ids["close"]))
+        assert row[3] == "Waiting"
+
+
+@sync
+async def test_job_form_validation_keeps_input(ui_db):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("ctrl+n", *"Bad start")
+        start = screen.query_one("#job-start")
+        start.value = "2026-13-45 99:00"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Scheduled start" in message(screen, "#job-message")
+        assert m.BatchJob.select().count() == 0
+        assert screen.query_one("#job-description").value == "Bad start"
+        # An empty description is refused too.
+        screen.query_one("#job-description").value = ""
+        start.value = "2026-12-01 10:00"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Job description" in message(screen, "#job-message")
+        assert m.BatchJob.select().count() == 0
+
+
+@sync
+async def test_escape_on_changed_record_asks_first(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("tab", "tab", "tab")  # filter > status > grid > description
+        while app.focused is not screen.query_one("#job-description"):
+            await pilot.press("tab")
+        await pilot.press(*" (changed)")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmDialog"
+        await pilot.press("escape")  # keep editing
+        await pilot.pause()
+        assert app.screen is screen and screen.is_dirty()
+        await pilot.press("escape")
+        await pilot.pause()
+        app.screen.query_one("#answer-discard").press()
+        await pilot.pause()
+        assert not screen.is_dirty()
+        assert m.BatchJob.get_by_id(screen.job_id).description in ("Master planning",)
+        assert ids
+
+
+@sync
+async def test_stale_save_changed_by_another_user(ui_db):
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        job_id = screen.job_id
+        desc = screen.query_one("#job-description")
+        desc.focus()
+        await pilot.press(*" v2")
+        # Someone else saves the job meanwhile.
+        other = m.BatchJob.get_by_id(job_id)
+        jobs.update_job(job_id, user=USER, version=other.version, description="Changed elsewhere")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "changed by another user" in message(screen, "#job-message")
+        assert desc.value.endswith(" v2")
+        assert m.BatchJob.get_by_id(job_id).description == "Changed elsewhere"
+
+
+@sync
+async def test_delete_after_confirmation(ui_db):
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        job_id = app.screen.job_id
+        await pilot.press("alt+f9")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmDialog"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert m.BatchJob.get_or_none(m.BatchJob.id == job_id) is not None
+        await pilot.press("ctrl+delete")
+        await pilot.pause()
+        app.screen.query_one("#answer-delete").press()
+        await pilot.pause()
+        assert m.BatchJob.get_or_none(m.BatchJob.id == job_id) is None
+
+
+# -- dialogs: validation ----------------------------------------------------------
+
+
+@sync
+async def test_recurrence_dialog_validation(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["ran"])
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        dialog = app.screen
+        every = dialog.query_one("#rec-every")
+        every.value = "0"
+        await pilot.pause()
+        assert "Every" in message(dialog, "#rec-error")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog  # not accepted
+        every.value = "2"
+        dialog.query_one("#rec-date").value = "2026-02-30"
+        await pilot.pause()
+        assert "Start date" in message(dialog, "#rec-error")
+        dialog.query_one("#rec-date").value = "2026-03-02"
+        dialog.query_one("#rec-pattern").value = "weeks"
+        await pilot.pause()
+        assert "day of the week" in message(dialog, "#rec-error")
+        dialog.query_one("#wd-mon").value = True
+        await pilot.pause()
+        assert message(dialog, "#rec-error") == ""
+        assert "Next:" in message(dialog, "#rec-preview")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+        assert m.BatchJob.get_by_id(ids["ran"]).recurrence is None
+
+
+@sync
+async def test_alerts_dialog_validation(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#alert-popup").value = True
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert "Choose when" in message(dialog, "#alert-error-line")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not m.JobAlert.select().where(m.JobAlert.job == ids["close"]).exists()
+
+
+@sync
+async def test_change_status_refused_with_reason(ui_db):
+    ids = seed_data()
+    st.set_job_status(ids["close"], BatchStatus.WAITING, USER)
+    m.BatchJob.update(scheduled_start=T0).where(m.BatchJob.id == ids["close"]).execute()
+    st.start_due_jobs("AOS1", now=T0)  # Executing; no server runs it in this test
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ChangeStatusDialog"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        text = message(screen, "#job-message")
+        assert "refused" in text and "Executing" in text
+        assert m.BatchJob.get_by_id(ids["close"]).status == BatchStatus.EXECUTING
+
+
+@sync
+async def test_copy_dialog(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#copy-description").value = ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Job description" in message(dialog, "#copy-error")
+        dialog.query_one("#copy-start").value = "tomorrow"
+        dialog.query_one("#copy-description").value = "Copy of close"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Scheduled start" in message(dialog, "#copy-error")
+        dialog.query_one("#copy-start").value = ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        copy = m.BatchJob.get(m.BatchJob.description == "Copy of close")
+        assert copy.status == BatchStatus.HOLD
+        assert m.BatchTask.select().where(m.BatchTask.job == copy.id).count() == 2
+        assert screen.job_id == copy.id
+
+
+@sync
+async def test_task_parameters_validation(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen", timeout=5)
+        await pilot.pause()
+        tasks = app.screen
+        assert tasks.task_id == ids["t1"]
+        await pilot.press("2")
+        await wait_for(pilot, lambda: bool(tasks.query(f"#param-{tasks._param_gen}-seconds")), timeout=5)
+        seconds = tasks.query_one(f"#param-{tasks._param_gen}-seconds")
+        assert seconds.value == "2"
+        seconds.value = "abc"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "seconds" in message(tasks, "#task-message")
+        assert m.BatchTask.get_by_id(ids["t1"]).params == {"seconds": 2}
+        seconds.value = "-1"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "seconds" in message(tasks, "#task-message")
+        seconds.value = "5"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert m.BatchTask.get_by_id(ids["t1"]).params == {"seconds": 5}
+
+
+@sync
+async def test_condition_on_itself_refused(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen", timeout=5)
+        await pilot.pause()
+        tasks = app.screen
+        # t1 waits on t2 would make a cycle (t2 waits on t1).
+        await pilot.press("3", "ctrl+n")
+        await wait_for(pilot, lambda: tasks.query_one("#condition-new").display, timeout=5)
+        await pilot.pause()
+        tasks.query_one("#cond-parent").value = ids["t2"]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "cycle" in message(tasks, "#task-message")
+        assert not m.BatchConstraint.select().where(m.BatchConstraint.task == ids["t1"]).exists()
+
+
+@sync
+async def test_task_text_is_shown_safely(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["ran"])
+        await pilot.press("enter")
+        await pilot.pause()
+        tasks = app.screen
+        row = grid_rows(tasks.query_one("#tasks-grid"))[0]
+        assert "\\x1b[31m" in row[1] and "\x1b" not in row[1]
+        await pilot.press("4")
+        log = message(tasks, "#task-log")
+        assert "\\x1b[2J" in log and "\x1b" not in log
+
+
+def test_safe_text():
+    assert visible("a\x1b[31mb\x07\r\n\u202e") == "a\\x1b[31mb\\a\\r\\n\\u202e"
+    assert visible("line1\nline2", keep_newlines=True) == "line1\nline2"
+    assert visible("[b]not markup[/b]") == "[b]not markup[/b]"
+
+
+@sync
+async def test_navigation_and_palette(ui_db):
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("f2")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "NavigationScreen"
+        await pilot.press("down", "enter")  # Batch job history
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HistoryScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for wanted in ("Batch jobs", "Batch job history", "Batch groups", "Batch servers", "Action center",
+                       "Batch job history clean-up", "Recurrence", "Alerts", "Change status", "View tasks",
+                       "Copy", "View history", "Cancel job", "New", "Save", "Delete"):
+            assert wanted in titles, wanted
+        await pilot.press("f1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpDialog"
+
+
+@sync
+async def test_groups_form(ui_db):
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.open_screen("groups")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("ctrl+n", *"NIGHT", "tab", *"Night runs", "tab", *"AOS1, AOS2", "ctrl+s")
+        await pilot.pause()
+        assert m.BatchGroup.get_by_id("NIGHT").description == "Night runs"
+        assert sorted(s.server for s in m.BatchGroupServer.select().where(m.BatchGroupServer.group == "NIGHT")) \
+            == ["AOS1", "AOS2"]
+        # A group in use cannot be deleted: the reason is shown.
+        screen.query_one(PagedGrid).move_to_key("INVOICE")
+        await pilot.pause()
+        await pilot.press("alt+f9")
+        await pilot.pause()
+        app.screen.query_one("#answer-delete").press()
+        await pilot.pause()
+        assert "used by tasks" in message(screen, "#group-message")
+
+
+# -- snapshots ------------------------------------------------------------------------
+
+
+def _snap_app(ui_db, **kwargs) -> tuple[BatchTuiApp, dict]:
+    ids = seed_data()
+    return make_app(**kwargs), ids
+
+
+async def _goto_job(pilot, job_id):
+    pilot.app.screen.query_one("#jobs-grid", PagedGrid).move_to_key(job_id)
+    await pilot.pause()
+
+
+def test_snapshot_batch_jobs(ui_db, snap_compare):
+    app, _ = _snap_app(ui_db)
+    assert snap_compare(app, terminal_size=(120, 40))
+
+
+def test_snapshot_batch_jobs_80x24(ui_db, snap_compare):
+    app, _ = _snap_app(ui_db)
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_snapshot_batch_tasks(ui_db, snap_compare):
+    app, ids = _snap_app(ui_db)
+
+    async def before(pilot):
+        await _goto_job(pilot, ids["close"])
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_batch_tasks_parameters(ui_db, snap_compare):
+    app, ids = _snap_app(ui_db)
+
+    async def before(pilot):
+        await _goto_job(pilot, ids["close"])
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_batch_tasks_conditions(ui_db, snap_compare):
+    app, ids = _snap_app(ui_db)
+
+    async def before(pilot):
+        await _goto_job(pilot, ids["close"])
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("down", "3")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_batch_tasks_log(ui_db, snap_compare):
+    app, ids = _snap_app(ui_db)
+
+    async def before(pilot):
+        await _goto_job(pilot, ids["ran"])
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("4")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_history(ui_db, snap_compare):
+    app, ids = _snap_app(ui_db)
+
+    async def before(pilot):
+        await _goto_job(pilot, ids["ran"])
+        await pilot.press("h")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+@pytest.mark.parametrize("screen_name", ["groups", "action_center", "history"])
+def test_snapshot_forms(ui_db, snap_compare, screen_name):
+    app, _ = _snap_app(ui_db)
+
+    async def before(pilot):
+        pilot.app.open_screen(screen_name)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_servers(ui_db, snap_compare):
+    app, _ = _snap_app(ui_db)
+
+    async def before(pilot):
+        from batchtui.ui.screens.servers import BatchServersScreen
+
+        pilot.app.push_screen(BatchServersScreen(now=T0))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+@pytest.mark.parametrize("key, job", [("r", "close"), ("a", "ran"), ("t", "close"), ("c", "close"),
+                                      ("x", "close"), ("alt+f9", "close"), ("f1", "close"), ("f2", "close")])
+def test_snapshot_dialogs(ui_db, snap_compare, key, job):
+    app, ids = _snap_app(ui_db)
+
+    async def before(pilot):
+        await _goto_job(pilot, ids[job])
+        await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_cleanup_dialog(ui_db, snap_compare):
+    app, _ = _snap_app(ui_db)
+
+    async def before(pilot):
+        pilot.app.action_cleanup()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
+
+
+def test_snapshot_unsaved_changes(ui_db, snap_compare):
+    app, _ = _snap_app(ui_db)
+
+    async def before(pilot):
+        pilot.app.screen.query_one("#job-description").value = "Changed"
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before)
