@@ -314,3 +314,16 @@ def test_a_recurrence_that_is_over_leaves_the_job_in_its_outcome(engine_factory)
     engine_factory()
     wait_for(lambda: job_status(job_id) == S.FINISHED)
     assert m.BatchJob.get_by_id(job_id).run_count == 1
+
+
+def test_a_second_server_of_the_same_name_is_refused_and_consoles_pick_a_free_name(engine_factory):
+    from batchtui.engine import BatchServerEngine
+    from batchtui.engine.server import ServerNameInUse, default_name
+
+    engine_factory(name="AOS1")
+    with pytest.raises(ServerNameInUse, match="AOS1"):
+        BatchServerEngine(name="AOS1").start()
+    first = engine_factory(name=None, console=True)
+    second = engine_factory(name=None, console=True)
+    assert first.name == f"{default_name()}-console"
+    assert second.name == f"{default_name()}-console-2"

@@ -75,8 +75,15 @@ class BatchServerEngine:
         heartbeat: float = 5.0,
         dead_after: float = 30.0,
         exit_when_idle: bool = False,
+        console: bool = False,
     ) -> None:
-        self.name = name or default_name()
+        # The console's embedded server is "HOST-console" (then -2, -3... when
+        # another console on the host runs), so it never takes the name of the
+        # host's headless server.
+        self._names = [name] if name else (
+            [f"{default_name()}-console"] + [f"{default_name()}-console-{i}" for i in range(2, 10)]
+            if console else [default_name()])
+        self.name = self._names[0]
         self.threads = max(1, int(threads))
         self.poll = max(0.01, float(poll))
         self.retry_base = max(0.0, float(retry_base))
@@ -105,7 +112,14 @@ class BatchServerEngine:
 
     def start(self) -> None:
         """Register the server, take back what it left running, start the loop thread."""
-        self._register()
+        for i, name in enumerate(self._names):
+            self.name = name
+            try:
+                self._register()
+                break
+            except ServerNameInUse:
+                if i == len(self._names) - 1:
+                    raise
         self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
         st.add_listener(self.wake)
         self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
@@ -172,7 +186,7 @@ class BatchServerEngine:
                 if row is not None and row.stopped is None and row.heartbeat is not None:
                     fresh = row.heartbeat > now - timedelta(seconds=self.dead_after)
                     same_host = row.host == socket.gethostname()
-                    if fresh and not (same_host and not _pid_alive(row.pid)) and row.pid != os.getpid():
+                    if fresh and not (same_host and not _pid_alive(row.pid)):
                         raise ServerNameInUse(
                             f"a batch server named {self.name!r} is running (host {row.host}, pid "
                             f"{row.pid}, heartbeat {row.heartbeat:%H:%M:%S} UTC): choose another --name"

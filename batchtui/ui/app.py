@@ -70,7 +70,7 @@ class BatchTuiApp(App):
             else:
                 from ..engine import BatchServerEngine
 
-                self.engine = BatchServerEngine(on_change=self._engine_changed)
+                self.engine = BatchServerEngine(on_change=self._engine_changed, console=True)
             self.engine.start()
         except Exception as exc:  # the console still works without its server
             self.engine = None
