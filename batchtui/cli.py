@@ -622,20 +622,11 @@ def cmd_cleanup(args) -> int:
     return EXIT_OK
 
 
-def _group_rows() -> list[dict]:
-    from . import models as m
-
-    servers: dict[str, list[str]] = {}
-    for group, server in (m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
-                          .order_by(m.BatchGroupServer.server).tuples()):
-        servers.setdefault(group, []).append(server)
-    return [{"name": g.name, "description": g.description, "servers": servers.get(g.name, [])}
-            for g in m.BatchGroup.select().order_by(m.BatchGroup.name)]
-
-
 def cmd_group_list(args) -> int:
+    from .jobs import group_rows
+
     _open(args)
-    rows = _group_rows()
+    rows = group_rows()
     if args.json:
         emit_json(rows)
         return EXIT_OK
@@ -649,65 +640,29 @@ def cmd_group_list(args) -> int:
 
 def cmd_group_add(args) -> int:
     from . import jobfile
-    from . import models as m
-    from .db import write
-    from .errors import UserError
+    from .jobs import group_rows, save_group
 
-    name = jobfile.check_group_name(args.name, field="NAME")
-    if name != name.strip():
-        raise UserError(f"batch group {jobfile.q(name)}: a name cannot start or end with spaces")
-    description = None
-    if args.description is not None:
-        description = jobfile.check_text(args.description, limit=200, field="--description", allow_empty=True)
-    servers = None
-    if args.servers is not None:
-        servers = sorted({jobfile.check_text(s, limit=80, field="--servers", what="a server name")
-                          for s in args.servers})
     _open(args)
-    with write():
-        group = m.BatchGroup.get_or_none(m.BatchGroup.name == name)
-        created = group is None
-        if created:
-            m.BatchGroup.create(name=name, description=description or "")
-        elif description is not None:
-            m.BatchGroup.update(description=description).where(m.BatchGroup.name == name).execute()
-        if servers is not None:
-            m.BatchGroupServer.delete().where(m.BatchGroupServer.group == name).execute()
-            for s in servers:
-                m.BatchGroupServer.create(group=name, server=s)
-    row = next(r for r in _group_rows() if r["name"] == name)
+    created = save_group(args.name, description=args.description, servers=args.servers)
+    row = next(r for r in group_rows() if r["name"] == args.name)
     if args.json:
         emit_json(row)
     else:
-        emit(f"{'added' if created else 'updated'} batch group {jobfile.q(name)}"
+        emit(f"{'added' if created else 'updated'} batch group {jobfile.q(args.name)}"
              + (f" (servers: {', '.join(row['servers'])})" if row["servers"] else " (no servers)"))
     return EXIT_OK
 
 
 def cmd_group_delete(args) -> int:
     from . import jobfile
-    from . import models as m
-    from .db import write
-    from .errors import NotFound, Refused
+    from .jobs import delete_group
 
-    name = args.name
     _open(args)
-    with write():
-        if name == "":
-            raise Refused("the Empty batch group cannot be deleted")
-        if m.BatchGroup.get_or_none(m.BatchGroup.name == name) is None:
-            raise NotFound(f"batch group {jobfile.q(name)}: no such batch group")
-        users = sorted({t.job_id for t in m.BatchTask.select(m.BatchTask.job)
-                        .where(m.BatchTask.batch_group == name)})
-        if users:
-            shown = ", ".join(str(j) for j in users[:20]) + (", ..." if len(users) > 20 else "")
-            raise Refused(f"batch group {jobfile.q(name)} is used by tasks of job{'s' if len(users) > 1 else ''} "
-                          f"{shown}: move those tasks to another batch group first")
-        m.BatchGroup.delete().where(m.BatchGroup.name == name).execute()
+    delete_group(args.name)
     if args.json:
-        emit_json({"name": name, "deleted": True})
+        emit_json({"name": args.name, "deleted": True})
     else:
-        emit(f"deleted batch group {jobfile.q(name)}")
+        emit(f"deleted batch group {jobfile.q(args.name)}")
     return EXIT_OK
 
 

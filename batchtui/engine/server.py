@@ -294,27 +294,19 @@ class BatchServerEngine:
             changed = False
         finished = self._drain()
         claimed: list[Claimed] = []
-        try:
-            with write():
-                if finished:
-                    st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
-                if self._running:
-                    self._check_cancels()
-                if not stopping:
-                    started = st.start_due_jobs(self.name)
-                    free = self.threads - (len(self._running) - len(finished))
-                    if free > 0:
-                        claimed = st.claim_ready_tasks(self.name, self._served, free)
-                    changed = changed or bool(started) or bool(claimed)
-                    if started:
-                        self._due_dirty = True
-        except Exception:
-            for r in finished:
-                self._outcomes.put(r)
-            raise
-        for r in finished:
-            r.flushed = len(r.lines)
-            self._running.pop(r.claimed.attempt_id, None)
+        with self._recording(finished), write():
+            if finished:
+                st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
+            if self._running:
+                self._check_cancels()
+            if not stopping:
+                started = st.start_due_jobs(self.name)
+                free = self.threads - (len(self._running) - len(finished))
+                if free > 0:
+                    claimed = st.claim_ready_tasks(self.name, self._served, free)
+                changed = changed or bool(started) or bool(claimed)
+                if started:
+                    self._due_dirty = True
         for c in claimed:
             self._launch(c)
         changed = changed or bool(finished)
@@ -359,8 +351,15 @@ class BatchServerEngine:
 
     def _record(self, finished: list[Running]) -> None:
         """Record attempts outside a round (while stopping)."""
-        try:
+        with self._recording(finished):
             st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
+
+    @contextmanager
+    def _recording(self, finished: list[Running]):
+        """Finished attempts are forgotten only once their transaction commits;
+        if it fails they are kept to be recorded in the next round."""
+        try:
+            yield
         except Exception:
             for r in finished:
                 self._outcomes.put(r)
