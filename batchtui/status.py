@@ -402,19 +402,15 @@ def start_due_jobs(server: str, now: datetime | None = None, limit: int = 256) -
         for ids in _chunks(started):
             # Every task starts the run Waiting, carrying its job's priority and
             # start so that claiming Ready tasks walks one index in order.
+            # A task without conditions is Ready at once, the others wait.
             _x(
-                "UPDATE batch_task SET status = ?, retries_used = 0, attempts = 0, not_before = NULL, "
-                "server = NULL, attempt = NULL, "
+                "UPDATE batch_task SET status = CASE WHEN EXISTS "
+                "(SELECT 1 FROM batch_constraint c WHERE c.task_id = batch_task.id) THEN ? ELSE ? END, "
+                "retries_used = 0, attempts = 0, not_before = NULL, server = NULL, attempt = NULL, "
                 "job_priority = (SELECT j.priority FROM batch_job j WHERE j.id = batch_task.job_id), "
                 "job_start = (SELECT j.scheduled_start FROM batch_job j WHERE j.id = batch_task.job_id) "
                 f"WHERE job_id IN ({_in(ids)})",
-                (int(BatchStatus.WAITING), *ids),
-            )
-            _x(
-                "UPDATE batch_task SET status = ? "
-                f"WHERE job_id IN ({_in(ids)}) AND NOT EXISTS "
-                "(SELECT 1 FROM batch_constraint c WHERE c.task_id = batch_task.id)",
-                (int(BatchStatus.READY), *ids),
+                (int(BatchStatus.WAITING), int(BatchStatus.READY), *ids),
             )
             with_tasks = {r[0] for r in _x(
                 f"SELECT DISTINCT job_id FROM batch_task WHERE job_id IN ({_in(ids)})", ids)}
