@@ -1,7 +1,9 @@
 """The configuration file: default company, SMTP settings and batch job managers.
 
 It lives in the platformdirs config folder (``config.toml``), or where
-``BATCHTUI_CONFIG`` points. SMTP credentials live here, never in the database.
+``BATCHTUI_CONFIG`` points. SMTP credentials live here, never in the database;
+a file that holds the SMTP password and that group or others may read is not
+trusted with it: its [smtp] settings are ignored, with a warning.
 
     default_company = "DAT"
     managers = ["ops", "root"]      # may change any job; "*" means everyone
@@ -19,7 +21,9 @@ It lives in the platformdirs config folder (``config.toml``), or where
 from __future__ import annotations
 
 import getpass
+import logging
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +54,7 @@ class Config:
     managers: list[str] = field(default_factory=lambda: ["root"])
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     path: Path | None = None
+    smtp_refused: str | None = None  # why the [smtp] settings were not used (a file others can read)
 
     def is_manager(self, user: str) -> bool:
         return "*" in self.managers or user in self.managers
@@ -87,7 +92,29 @@ def load_config(path: Path | None = None) -> Config:
         if key not in known:
             raise UserError(f"config file {path}: unknown smtp setting {key!r}")
         setattr(cfg.smtp, key, value)
+    if cfg.smtp.password:
+        loose = _readable_by_others(path)
+        if loose:
+            # As ssh and .netrc do: a secret in a file others can read is not used.
+            cfg.smtp_refused = (
+                f"config file {path} holds the SMTP password but {loose}: the [smtp] settings are "
+                f"not used and no alert e-mail is sent until it is readable by its owner only "
+                f"(chmod 600 {path})"
+            )
+            cfg.smtp = SmtpSettings()
+            logging.getLogger("batchtui.config").warning("batchtui: warning: %s", cfg.smtp_refused)
     return cfg
+
+
+def _readable_by_others(path: Path) -> str | None:
+    """Why a file is not private to its owner, or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_mode & 0o077:
+        return f"group or others may read it (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
 
 
 def acting_user() -> str:

@@ -74,8 +74,8 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
             if not file.exists():
                 fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
-        except OSError as exc:
-            raise UserError(f"cannot create the database file {file}: {exc.strerror}") from None
+        except OSError as exc:  # the folder or file cannot be made: not the user's input (exit 1)
+            raise DatabaseUnavailable(f"cannot create the database file {file}: {exc.strerror}") from None
         db = SqliteDatabase(
             str(file),
             pragmas={
@@ -109,6 +109,23 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached; not the user's input (exit 1)."""
+
+
+def file_identity() -> tuple[int, int] | None:
+    """(device, inode) of the open SQLite file; None for PostgreSQL.
+
+    A long-lived connection keeps writing to a file that was deleted or
+    replaced under it; comparing identities tells the batch server to
+    reconnect. A missing file reads as (0, 0).
+    """
+    db = models.database.obj
+    if not isinstance(db, SqliteDatabase):
+        return None
+    try:
+        st = os.stat(db.database)
+    except OSError:
+        return (0, 0)
+    return (st.st_dev, st.st_ino)
 
 
 def redact(url: str) -> str:

@@ -103,6 +103,7 @@ class BatchServerEngine:
         self._last_beat = 0.0
         self._last_flush = 0.0
         self._last_mail = 0.0
+        self._db_identity: tuple[int, int] | None = None
         self._next_due: datetime | None = None
         self._next_due_checked = 0.0
         self._due_dirty = True
@@ -244,7 +245,7 @@ class BatchServerEngine:
                 try:
                     # The loop keeps its own connection open between rounds;
                     # after an error it is closed and opened again.
-                    m.database.connect(reuse_if_open=True)
+                    self._connect()
                     changed = self._round(stopping)
                     if changed:
                         st.pg_notify()
@@ -269,12 +270,32 @@ class BatchServerEngine:
                     break
                 if self.exit_when_idle and not stopping and self._idle():
                     break
-                if self._outcomes.empty():
+                if backoff:
+                    # After a database error, back off even when finished attempts are
+                    # waiting to be recorded (they would otherwise make this loop spin).
+                    if stopping:
+                        time.sleep(min(backoff, 0.5))
+                    else:
+                        self._stop.wait(backoff)
+                elif self._outcomes.empty():
                     self._wake.wait(timeout)
                 self._wake.clear()
         finally:
             self._finish()
             _close_quietly()
+
+    def _connect(self) -> None:
+        """The loop's connection, checked to still be on the database's file."""
+        from ..db import DatabaseUnavailable, file_identity
+
+        if m.database.is_closed():
+            if file_identity() == (0, 0):
+                # Not connecting: SQLite would make a new, empty file there.
+                raise DatabaseUnavailable("the database file is missing")
+            m.database.connect()
+            self._db_identity = file_identity()
+        elif file_identity() != self._db_identity:
+            raise DatabaseUnavailable("the database file was removed or replaced; reconnecting")
 
     def _round(self, stopping: bool) -> bool:
         """One round of the loop: what finished, what is due, what to run.

@@ -1,0 +1,246 @@
+"""Helpers for the fault, abuse and security tests.
+
+- ``Mark``: a batch class that leaves a line in a file each time it starts,
+  so a test sees which attempts really ran (and whether one ran twice).
+- ``Procs``: ``batchtui server`` processes on any database URL.
+- ``PausablePg``: a throw-away PostgreSQL server that can be stopped and
+  started again on the same port and data.
+- ``run_cli``: ``batchtui`` as a subprocess.
+- ``python -m tests.faultkit operator URL OUT SECONDS``: an operator's loop of
+  command-line writes, run in-process (``batchtui.cli.main``) for speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from batchtui.classes.base import BatchClass, BatchClassError, Param, TaskCanceled
+
+from .pgserver import PgServer
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "tests.faultkit:Mark"
+
+
+class Mark(BatchClass):
+    """Writes "TASK RUN ATTEMPT" to a file when it starts; may sleep and fail its first attempts."""
+
+    name = "Mark"
+    params = (
+        Param("file", "text"),
+        Param("seconds", "number", 0.0, minimum=0),
+        Param("fail_first", "integer", 0, minimum=0),
+    )
+
+    def run(self, ctx) -> None:
+        fd = os.open(ctx.params["file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{ctx.task_id} {ctx.run_id} {ctx.attempt}\n".encode())
+        finally:
+            os.close(fd)
+        seconds = float(ctx.params.get("seconds") or 0)
+        if seconds and ctx.cancel_event.wait(seconds):
+            raise TaskCanceled("canceled")
+        if ctx.attempt <= int(ctx.params.get("fail_first") or 0):
+            raise BatchClassError(f"fails on purpose on attempt {ctx.attempt}")
+
+
+def read_marks(path) -> list[tuple[int, int, int]]:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    return [tuple(int(x) for x in line.split()) for line in text.splitlines() if line.strip()]
+
+
+def env_for(url: str, **extra) -> dict:
+    env = dict(os.environ, BATCHTUI_DB=url)
+    env.setdefault("BATCHTUI_USER", "ops")
+    env.pop("BATCHTUI_DEBUG", None)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(args, url: str, *, user: str = "ops", stdin: bytes | None = None, timeout: float = 60,
+            prefix: list[str] | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = env or env_for(url, BATCHTUI_USER=user)
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "batchtui", *args], input=stdin,
+                          capture_output=True, env=env, timeout=timeout, cwd=str(ROOT))
+
+
+def assert_one_error_line(proc_or_text, *, exit_codes=(2,), rc=None):
+    """stderr holds exactly one `batchtui: error:` line and no traceback."""
+    if isinstance(proc_or_text, subprocess.CompletedProcess):
+        rc = proc_or_text.returncode
+        err = proc_or_text.stderr.decode(errors="replace")
+    else:
+        err = proc_or_text
+    assert rc in exit_codes, (rc, err)
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("batchtui: error: "), err
+    return lines[0]
+
+
+class Procs:
+    """batchtui server processes; stopped (SIGTERM, then SIGKILL) by stop_all."""
+
+    def __init__(self, url: str, folder: Path, prefix: list[str] | None = None, env: dict | None = None):
+        self.url = url
+        self.folder = Path(folder)
+        self.prefix = prefix or []
+        self.env = env
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+        self.count = 0
+
+    def start(self, name: str, *extra: str, threads: int = 4, poll: float = 0.1) -> subprocess.Popen:
+        self.count += 1
+        log_path = self.folder / f"{name}.{self.count}.log"
+        self.logs.setdefault(name, log_path)
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", "batchtui", "server", "--name", name, "--threads",
+                 str(threads), "--poll", str(poll), "--retry-base", "0", "--heartbeat", "0.5",
+                 "--dead-after", "5", *extra],
+                env=self.env or env_for(self.url), stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        self.procs[name] = proc
+        self.last_log = log_path
+        return proc
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def log_text(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("*.log")))
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+
+class PausablePg(PgServer):
+    """A PgServer that can be stopped and started again (same data, same port)."""
+
+    def start(self) -> str:
+        url = super().start()
+        assert self.dir is not None
+        self._data = os.path.join(self.dir, "data")
+        self._opts = (f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
+                      "-c max_connections=100 -c synchronous_commit=off")
+        return url
+
+    def pause(self) -> None:
+        self._run([self.pg_ctl, "-D", self._data, "-m", "fast", "-w", "stop"])
+
+    def resume(self) -> None:
+        self._run([self.pg_ctl, "-D", self._data, "-o", self._opts, "-l",
+                   os.path.join(self.dir, "log"), "-w", "start"])
+
+
+def sqlite_state(path) -> str:
+    """A digest of a SQLite database's files as they are on disk (main file and WAL)."""
+    h = hashlib.sha256()
+    for suffix in ("", "-wal"):
+        p = Path(str(path) + suffix)
+        h.update(suffix.encode())
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def sqlite_dump(path) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(str(path))
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def call_main(argv, *, stdin: bytes = b"", user: str = "ops") -> tuple[int, str, str]:
+    """batchtui.cli.main in this process, with stdin given and stdout/stderr captured."""
+    from batchtui import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    old_in, old_user = sys.stdin, os.environ.get("BATCHTUI_USER")
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    os.environ["BATCHTUI_USER"] = user
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = cli.main(list(argv))
+    finally:
+        sys.stdin = old_in
+        if old_user is None:
+            os.environ.pop("BATCHTUI_USER", None)
+        else:
+            os.environ["BATCHTUI_USER"] = old_user
+    return rc, out.getvalue(), err.getvalue()
+
+
+# -- an operator's loop of writes (run as its own process) ----------------------------
+
+
+def _operator(url: str, out_path: str, seconds: float, tag: str) -> None:
+    os.environ["BATCHTUI_DB"] = url
+    results = []
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        job = {"description": f"{tag} load {n}", "status": "waiting",
+               "alerts": [{"user": "ops", "ended": True, "error": True, "popup": True}],
+               "tasks": [{"key": f"t{i}", "description": f"task {i}", "class": "Sleep" if i % 3 else "Noop",
+                          **({"params": {"seconds": 0.01}} if i % 3 else {}),
+                          **({"conditions": [{"task": f"t{i - 1}", "status": "ended"}]} if i % 5 == 4 else {})}
+                         for i in range(25)]}
+        steps = [(["job", "import", "-", "--json"], json.dumps(job).encode())]
+        rc, out, err = call_main(steps[0][0], stdin=steps[0][1])
+        results.append({"argv": steps[0][0], "rc": rc, "err": err})
+        if rc != 0:
+            continue
+        job_id = json.loads(out)["jobs"][0]["id"]
+        for argv in (["job", "export", str(job_id)], ["job", "list", "--json"],
+                     ["job", "copy", str(job_id), "--json"]):
+            rc, out, err = call_main(argv)
+            results.append({"argv": argv, "rc": rc, "err": err})
+        if rc == 0:
+            copy_id = json.loads(out)["id"]
+            for argv in (["job", "status", str(copy_id), "waiting"], ["job", "history", str(job_id), "--json"],
+                         ["servers", "--json"], ["alerts", "--read", "--json"]):
+                rc, out, err = call_main(argv)
+                results.append({"argv": argv, "rc": rc, "err": err})
+        # A held copy that is deleted again at once.
+        rc, out, err = call_main(["job", "copy", str(job_id), "--json"])
+        results.append({"argv": ["job", "copy", str(job_id)], "rc": rc, "err": err})
+        if rc == 0:
+            copy_id = json.loads(out)["id"]
+            rc, out, err = call_main(["job", "delete", str(copy_id)])
+            results.append({"argv": ["job", "delete", str(copy_id)], "rc": rc, "err": err})
+    Path(out_path).write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "operator":
+        _operator(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else "op")

@@ -1,0 +1,390 @@
+"""Faults: batch servers killed at random moments, several processes on one
+SQLite file under load, the database going away and coming back."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+from batchtui import db as dbmod
+from batchtui import models as m
+from batchtui import status as st
+from batchtui.status import BatchStatus as S
+
+from .conftest import job_status, make_job, wait_for
+from .faultkit import MARK, ROOT, PausablePg, Procs, assert_one_error_line, env_for, read_marks, run_cli
+
+TASK_DONE = (S.FINISHED, S.ERROR, S.NOT_RUN)
+JOB_DONE = (S.FINISHED, S.ERROR, S.CANCELED)
+
+
+def _sqlite_path(url: str) -> str:
+    return url[len("sqlite:///"):]
+
+
+def big_job(rng: random.Random, marks, n: int = 240):
+    """Hundreds of short tasks: free ones, chains with conditions, retried and failing ones."""
+    tasks = []
+
+    def mark(key, **kw):
+        params = {"file": str(marks), "seconds": round(rng.choice([0, 0, 0.01, 0.02, 0.05]), 3)}
+        params.update(kw.pop("params", {}))
+        tasks.append({"key": key, "class_name": MARK, "params": params, **kw})
+
+    for i in range(60):
+        mark(f"free{i}")
+    for c in range(4):
+        prev = None
+        for s in range(20):
+            key = f"c{c}.{s}"
+            cond = [(prev, rng.choice(["ended", "ended_or_error"]))] if prev else []
+            mark(key, conditions=cond, max_retries=rng.choice([0, 0, 1, 2]))
+            prev = key
+    for i in range(30):
+        mark(f"retry{i}", params={"fail_first": 1}, max_retries=2)
+    for i in range(15):
+        mark(f"gives_up{i}", params={"fail_first": 3}, max_retries=1, ignore_failure=True)
+        tasks.append({"key": f"on_error{i}", "conditions": [(f"gives_up{i}", "error")]})
+        tasks.append({"key": f"never{i}", "conditions": [(f"gives_up{i}", "ended")]})
+    for i in range(n - len(tasks) - 1):
+        tasks.append({"key": f"builtin{i}", "class_name": "Sleep" if i % 2 else "Noop",
+                      "params": {"seconds": 0.02} if i % 2 else {}})
+    tasks.append({"key": "any_join", "condition_type": "any",
+                  "conditions": [("c0.19", "ended"), ("c1.19", "ended"), ("free0", "ended")]})
+    return tasks
+
+
+def check_runs(job_ids, marks_path):
+    """Every task of the jobs is over, and every attempt is accounted for."""
+    marks = Counter(read_marks(marks_path))
+    assert all(v == 1 for v in marks.values()), [k for k, v in marks.items() if v > 1]
+    marks_by_task = defaultdict(set)
+    for task_id, run_id, attempt in marks:
+        marks_by_task[task_id].add((run_id, attempt))
+    interrupted = 0
+    for job_id in job_ids:
+        job = m.BatchJob.get_by_id(job_id)
+        assert S(job.status) in JOB_DONE, (job_id, S(job.status))
+        tasks = list(m.BatchTask.select().where(m.BatchTask.job == job_id))
+        failed = False
+        for t in tasks:
+            assert S(t.status) in TASK_DONE, (t.key, S(t.status))
+            atts = list(m.TaskAttempt.select().where(m.TaskAttempt.task == t.id)
+                        .order_by(m.TaskAttempt.attempt))
+            assert [a.attempt for a in atts] == list(range(1, len(atts) + 1)), t.key
+            assert len(atts) <= 1 + t.max_retries, (t.key, [(a.status, a.log) for a in atts])
+            for a in atts[:-1]:  # every attempt but the last failed, and says why
+                assert a.status == S.ERROR and a.log.strip(), (t.key, a.status, a.log)
+            if atts:
+                assert atts[-1].status == t.status, (t.key, atts[-1].status, t.status)
+                assert all(a.ended is not None for a in atts)
+            else:
+                assert S(t.status) == S.NOT_RUN, t.key
+            for a in atts:
+                interrupted += "interrupted" in (a.log or "")
+                if a.status == S.FINISHED and t.class_name == MARK:
+                    assert (a.run_id, a.attempt) in marks_by_task[t.id], (t.key, a.attempt)
+            if t.class_name == MARK:
+                # Every start of the class is one attempt row: nothing ran unrecorded.
+                recorded = {(a.run_id, a.attempt) for a in atts}
+                assert marks_by_task[t.id] <= recorded, (t.key, marks_by_task[t.id], recorded)
+            failed = failed or (S(t.status) == S.ERROR and not t.ignore_failure)
+        assert S(job.status) == (S.ERROR if failed else S.FINISHED), job_id
+    return interrupted
+
+
+def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
+    rng = random.Random(20260601)
+    marks = tmp_path / "marks.txt"
+    jobs = []
+    for j in range(12):
+        job_id, _ = make_job(big_job(rng, marks), description=f"kill target {j}", status=S.HOLD)
+        jobs.append(job_id)
+    procs = Procs(db_url, tmp_path)
+    active: list[int] = []
+
+    def activate_next():
+        with m.database.connection_context():
+            if active and S(m.BatchJob.get_by_id(active[-1]).status) not in JOB_DONE:
+                return
+            if len(active) < len(jobs):
+                active.append(jobs[len(active)])
+                st.set_job_status(active[-1], S.WAITING, "ops")
+
+    try:
+        moments = []
+        for rep in range(24):
+            activate_next()
+            procs.start("K1", threads=4, poll=0.05)
+            moment = rng.uniform(0.05, 1.5)
+            moments.append(round(moment, 3))
+            time.sleep(moment)
+            procs.kill("K1")
+        assert len(active) < len(jobs), "every job was over before the last kill: make the jobs bigger"
+        # A last start takes back what the killed one left and finishes the work.
+        proc = procs.start("K1", "--exit-when-idle", threads=4, poll=0.05)
+        assert proc.wait(120) == 0, procs.log_text()
+    finally:
+        procs.stop_all()
+    with m.database.connection_context():
+        interrupted = check_runs(active, marks)
+        assert not m.BatchJob.select().where(m.BatchJob.status << [S.EXECUTING, S.CANCELLING]).exists()
+        assert m.BatchServer.get_by_id("K1").stopped is not None
+    print(f"kill moments {moments}; jobs run {len(active)}; attempts cut by a kill {interrupted}")
+    assert len(active) >= 2, "the kills never got past the first job"
+    assert interrupted >= 5, f"only {interrupted} attempts were cut by a kill (moments {moments})"
+    conn = sqlite3.connect(_sqlite_path(db_url))
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        conn.close()
+
+
+# -- two servers and operators on one SQLite file -------------------------------------
+
+
+def test_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_locked(database, db_url, tmp_path):
+    procs = Procs(db_url, tmp_path)
+    operators = []
+    cli_results = []
+    try:
+        procs.start("L1", threads=4, poll=0.05)
+        procs.start("L2", threads=4, poll=0.05)
+        for i in range(2):
+            out = tmp_path / f"operator{i}.json"
+            operators.append((out, subprocess.Popen(
+                [sys.executable, "-m", "tests.faultkit", "operator", db_url, str(out), "12", f"op{i}"],
+                env=env_for(db_url), cwd=str(ROOT),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+        # Meanwhile, real command-line processes, as a script over SSH would run them.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            for args in (["job", "list", "--json"], ["servers"], ["job", "import", "-"]):
+                stdin = None
+                if args[-1] == "-":
+                    stdin = json.dumps({"description": "cli load", "status": "waiting",
+                                        "tasks": [{"description": f"k{i}", "class": "Noop"} for i in range(20)]}).encode()
+                p = run_cli(args, db_url, stdin=stdin)
+                cli_results.append((args, p.returncode, p.stderr.decode(errors="replace")))
+        for out, proc in operators:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode(errors="replace")
+        ops = [r for out, _ in operators for r in json.loads(out.read_text())]
+        with m.database.connection_context():
+            wait_for(lambda: not m.BatchJob.select().where(
+                m.BatchJob.status << [S.WAITING, S.EXECUTING, S.CANCELLING]).exists(), timeout=120)
+    finally:
+        procs.stop_all()
+    print(f"{len(ops)} in-process operator commands, {len(cli_results)} command-line processes")
+    assert len(ops) > 50 and len(cli_results) > 10
+    bad = [r for r in ops if r["rc"] != 0 or r["err"].strip()]
+    assert not bad, bad[:5]
+    bad = [r for r in cli_results if r[1] != 0 or r[2].strip()]
+    assert not bad, bad[:5]
+    assert "locked" not in procs.log_text() and "database error" not in procs.log_text(), procs.log_text()
+    with m.database.connection_context():
+        logs = [a.log for a in m.TaskAttempt.select(m.TaskAttempt.log)]
+        assert logs and not any("locked" in (text or "") for text in logs)
+        ran = m.BatchJob.select().where(m.BatchJob.run_count > 0)
+        assert ran.count() > 10
+        assert {S(j.status) for j in ran} == {S.FINISHED}
+        per_task = Counter(a.task_id for a in m.TaskAttempt.select(m.TaskAttempt.task))
+        assert set(per_task.values()) == {1}, "a task ran more than once"
+        servers = Counter(a.server for a in m.TaskAttempt.select(m.TaskAttempt.server))
+        assert set(servers) == {"L1", "L2"}, servers
+
+
+# -- the database going away ---------------------------------------------------------
+
+
+def test_cli_against_a_missing_or_unreachable_database_exits_1_with_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "garbage.db").write_bytes(random.Random(1).randbytes(8192))
+    with socket_port() as closed_port:
+        urls = [
+            f"postgresql://postgres@127.0.0.1:{closed_port}/nodb",
+            "postgresql://postgres@nohost.invalid/db",
+            f"sqlite:///{tmp_path}/afile/x.db",  # its folder cannot be made
+            f"sqlite:///{tmp_path}/garbage.db",  # not a database
+        ]
+        for url in urls:
+            for args in (["job", "list"], ["job", "status", "1", "waiting"], ["servers", "--json"],
+                         ["job", "import", "-"], ["server", "--exit-when-idle"]):
+                p = run_cli(args, url, stdin=b'{"description": "x", "tasks": []}')
+                line = assert_one_error_line(p, exit_codes=(1,))
+                assert "cannot" in line, line
+                assert p.stdout == b""
+
+
+class socket_port:
+    """A local TCP port nothing listens on."""
+
+    def __enter__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+@pytest.fixture
+def own_pg(tmp_path):
+    server = PausablePg()
+    if not server.available:
+        pytest.skip("PostgreSQL's initdb/pg_ctl not found")
+    try:
+        admin = server.start()
+    except Exception as exc:
+        pytest.skip(f"could not start PostgreSQL: {exc}")
+    yield server, admin
+    server.stop()
+
+
+def test_postgresql_stopped_and_started_again_while_a_server_runs(own_pg, tmp_path, monkeypatch):
+    from .pgserver import create_database
+
+    server, admin = own_pg
+    url = create_database(admin, "bt_faults")
+    monkeypatch.setenv("BATCHTUI_USER", "ops")
+    d = dbmod.open_database(url)
+    marks = tmp_path / "marks.txt"
+    try:
+        job_id, ids = make_job([{"key": f"t{i}", "class_name": MARK,
+                                 "params": {"file": str(marks), "seconds": 0.25}} for i in range(40)]
+                               + [{"key": "last", "conditions": [(f"t{i}", "ended") for i in range(40)]}],
+                               status=S.HOLD)
+        st.set_job_status(job_id, S.WAITING, "ops")
+    finally:
+        d.close()
+    procs = Procs(url, tmp_path)
+    try:
+        proc = procs.start("P1", threads=4, poll=0.2)
+        deadline = time.monotonic() + 30
+        while len(read_marks(marks)) < 8:  # the job is well under way
+            assert time.monotonic() < deadline and proc.poll() is None, procs.log_text()
+            time.sleep(0.05)
+        server.pause()
+        time.sleep(3)
+        assert proc.poll() is None, "the batch server died with its database:\n" + procs.log_text()
+        server.resume()
+        d = dbmod.open_database(url)
+        try:
+            wait_for(lambda: job_status(job_id) in JOB_DONE, timeout=60)
+            assert job_status(job_id) == S.FINISHED
+            atts = list(m.TaskAttempt.select())
+            assert Counter(a.task_id for a in atts) == Counter(ids.values()), "lost or repeated attempts"
+            assert {S(a.status) for a in atts} == {S.FINISHED}
+            assert proc.poll() is None
+        finally:
+            d.close()
+    finally:
+        procs.stop_all()
+    log = procs.log_text()
+    assert "database error" in log, log  # it said so...
+    assert "Traceback" not in log, log
+    errors = [line for line in log.splitlines() if "database error" in line]
+    assert len(errors) < 20, "no back-off: " + "\n".join(errors)
+    assert sorted(read_marks(marks)) == sorted(set(read_marks(marks)))
+
+
+def _marked_job(marks, n=40, seconds=0.2):
+    tasks = [{"key": f"t{i}", "class_name": MARK, "params": {"file": str(marks), "seconds": seconds}}
+             for i in range(n)]
+    tasks.append({"key": "last", "conditions": [(f"t{i}", "ended") for i in range(n)]})
+    return make_job(tasks, status=S.HOLD)
+
+
+def _wait_marks(marks, count, proc, procs, timeout=30):
+    deadline = time.monotonic() + timeout
+    while len(read_marks(marks)) < count:
+        assert time.monotonic() < deadline and proc.poll() is None, procs.log_text()
+        time.sleep(0.05)
+
+
+def test_sqlite_folder_moved_away_and_back_while_a_server_runs(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    url = f"sqlite:///{folder}/batch.db"
+    monkeypatch.setenv("BATCHTUI_USER", "ops")
+    monkeypatch.setenv("BATCHTUI_CONFIG", str(tmp_path / "none.toml"))
+    marks = tmp_path / "marks.txt"
+    d = dbmod.open_database(url)
+    job_id, ids = _marked_job(marks)
+    st.set_job_status(job_id, S.WAITING, "ops")
+    d.close()
+    procs = Procs(url, tmp_path)
+    try:
+        proc = procs.start("F1", threads=4, poll=0.1)
+        _wait_marks(marks, 8, proc, procs)
+        away = tmp_path / "data.away"
+        folder.rename(away)  # the volume goes away
+        try:
+            time.sleep(0.5)
+            p = run_cli(["job", "status", str(job_id), "withhold"], url)
+            # Nothing to change while the folder is gone: the command must not make a new
+            # empty database there and report "no such job" as if all were well.
+            assert p.returncode != 0, p
+            assert_one_error_line(p, exit_codes=(1, 2))
+            assert proc.poll() is None, procs.log_text()
+        finally:
+            if folder.exists():
+                shutil.rmtree(folder)
+            away.rename(folder)  # and comes back
+        d = dbmod.open_database(url)
+        try:
+            wait_for(lambda: job_status(job_id) in JOB_DONE, timeout=60)
+            assert job_status(job_id) == S.FINISHED
+            atts = list(m.TaskAttempt.select())
+            assert Counter(a.task_id for a in atts) == Counter(ids.values())
+        finally:
+            d.close()
+    finally:
+        procs.stop_all()
+
+
+def test_sqlite_file_deleted_and_restored_from_backup_server_picks_up_the_restored_file(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    path = folder / "batch.db"
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("BATCHTUI_USER", "ops")
+    monkeypatch.setenv("BATCHTUI_CONFIG", str(tmp_path / "none.toml"))
+    marks = tmp_path / "marks.txt"
+    d = dbmod.open_database(url)
+    job_id, ids = _marked_job(marks, n=30, seconds=0.2)
+    st.set_job_status(job_id, S.WAITING, "ops")
+    d.close()
+    procs = Procs(url, tmp_path)
+    try:
+        proc = procs.start("F2", threads=4, poll=0.1)
+        _wait_marks(marks, 8, proc, procs)
+        backup = tmp_path / "backup.db"
+        src = sqlite3.connect(str(path))
+        dst = sqlite3.connect(str(backup))
+        src.backup(dst)
+        src.close()
+        dst.close()
+        shutil.rmtree(folder)  # the folder is deleted...
+        time.sleep(1.0)
+        assert proc.poll() is None, procs.log_text()
+        folder.mkdir(mode=0o700)
+        shutil.copy(backup, path)  # ...and the database restored from its backup
+        d = dbmod.open_database(url)
+        try:
+            wait_for(lambda: job_status(job_id) in JOB_DONE, timeout=15)
+        finally:
+            d.close()
+    finally:
+        procs.stop_all()

@@ -1,0 +1,262 @@
+"""Security: shell tasks run as the job's Run-by user, who may change a job,
+private database files and SMTP credentials."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from batchtui import config as cfgmod
+from batchtui import db as dbmod
+from batchtui import models as m
+from batchtui.status import BatchStatus as S
+
+from .conftest import job_status, make_job, wait_for
+from .faultkit import ROOT, assert_one_error_line, env_for, run_cli
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"),
+                                reason="needs root, useradd and runuser to make a second account")
+
+
+@pytest.fixture(scope="module")
+def account():
+    """A real second account with a home folder, deleted at the end."""
+    name = f"bt_ops_{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True,
+                   capture_output=True)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)  # only that account's processes
+        subprocess.run(["userdel", "--remove", "--force", name], capture_output=True)
+
+
+def _attempts(task_id):
+    return list(m.TaskAttempt.select().where(m.TaskAttempt.task == task_id).order_by(m.TaskAttempt.attempt))
+
+
+@needs_root
+def test_a_root_server_runs_a_shell_task_as_the_jobs_run_by_user(engine_factory, account):
+    name, home = account.pw_name, account.pw_dir
+    job_id, ids = make_job([{
+        "key": "who", "class_name": "ShellCommand",
+        "params": {"command": 'id -un; echo "HOME=$HOME"; pwd; touch made_by_task; echo "SECRET=$BATCHTUI_DB"'},
+    }], user=name)
+    engine_factory()
+    wait_for(lambda: job_status(job_id) in (S.FINISHED, S.ERROR))
+    (att,) = _attempts(ids["who"])
+    assert att.status == S.FINISHED, att.log
+    lines = att.log.splitlines()
+    assert name in lines and f"HOME={home}" in lines and home in lines, att.log
+    assert "SECRET=" in lines, "the server's environment leaked into the command"
+    made = Path(home) / "made_by_task"
+    assert made.stat().st_uid == account.pw_uid and made.stat().st_gid == account.pw_gid
+
+
+def _serve_as(account, env, args, folder):
+    """`batchtui server ARGS` as the account: a real process through runuser where the account may
+    run this Python; else (an interpreter in root's home) a fork of this process that drops to the
+    account's uid, gid and groups before it opens the database."""
+    probe = subprocess.run(["runuser", "-u", account.pw_name, "--", sys.executable, "-c", "import batchtui"],
+                           env=env, cwd="/", capture_output=True)
+    if probe.returncode == 0:
+        p = subprocess.run(["runuser", "-u", account.pw_name, "--", sys.executable, "-m", "batchtui", "server",
+                            *args], env=env, cwd="/", capture_output=True, timeout=60)
+        return p.returncode, p.stderr.decode(errors="replace")
+    import io
+    import time
+    import traceback
+
+    from batchtui import cli
+    from batchtui.classes import shell  # noqa: F401 - loaded before the uid changes
+    from batchtui.engine import server  # noqa: F401
+
+    err_path = folder / "child.err"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        rc = 1
+        try:
+            os.setgroups(os.getgrouplist(account.pw_name, account.pw_gid))
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+            assert os.geteuid() == account.pw_uid
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir("/")
+            buf = io.StringIO()
+            sys.stderr = buf
+            rc = cli.main(["server", *args])
+            with open(err_path, "w") as f:
+                f.write(buf.getvalue())
+        except BaseException:
+            with open(err_path, "a") as f:
+                f.write(traceback.format_exc())
+        finally:
+            os._exit(rc)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return -9, "timed out"
+        time.sleep(0.05)
+    err = err_path.read_text() if err_path.exists() else ""
+    return os.waitstatus_to_exitcode(status), err
+
+
+@needs_root
+def test_a_server_running_as_another_user_refuses_someone_elses_shell_task(account):
+    folder = Path(tempfile.mkdtemp(prefix="bt-sec-"))
+    try:
+        url = f"sqlite:///{folder}/batch.db"
+        os.environ["BATCHTUI_DB"] = url  # for make_job's process; restored below
+        d = dbmod.open_database(url)
+        try:
+            root_job, root_ids = make_job([{"key": "as_root", "class_name": "ShellCommand",
+                                            "params": {"command": "id -un > /tmp/should-not-exist"}}],
+                                          user="root", description="root's")
+            own_job, own_ids = make_job([{"key": "as_self", "class_name": "ShellCommand",
+                                          "params": {"command": "id -un"}}],
+                                        user=account.pw_name, description="own")
+        finally:
+            d.close()
+        for p in [folder, *folder.iterdir()]:
+            os.chown(p, account.pw_uid, account.pw_gid)
+        env = env_for(url, BATCHTUI_CONFIG=str(folder / "none.toml"), HOME=account.pw_dir,
+                      BATCHTUI_USER=account.pw_name)
+        rc, err = _serve_as(account, env, ["--name", "U1", "--exit-when-idle", "--poll", "0.05", "--retry-base", "0"],
+                            folder)
+        assert rc == 0, err
+        d = dbmod.open_database(url)
+        try:
+            (att,) = _attempts(root_ids["as_root"])
+            assert att.status == S.ERROR
+            assert f"refused: this batch server runs as '{account.pw_name}'" in att.log, att.log
+            assert "'root'" in att.log
+            (att,) = _attempts(own_ids["as_self"])
+            assert att.status == S.FINISHED and account.pw_name in att.log.splitlines(), att.log
+            assert job_status(root_job) == S.ERROR and job_status(own_job) == S.FINISHED
+        finally:
+            d.close()
+    finally:
+        os.environ.pop("BATCHTUI_DB", None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_only_the_owner_or_a_manager_may_change_cancel_delete_or_rerun_a_job(database, db_url):
+    job_id, _ = make_job([{"key": "a"}], user="ops", status=S.HOLD)
+    other_id, _ = make_job([{"key": "a"}], user="ops", status=S.HOLD)
+    database.close()
+    for args in (["job", "status", str(job_id), "waiting"], ["job", "cancel", str(job_id)],
+                 ["job", "delete", str(job_id)], ["cleanup", "--older-than", "0", "--user", "ops"]):
+        p = run_cli(args, db_url, user="mallory")
+        line = assert_one_error_line(p)
+        assert "mallory" in line and ("owner" in line or "own jobs" in line), line
+    # The owner may; so may a batch job manager (the config's managers list).
+    assert run_cli(["job", "status", str(job_id), "waiting"], db_url, user="ops").returncode == 0
+    p = run_cli(["job", "status", str(other_id), "waiting"], db_url, user="boss")
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["job", "delete", str(job_id)], db_url, user="mallory")
+    assert_one_error_line(p)
+    with m.database.connection_context():
+        # An ended job set to Waiting again runs again: a re-run, refused to others too.
+        m.BatchJob.update(status=S.FINISHED).where(m.BatchJob.id == other_id).execute()
+    p = run_cli(["job", "status", str(other_id), "waiting"], db_url, user="mallory")
+    assert_one_error_line(p)
+    with m.database.connection_context():
+        assert m.BatchJob.get_by_id(other_id).status == S.FINISHED
+        assert m.BatchJob.get_by_id(job_id).status == S.WAITING
+    # Anyone may copy a job: the copy is theirs, and runs as them.
+    p = run_cli(["job", "copy", str(job_id), "--json"], db_url, user="mallory")
+    assert p.returncode == 0, p.stderr
+    with m.database.connection_context():
+        copy = m.BatchJob.select().order_by(m.BatchJob.id.desc()).first()
+        assert (copy.created_by, copy.run_by, copy.status) == ("mallory", "mallory", S.HOLD)
+
+
+def test_the_sqlite_file_and_its_folder_are_created_private_even_with_umask_0(tmp_path):
+    folder = tmp_path / "new" / "data"
+    url = f"sqlite:///{folder}/batch.db"
+    p = subprocess.run(["/bin/sh", "-c", f'umask 000; exec "{sys.executable}" -m batchtui job list'],
+                       env=env_for(url, BATCHTUI_CONFIG=str(tmp_path / "none.toml")), cwd=str(ROOT),
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "batch.db").stat().st_mode) == 0o600
+    # The WAL and shared-memory files of an open database are private too.
+    os.umask(old := os.umask(0))
+    try:
+        d = dbmod.open_database(url)
+        try:
+            with dbmod.write():
+                m.Company.get_or_create(id="PRIV", defaults={"name": "x"})
+            for suffix in ("-wal", "-shm"):
+                f = folder / f"batch.db{suffix}"
+                assert f.exists() and stat.S_IMODE(f.stat().st_mode) == 0o600, (suffix, oct(f.stat().st_mode))
+        finally:
+            d.close()
+    finally:
+        os.umask(old)
+
+
+SMTP = '''default_company = "DAT"
+[smtp]
+host = "smtp.example.com"
+user = "batch"
+password = "hunter2-{tag}"
+'''
+
+
+def test_smtp_password_in_a_file_others_can_read_is_refused_with_a_clear_message(tmp_path, caplog):
+    path = tmp_path / "config.toml"
+    path.write_text(SMTP.format(tag="a"))
+    path.chmod(0o600)
+    cfg = cfgmod.load_config(path)
+    assert cfg.smtp.configured and cfg.smtp.password == "hunter2-a" and cfg.smtp_refused is None
+    for mode in (0o640, 0o604, 0o644):
+        path.chmod(mode)
+        caplog.clear()
+        cfg = cfgmod.load_config(path)
+        assert not cfg.smtp.configured and cfg.smtp.password == ""
+        assert f"{mode:04o}" in cfg.smtp_refused and "chmod 600" in cfg.smtp_refused
+        assert "hunter2" not in cfg.smtp_refused
+        assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    # Without a password, a readable config file is fine (managers, default company).
+    path.write_text('default_company = "DAT"\nmanagers = ["boss"]\n[smtp]\nhost = "relay"\n')
+    path.chmod(0o644)
+    cfg = cfgmod.load_config(path)
+    assert cfg.smtp.configured and cfg.smtp_refused is None and cfg.managers == ["boss"]
+
+
+def test_smtp_password_never_reaches_the_database_or_the_command_output(database, db_url, tmp_path):
+    path = tmp_path / "private.toml"
+    path.write_text(SMTP.format(tag="zz9") + 'domain = "example.com"\n')
+    path.chmod(0o600)
+    database.close()
+    env = env_for(db_url, BATCHTUI_CONFIG=str(path))
+    outputs = []
+    for args in (["job", "import", "-"], ["job", "list", "--json"], ["servers", "--json"], ["job", "history", "1"],
+                 ["job", "export", "1"]):
+        p = run_cli(args, db_url, env=env, stdin=b'{"description": "j", "status": "waiting", '
+                                              b'"alerts": [{"user": "ops", "ended": true, "email": true}], '
+                                              b'"tasks": [{"description": "t", "class": "Noop"}]}')
+        assert p.returncode == 0, p.stderr
+        outputs.append(p.stdout + p.stderr)
+    p = subprocess.run([sys.executable, "-m", "batchtui", "server", "--exit-when-idle", "--poll", "0.05"],
+                       env=env, cwd=str(ROOT), capture_output=True, timeout=60)
+    outputs.append(p.stdout + p.stderr)
+    assert not any(b"hunter2" in o for o in outputs)
+    raw = Path(db_url[len("sqlite:///"):]).read_bytes()
+    assert b"hunter2" not in raw
