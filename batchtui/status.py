@@ -520,6 +520,16 @@ def finish_attempts(outcomes: list[Outcome], retry_base: float = 5.0, now: datet
     if not outcomes:
         return jobs
     with _write():
+        if _pg():
+            # Two servers finishing the last tasks of one job at the same moment
+            # would each still see the other's task running, and neither would
+            # finish the run: finishers of a job take its row lock in turn.
+            job_ids: set[int] = set()
+            for ids in _chunks([o.task_id for o in outcomes]):
+                job_ids.update(j for (j,) in _x(
+                    f"SELECT DISTINCT job_id FROM batch_task WHERE id IN ({_in(ids)})", ids))
+            for ids in _chunks(sorted(job_ids)):
+                _x(f"SELECT id FROM batch_job WHERE id IN ({_in(ids)}) ORDER BY id FOR UPDATE", ids)
         tasks = {}
         for ids in _chunks([o.task_id for o in outcomes]):
             for row in _x("SELECT id, job_id, status, attempt, retries_used, max_retries FROM batch_task "
@@ -646,6 +656,25 @@ def _complete_if_done(job_id: int, now: datetime) -> None:
     advance_jobs([], [job_id], now)
 
 
+def finish_settled_runs(now: datetime | None = None) -> int:
+    """Finish runs whose tasks are all settled but which are still Executing.
+
+    A safety net, run by every batch server with its heartbeat: whatever
+    left a run so (a crash between two transactions, a race this code did not
+    foresee), the run is finished rather than Executing for ever.
+    """
+    now = now or utcnow()
+    with _write():
+        stuck = [r[0] for r in _x(
+            f"SELECT j.id FROM batch_job j WHERE j.status IN ({int(BatchStatus.EXECUTING)}, "
+            f"{int(BatchStatus.CANCELLING)}) AND NOT EXISTS "
+            f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
+            + (" FOR UPDATE OF j SKIP LOCKED" if _pg() else ""))]
+        if stuck:
+            _finalize(stuck, now)
+    return len(stuck)
+
+
 def job_outcome(job_status: int, tasks) -> BatchStatus:
     """Canceled when canceled; Error when a task failed without Ignore task failure; else Ended."""
     if job_status in (BatchStatus.CANCELLING, BatchStatus.CANCELED):
@@ -660,11 +689,12 @@ def _finalize(job_ids: list[int], now: datetime) -> None:
     """Finish the runs of these jobs (their tasks are all settled)."""
     rows = []
     for ids in _chunks(job_ids):
-        rows += _x(
+        # By id only: with a status term SQLite may pick the status index and
+        # scan every Executing job.
+        rows += [r for r in _x(
             "SELECT id, status, current_run, recurrence, time_zone, scheduled_start, run_count, description "
-            f"FROM batch_job WHERE id IN ({_in(ids)}) AND status IN (?, ?)",
-            (*ids, int(BatchStatus.EXECUTING), int(BatchStatus.CANCELLING)),
-        ).fetchall()
+            f"FROM batch_job WHERE id IN ({_in(ids)})", ids,
+        ).fetchall() if r[1] in RUNNING_JOB]
     if not rows:
         return
     subscriptions: dict[int, list] = {}

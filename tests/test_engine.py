@@ -327,3 +327,16 @@ def test_a_second_server_of_the_same_name_is_refused_and_consoles_pick_a_free_na
     second = engine_factory(name=None, console=True)
     assert first.name == f"{default_name()}-console"
     assert second.name == f"{default_name()}-console-2"
+
+
+def test_a_run_left_executing_with_every_task_settled_is_finished_by_the_heartbeat(engine_factory):
+    job_id, ids = make_job([{"key": "a"}], status=S.HOLD)
+    with m.database.atomic():
+        m.BatchJob.update(status=S.WAITING).where(m.BatchJob.id == job_id).execute()
+        st.start_due_jobs("elsewhere")
+    # As if a server had settled the task but died before finishing the run.
+    m.BatchTask.update(status=S.FINISHED).where(m.BatchTask.id == ids["a"]).execute()
+    assert job_status(job_id) == S.EXECUTING
+    engine_factory(heartbeat=0.1)
+    wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=5)
+    assert m.JobRun.get(m.JobRun.job == job_id).status == S.FINISHED

@@ -38,6 +38,7 @@ log = logging.getLogger("batchtui.engine")
 FLUSH_EVERY = 0.5  # seconds between writes of running attempts' logs
 MAIL_EVERY = 1.0  # seconds between looks for alerts to e-mail
 NEXT_DUE_EVERY = 0.02  # seconds between looks for the next due time while busy
+CANCEL_CHECK_EVERY = 0.1  # seconds between looks for cancel requests of running tasks
 
 
 @dataclass
@@ -104,6 +105,7 @@ class BatchServerEngine:
         self._last_flush = 0.0
         self._last_mail = 0.0
         self._db_identity: tuple[int, int] | None = None
+        self._last_cancel_check = 0.0
         self._next_due: datetime | None = None
         self._next_due_checked = 0.0
         self._due_dirty = True
@@ -214,7 +216,7 @@ class BatchServerEngine:
         m.BatchServer.update(heartbeat=now, stopped=None, threads=self.threads).where(
             m.BatchServer.name == self.name).execute()
         self._served = st.served_groups(self.name)
-        changed = False
+        changed = st.finish_settled_runs(now) > 0
         limit = now - timedelta(seconds=self.dead_after)
         for dead in m.BatchServer.select().where(
                 (m.BatchServer.stopped.is_null()) & (m.BatchServer.heartbeat < limit)
@@ -318,10 +320,14 @@ class BatchServerEngine:
         with self._recording(finished), write():
             if finished:
                 st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
-            if self._running:
+            if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
+                self._last_cancel_check = now_mono
                 self._check_cancels()
             if not stopping:
-                started = st.start_due_jobs(self.name)
+                # Only look for due jobs when one is known to be due (the next
+                # due time is looked up after every round, see _timeout).
+                due = self._due_dirty or (self._next_due is not None and self._next_due <= utcnow())
+                started = st.start_due_jobs(self.name) if due else []
                 free = self.threads - (len(self._running) - len(finished))
                 if free > 0:
                     claimed = st.claim_ready_tasks(self.name, self._served, free)
