@@ -1,6 +1,6 @@
 """3. Latency: time from due to start of one-task jobs due at scattered times.
 
-2,000 one-task jobs (quick: 200) due over two minutes (quick: 20 s), from a
+2,000 one-task jobs (quick: 200) due over two minutes (quick: 10 s), from a
 fixed seed: each falls in a random second of the span, half of them on the
 whole second (several jobs due at the same instant, as schedules usually
 are) and half scattered within it. The jobs are inserted, then the server
@@ -95,7 +95,7 @@ def apscheduler_child(folder: str, offsets: list[float], lead: float) -> dict:
 
 
 def run(quick: bool) -> list[Row]:
-    count, span, lead = (200, 20.0, 6.0) if quick else (2_000, 120.0, 12.0)
+    count, span, lead = (200, 10.0, 4.0) if quick else (2_000, 120.0, 12.0)
     offsets = due_offsets(count, span)
     progress(f"latency: APScheduler, {count:,} jobs due over {span:g} s (takes about {lead + span:.0f} s)")
     with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:

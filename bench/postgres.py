@@ -14,7 +14,7 @@ writes the jobs and reads the history.
    held, and starting servers with the work already due would count their
    start-up, not their throughput.) Ratio against 1 server.
 2. Due to start across servers: 2 servers running, 400 one-task jobs (quick:
-   100) due at scattered times over 30 s (quick: 10 s);
+   100) due at scattered times over 30 s (quick: 6 s);
    TaskAttempt.started - JobRun.scheduled, p50/p99/max. Compared with the
    poll interval (0.5 s): a server must not wait for its poll.
 3. Recovery of a killed server's tasks: S1 (2 threads) runs two Sleep tasks
@@ -47,6 +47,16 @@ DEAD_AFTER = 3.0
 # -- batch server processes ------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """In a server process, before exec: get SIGTERM if the measuring process dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Servers:
     """`batchtui server` processes on one database; stopped (SIGTERM, then SIGKILL) at the end."""
 
@@ -62,7 +72,7 @@ class Servers:
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "batchtui", "server", "--name", name, "--threads", str(threads),
              "--poll", str(POLL), "--retry-base", "0", *extra],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         return self.procs[name]
 
     def wait_registered(self, timeout: float = 60) -> None:
@@ -79,6 +89,20 @@ class Servers:
             if time.monotonic() > deadline:
                 raise SystemExit("the batch servers did not register in time")
             time.sleep(0.05)
+
+    def show_logs(self, lines: int = 15) -> None:
+        """The end of every server's log, on stderr (when a measurement fails)."""
+        for log in sorted(self.folder.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            print(f"--- {log.name} (last {len(tail)} lines)", *tail, sep="\n", file=sys.stderr)
+
+    def __enter__(self) -> "Servers":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if exc is not None:
+            self.show_logs()
+        self.stop_all()
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
@@ -107,46 +131,68 @@ def _fresh_database(admin_url: str, name: str) -> str:
     return url
 
 
-def _wait_until(predicate, timeout: float, what: str, every: float = 0.02) -> None:
+def _drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    from batchtui import models as m
+
+    m.database.close()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _wait_until(predicate, timeout: float, what: str | None = None, every: float = 0.02) -> bool:
+    """Poll until predicate() is true; False on timeout, or SystemExit naming `what`."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
+            if what is None:
+                return False
             raise SystemExit(f"timed out waiting for {what}")
         time.sleep(every)
+    return True
 
 
 # -- the measurements (each in its own process) -----------------------------------------
 
 
 def throughput_child(admin_url: str, servers: int, tasks: int) -> dict:
+    from peewee import fn
+
     from batchtui import models as m
     from batchtui import status as st
+    from batchtui.status import JOB_FINAL, TASK_FINAL
     from batchtui.status import BatchStatus as S
     from batchtui.timeutil import utcnow
     from bench.seed import add_jobs
 
-    url = _fresh_database(admin_url, f"bench_throughput_{servers}_{os.getpid()}")
-    (job_id,) = add_jobs([utcnow()], tasks_per_job=tasks, status=S.HOLD)
-    with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
-        procs = Servers(url, folder)
-        try:
-            for i in range(1, servers + 1):
-                procs.start(f"S{i}")
-            procs.wait_registered()
-            released = utcnow()
-            st.set_job_status(job_id, S.WAITING, "bench")
-            _wait_until(lambda: m.BatchJob.get_by_id(job_id).status in (S.FINISHED, S.ERROR), 1800,
-                        "the job to end")
-        finally:
-            procs.stop_all()
-    run = m.JobRun.get(m.JobRun.job == job_id)
-    per_task = Counter(t for (t,) in m.TaskAttempt.select(m.TaskAttempt.task).tuples())
-    if run.status != S.FINISHED or len(per_task) != tasks or max(per_task.values()) != 1:
-        raise SystemExit(f"{servers} server(s): job {S(run.status).label}, {len(per_task)}/{tasks} tasks ran, "
-                         f"at most {max(per_task.values())} attempts of one task")
-    seconds = (run.ended - released).total_seconds()
-    spread = Counter(s for (s,) in m.TaskAttempt.select(m.TaskAttempt.server).tuples())
-    return {"seconds": seconds, "per_second": tasks / seconds, "spread": dict(spread)}
+    name = f"bench_throughput_{servers}_{os.getpid()}"
+    url = _fresh_database(admin_url, name)
+    try:
+        (job_id,) = add_jobs([utcnow()], tasks_per_job=tasks, status=S.HOLD)
+        settled = m.BatchTask.select().where((m.BatchTask.job == job_id) & (m.BatchTask.status << list(TASK_FINAL)))
+        with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
+            with Servers(url, folder) as procs:
+                for i in range(1, servers + 1):
+                    procs.start(f"S{i}")
+                procs.wait_registered()
+                released = utcnow()
+                st.set_job_status(job_id, S.WAITING, "bench")
+                _wait_until(lambda: settled.count() == tasks, 300, "every task to end")
+                ended = _wait_until(lambda: m.BatchJob.get_by_id(job_id).status in JOB_FINAL, 10)
+        per_task = Counter(t for (t,) in m.TaskAttempt.select(m.TaskAttempt.task).tuples())
+        finished = m.TaskAttempt.select().where(m.TaskAttempt.status == S.FINISHED).count()
+        if finished != tasks or len(per_task) != tasks or max(per_task.values()) != 1:
+            raise SystemExit(f"{servers} server(s): {finished}/{tasks} tasks ended, "
+                             f"at most {max(per_task.values())} attempts of one task")
+        last = m.TaskAttempt.select(fn.MAX(m.TaskAttempt.ended)).scalar()
+        run = m.JobRun.get(m.JobRun.job == job_id)
+        seconds = ((run.ended if ended else last) - released).total_seconds()
+        spread = Counter(s for (s,) in m.TaskAttempt.select(m.TaskAttempt.server).tuples())
+        problem = "" if ended else "BUG: every task ended but the job stayed Executing (run never finalised)"
+        return {"seconds": seconds, "per_second": tasks / seconds, "spread": dict(spread), "problem": problem}
+    finally:
+        _drop_database(admin_url, name)
 
 
 def latency_child(admin_url: str, jobs: int, span: float, lead: float) -> dict:
@@ -155,28 +201,30 @@ def latency_child(admin_url: str, jobs: int, span: float, lead: float) -> dict:
     from bench.latency import due_offsets
     from bench.seed import add_jobs
 
-    url = _fresh_database(admin_url, f"bench_latency_{os.getpid()}")
-    base = utcnow() + timedelta(seconds=lead)
-    add_jobs([base + timedelta(seconds=o) for o in due_offsets(jobs, span)])
-    with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
-        procs = Servers(url, folder)
-        try:
-            procs.start("S1")
-            procs.start("S2")
-            procs.wait_registered()
-            if utcnow() >= base:
-                raise SystemExit("the servers started after the first job was due: raise the lead time")
-            _wait_until(lambda: m.JobRun.select().where(m.JobRun.ended.is_null(False)).count() == jobs,
-                        lead + span + 120, "every job to run", every=0.5)
-        finally:
-            procs.stop_all()
-    late, servers = [], Counter()
-    for started, scheduled, server in (m.TaskAttempt.select(m.TaskAttempt.started, m.JobRun.scheduled,
-                                                            m.TaskAttempt.server)
-                                       .join(m.JobRun, on=(m.TaskAttempt.run == m.JobRun.id)).tuples()):
-        late.append((started - scheduled).total_seconds() * 1000)
-        servers[server] += 1
-    return {"p50": percentile(late, 50), "p99": percentile(late, 99), "max": max(late), "spread": dict(servers)}
+    name = f"bench_latency_{os.getpid()}"
+    url = _fresh_database(admin_url, name)
+    try:
+        base = utcnow() + timedelta(seconds=lead)
+        add_jobs([base + timedelta(seconds=o) for o in due_offsets(jobs, span)])
+        with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
+            with Servers(url, folder) as procs:
+                procs.start("S1")
+                procs.start("S2")
+                procs.wait_registered()
+                if utcnow() >= base:
+                    raise SystemExit("the servers started after the first job was due: raise the lead time")
+                _wait_until(lambda: m.JobRun.select().where(m.JobRun.ended.is_null(False)).count() == jobs,
+                            lead + span + 120, "every job to run", every=0.5)
+        late, servers = [], Counter()
+        for started, scheduled, server in (m.TaskAttempt.select(m.TaskAttempt.started, m.JobRun.scheduled,
+                                                                m.TaskAttempt.server)
+                                           .join(m.JobRun, on=(m.TaskAttempt.run == m.JobRun.id)).tuples()):
+            late.append((started - scheduled).total_seconds() * 1000)
+            servers[server] += 1
+        return {"p50": percentile(late, 50), "p99": percentile(late, 99), "max": max(late),
+                "spread": dict(servers)}
+    finally:
+        _drop_database(admin_url, name)
 
 
 def recovery_child(admin_url: str) -> dict:
@@ -186,34 +234,35 @@ def recovery_child(admin_url: str) -> dict:
     from batchtui.timeutil import utcnow
     from bench.seed import add_job_with_conditions
 
-    url = _fresh_database(admin_url, f"bench_recovery_{os.getpid()}")
-    tasks = [{"key": f"slow{i}", "class_name": "Sleep", "params": {"seconds": 30}, "max_retries": 1}
-             for i in range(2)]
-    job_id, ids = add_job_with_conditions(tasks, status=S.HOLD)
-    beat = ("--heartbeat", str(HEARTBEAT), "--dead-after", str(DEAD_AFTER))
-    with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
-        procs = Servers(url, folder)
-        try:
-            procs.start("S1", *beat, threads=2)
-            procs.wait_registered()
-            st.set_job_status(job_id, S.WAITING, "bench")
-            executing_on_s1 = (m.BatchTask.select().where((m.BatchTask.server == "S1")
-                                                          & (m.BatchTask.status == S.EXECUTING)))
-            _wait_until(lambda: executing_on_s1.count() == 2, 60, "S1 to run both tasks")
-            procs.start("S2", *beat, threads=2)
-            procs.wait_registered()
-            time.sleep(1.0)  # S2 settled in its heartbeat rhythm
-            killed = utcnow()
-            procs.kill("S1")
-            retried = m.TaskAttempt.select().where((m.TaskAttempt.attempt == 2) & (m.TaskAttempt.server == "S2"))
-            _wait_until(lambda: retried.count() == 2, 60, "S2 to retry S1's tasks")
-            restarts = [a.started for a in retried]
-        finally:
-            procs.stop_all()
-    taken_back = m.TaskAttempt.select().where((m.TaskAttempt.attempt == 1) & (m.TaskAttempt.server == "S1"))
-    if not all(a.status == S.ERROR and "S1" in a.log for a in taken_back):
-        raise SystemExit("S1's attempts were not closed in Error with the reason in their log")
-    return {"first": (min(restarts) - killed).total_seconds(), "last": (max(restarts) - killed).total_seconds()}
+    name = f"bench_recovery_{os.getpid()}"
+    url = _fresh_database(admin_url, name)
+    try:
+        tasks = [{"key": f"slow{i}", "class_name": "Sleep", "params": {"seconds": 30}, "max_retries": 1}
+                 for i in range(2)]
+        job_id, ids = add_job_with_conditions(tasks, status=S.HOLD)
+        beat = ("--heartbeat", str(HEARTBEAT), "--dead-after", str(DEAD_AFTER))
+        executing_on_s1 = m.BatchTask.select().where((m.BatchTask.server == "S1")
+                                                     & (m.BatchTask.status == S.EXECUTING))
+        retried = m.TaskAttempt.select().where((m.TaskAttempt.attempt == 2) & (m.TaskAttempt.server == "S2"))
+        with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
+            with Servers(url, folder) as procs:
+                procs.start("S1", *beat, threads=2)
+                procs.wait_registered()
+                st.set_job_status(job_id, S.WAITING, "bench")
+                _wait_until(lambda: executing_on_s1.count() == 2, 60, "S1 to run both tasks")
+                procs.start("S2", *beat, threads=2)
+                procs.wait_registered()
+                time.sleep(1.0)  # S2 settled in its heartbeat rhythm
+                killed = utcnow()
+                procs.kill("S1")
+                _wait_until(lambda: retried.count() == 2, 60, "S2 to retry S1's tasks")
+                restarts = [a.started for a in retried]
+        taken_back = m.TaskAttempt.select().where((m.TaskAttempt.attempt == 1) & (m.TaskAttempt.server == "S1"))
+        if not all(a.status == S.ERROR and "S1" in a.log for a in taken_back):
+            raise SystemExit("S1's attempts were not closed in Error with the reason in their log")
+        return {"first": (min(restarts) - killed).total_seconds(), "last": (max(restarts) - killed).total_seconds()}
+    finally:
+        _drop_database(admin_url, name)
 
 
 # -- the benchmark ------------------------------------------------------------------
@@ -250,22 +299,27 @@ def run(quick: bool) -> list[Row]:
 
 def _measure(admin_url: str, quick: bool) -> list[Row]:
     tasks = 1_000 if quick else 5_000
-    jobs, span, lead = (100, 10.0, 5.0) if quick else (400, 30.0, 6.0)
+    jobs, span, lead = (100, 6.0, 4.0) if quick else (400, 30.0, 6.0)
     rows: list[Row] = []
     one = None
     for n in (1, 2, 4):
         progress(f"postgres: {tasks:,} Noop tasks on {n} server(s)")
-        r = run_child("postgres", "throughput_child", admin_url=admin_url, servers=n, tasks=tasks)
+        r = run_child("postgres", "throughput_child", timeout=900, admin_url=admin_url, servers=n, tasks=tasks)
         shares = ", ".join(f"{k} {v}" for k, v in sorted(r["spread"].items()))
-        progress(f"postgres: {r['per_second']:,.0f} tasks/s on {n} server(s) ({shares})")
+        progress(f"postgres: {r['per_second']:,.0f} tasks/s on {n} server(s) ({shares}) {r['problem']}")
+        if r["problem"]:
+            shares = f"{r['problem']}; {shares}"
         name = f"PG throughput, {n} server(s), {tasks:,} tasks"
         if one is None:
             one = r["per_second"]
-            rows.append(plain(name, one, "tasks/s", note=shares))
+            row = plain(name, one, "tasks/s", note=shares)
         else:
-            rows.append(versus(name, r["per_second"], "tasks/s", "1 server", one, at_least=1, note=shares))
+            row = versus(name, r["per_second"], "tasks/s", "1 server", one, at_least=1, note=shares)
+        if r["problem"]:
+            row.met = False  # every task ran, but the job never ended: not a result to accept
+        rows.append(row)
     progress(f"postgres: {jobs} jobs due over {span:g} s on 2 servers")
-    lat = run_child("postgres", "latency_child", admin_url=admin_url, jobs=jobs, span=span, lead=lead)
+    lat = run_child("postgres", "latency_child", timeout=900, admin_url=admin_url, jobs=jobs, span=span, lead=lead)
     shares = ", ".join(f"{k} {v}" for k, v in sorted(lat["spread"].items()))
     rows += [
         versus("PG due->attempt start, 2 servers, p50", lat["p50"], "ms", "poll interval", POLL * 1000, note=shares),
@@ -273,7 +327,7 @@ def _measure(admin_url: str, quick: bool) -> list[Row]:
         versus("PG due->attempt start, 2 servers, max", lat["max"], "ms", "poll interval", POLL * 1000),
     ]
     progress("postgres: killing a server that runs two Sleep tasks")
-    rec = run_child("postgres", "recovery_child", admin_url=admin_url)
+    rec = run_child("postgres", "recovery_child", timeout=900, admin_url=admin_url)
     limit = DEAD_AFTER + 2 * HEARTBEAT
     rows += [
         within("PG recovery: kill -> retried attempt starts (last)", rec["last"], "s", limit,

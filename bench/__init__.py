@@ -1,0 +1,1 @@
+"""batchtui benchmarks: run `python bench/run.py` (see README.md)."""
