@@ -701,10 +701,11 @@ def group_rows() -> list[dict]:
 
 
 def save_group(name: str, *, description: str | None = None, servers=None,
-               field: str = "NAME") -> bool:
+               field: str = "NAME", new: bool = False) -> bool:
     """Add a batch group or update it; servers (a list) replaces its servers.
 
-    Returns True when the group was created.
+    With new=True (the console's New record) an existing group is refused
+    rather than updated. Returns True when the group was created.
     """
     name = jobfile.check_group_name(name, field=field)
     if name != name.strip():
@@ -716,6 +717,8 @@ def save_group(name: str, *, description: str | None = None, servers=None,
                           for s in servers})
     with write():
         group = m.BatchGroup.get_or_none(m.BatchGroup.name == name)
+        if new and group is not None:
+            raise UserError(f"batch group {q(name)} exists already")
         created = group is None
         if created:
             m.BatchGroup.create(name=name, description=description or "")

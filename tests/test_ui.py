@@ -437,6 +437,171 @@ async def test_delete_after_confirmation(ui_db):
         assert m.BatchJob.get_or_none(m.BatchJob.id == job_id) is None
 
 
+def _many_jobs(count: int) -> None:
+    """Jobs with few distinct values per column, so that sorting meets many ties."""
+    now = datetime(2026, 1, 1)
+    m.Company.get_or_create(id="DAT")
+    m.Company.get_or_create(id="USMF")
+    m.BatchJob.insert_many([
+        {"description": f"Job {i % 7}", "company": "USMF" if i % 3 else "DAT",
+         "scheduled_start": datetime(2026, 1, 1 + i % 5), "time_zone": "UTC", "status": i % 3,
+         "priority": i % 4, "created_by": USER, "run_by": USER, "created": now, "modified": now,
+         "recurrence_text": "Every day" if i % 2 else ""}
+        for i in range(1, count + 1)
+    ]).execute()
+
+
+def test_jobs_pages_cover_every_row_in_every_sort(ui_db):
+    """Keyset pages (forwards, backwards, jumps) give each row once, in the sort's order."""
+    from batchtui.ui.screens.batch_jobs import SORT_FIELDS, JobsSource
+
+    _many_jobs(1234)
+    J = m.BatchJob
+    for sort, field in SORT_FIELDS.items():
+        for descending in (True, False):
+            for text, status in (("", None), ("Job 3", None), ("", 1)):
+                source = JobsSource(text, status, sort, descending)
+                total = source.count()
+                order = ([field.desc(), J.id.desc()] if descending else [field.asc(), J.id.asc()])
+                order = order[-1:] if field is J.id else order
+                want = [r[0] for r in source._filtered(J.select(J.id, field)).order_by(*order).tuples()]
+                assert total == len(want)
+                pages = range((total + 99) // 100)
+                forwards = [r.key for p in pages for r in source.fetch(p * 100, 100)]
+                source.invalidate()
+                source.count()
+                backwards = [r.key for p in reversed(pages) for r in reversed(source.fetch(p * 100, 100))]
+                source.invalidate()
+                source.count()
+                jumps = {p: [r.key for r in source.fetch(p * 100, 100)] for p in (7, 3, 11, 0)
+                         if p * 100 < total}
+                assert forwards == want, (sort, descending, text, status)
+                assert backwards[::-1] == want, (sort, descending, text, status)
+                for p, keys in jumps.items():
+                    assert keys == want[p * 100:(p + 1) * 100]
+                for key in want[::97]:
+                    assert source.index_of(key) == want.index(key)
+
+
+@sync
+async def test_sort_by_other_columns_keeps_the_cursor_on_its_job(ui_db):
+    _many_jobs(300)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        grid = screen.query_one("#jobs-grid", PagedGrid)
+        assert grid.cursor_key == 300 and "Job ID▼" in str(grid.render_line(0).text)
+        await pilot.press("down", "down")
+        key = grid.cursor_key
+        await pilot.press("o")  # Job description, ascending
+        await pilot.pause()
+        assert screen.sort == "description" and not screen.sort_descending
+        header = grid.render_line(0).text
+        assert "Job description▲" in header and "Job ID▼" not in header
+        assert grid.cursor_key == key
+        descriptions = [grid.row_at(i).cells[1] for i in range(grid.row_count)]
+        assert descriptions == sorted(descriptions) and grid.row_count == 300
+        await pilot.press("O")  # reversed
+        await pilot.pause()
+        assert screen.sort_descending and "Job description▼" in grid.render_line(0).text
+        assert grid.cursor_key == key
+        await pilot.press("end")
+        last = grid.row_at(grid.row_count - 1)
+        assert grid.cursor_key == last.key and last.cells[1] == "Job 0"
+        # Clicking the Scheduled start header sorts by it.
+        await pilot.click("#jobs-grid", offset=(36, 0))
+        await pilot.pause()
+        assert screen.sort == "start" and "Scheduled start▲" in grid.render_line(0).text
+        for _ in range(6):  # status, recurrence, company, created by, priority, then back to Job ID
+            await pilot.press("o")
+        await pilot.pause()
+        assert (screen.sort, screen.sort_descending) == ("id", True)
+
+
+@sync
+async def test_progress_bars_of_executing_tasks_and_jobs(ui_db):
+    m.Company.get_or_create(id="USMF")
+    job = jobs.create_job(user=USER, description="Month-end close", company="USMF",
+                          scheduled_start="2026-03-02T13:00:00", time_zone="UTC")
+    for name in ("First", "Second", "Third", "Fourth"):
+        jobs.add_task(job.id, user=USER, description=name, class_name="Noop")
+    st.set_job_status(job.id, BatchStatus.WAITING, USER)
+    st.start_due_jobs("AOS1", now=T0)
+    claimed = st.claim_ready_tasks("AOS1", st.served_groups("AOS1") or [""], limit=3, now=T0)
+    assert len(claimed) == 3
+    st.report_progress(claimed[0].attempt_id, 0.5, "Half way")
+    st.report_progress(claimed[1].attempt_id, 0.25)
+    # The third has reported nothing yet; the fourth waits: (0.5 + 0.25 + 0 + 0) / 4
+    app = make_app(poll_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        row = grid_rows(grid)[0]
+        assert row[3] == "Executing" and row[4].endswith(" 19%") and "█" in row[4]
+        await pilot.press("enter")
+        await pilot.pause()
+        tasks = app.screen.query_one("#tasks-grid", PagedGrid)
+        progress = [r[6] for r in grid_rows(tasks)]
+        assert progress[0].endswith(" 50%") and progress[1].endswith(" 25%")
+        assert progress[2].endswith("  0%") and progress[3] == ""
+        await pilot.press("4")
+        await pilot.pause()
+        assert "Progress:" in str(app.screen.query_one("#task-log").render()) and "Half way" in str(
+            app.screen.query_one("#task-log").render())
+        # The engine moves on: the first task ends, the second reports more.
+        st.finish_attempts([st.Outcome(claimed[0].task_id, claimed[0].attempt_id, "ended")], now=T0)
+        st.report_progress(claimed[1].attempt_id, 0.75)
+        assert await wait_for(pilot, lambda: grid_rows(tasks)[1][6].endswith(" 75%"), timeout=5)
+        assert grid_rows(tasks)[0][6] == ""  # ended: no bar
+        await pilot.press("escape", "escape")  # the log, then the form
+        await pilot.pause()
+        assert app.screen.query_one("#jobs-grid", PagedGrid) is grid
+        # (1 + 0.75 + 0 + 0) / 4 on the Batch jobs page, refreshed when it came back
+        assert await wait_for(pilot, lambda: grid_rows(grid)[0][4].endswith(" 44%"), timeout=5)
+
+
+def test_progress_bar_text():
+    from batchtui.ui.progress import attempt_fraction, bar
+
+    assert bar(0) == "░░░░░░   0%"
+    assert bar(1) == "██████ 100%"
+    assert bar(0.999).endswith(" 99%")  # never 100% before it is done
+    assert bar(0.5) == "███░░░  50%"
+    assert attempt_fraction(0.3, None) == 0.3
+    assert attempt_fraction(None, T0) == 1.0  # an ended attempt counts as done
+    assert attempt_fraction(7, None) == 1.0
+
+
+@sync
+async def test_demo_console_defaults_a_new_job_to_usmf(ui_db):
+    for cid in ("DAT", "USMF"):
+        m.Company.get_or_create(id=cid)
+    app = make_app(company="USMF")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+n", *"Demo job", "ctrl+s")
+        await pilot.pause()
+    assert m.BatchJob.get(m.BatchJob.description == "Demo job").company_id == "USMF"
+    app = make_app()  # elsewhere the config's default company (DAT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.default_company == app.config.default_company
+
+
+def test_screenshot_script_writes_svgs(tmp_path):
+    """The script behind screenshots/ runs (one picture here; all of them take a while)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "shots"
+    result = subprocess.run([sys.executable, "-m", "batchtui.ui.screenshots", str(out), "batch-jobs"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    svg = (out / "batch-jobs.svg").read_text()
+    assert svg.startswith("<svg") and "Executing" in svg and "Subledger" in svg
+
+
 # -- dialogs: validation ----------------------------------------------------------
 
 

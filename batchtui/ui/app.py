@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from pathlib import Path
 from typing import Iterable
 
 from peewee import fn
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from .. import models as m
 from ..config import Config, acting_user, load_config
@@ -30,11 +30,12 @@ class BatchTuiApp(App):
         Binding("f1", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("f4", "action_center", "Action center", show=False, id="app.action_center"),
+        Binding("ctrl+g", "task_guide", "Task guide", show=False, id="app.task_guide"),
     ]
 
     def __init__(self, *, server: bool = True, user: str | None = None, config: Config | None = None,
                  engine_factory=None, poll_interval: float = 1.0, start_screen: str = "batch_jobs",
-                 guide: bool = False) -> None:
+                 guide: bool = False, company: str | None = None) -> None:
         super().__init__()
         self.user = user or acting_user()
         if config is None:
@@ -43,25 +44,35 @@ class BatchTuiApp(App):
             except UserError:
                 config = Config()
         self.config = config
+        # A new job's Company: the config's default, or the one given (the demo's USMF).
+        self.default_company = company or config.default_company
         self.server_enabled = server
         self._engine_factory = engine_factory
         self.engine = None
         self.poll_interval = poll_interval
         self.start_screen = start_screen
         self.guide = guide
-        self._signature = None
-        self._last_alert_id = None
-        self._changed = threading.Event()
+        self.watcher = None
+        self._last_refresh = 0.0
+        self._refresh_timer = None
 
     # -- life cycle ---------------------------------------------------------
 
     def on_mount(self) -> None:
-        self._last_alert_id = self._max_alert_id()
-        self._signature = self._db_signature()
         self.push_screen(self.make_screen(self.start_screen))
         if self.server_enabled:
             self._start_engine()
-        self.set_interval(self.poll_interval, self._poll)
+        self._start_watcher()
+        self.set_interval(self.poll_interval, self._tick)
+        if self.guide:
+            self.call_after_refresh(self.action_open_guide)
+
+    def _start_watcher(self) -> None:
+        from .watcher import ChangeWatcher
+
+        self.watcher = ChangeWatcher(self.user, on_change=self._engine_changed, on_alert=self._alert_arrived,
+                                     interval=self.poll_interval, last_alert_id=self._max_alert_id())
+        self.watcher.start()
 
     def _start_engine(self) -> None:
         try:
@@ -78,11 +89,21 @@ class BatchTuiApp(App):
                         title="Batch server", severity="error", timeout=8)
 
     def _engine_changed(self) -> None:
-        # Engine thread: post only (thread-safe, never blocks).
+        # Engine or watcher thread: post only (thread-safe, never blocks).
         self.post_message(JobsChanged())
 
+    def _alert_arrived(self, alert) -> None:
+        # Watcher thread.
+        self.post_message(AlertRaised(alert.id, alert.message, alert.popup))
+
     def on_unmount(self) -> None:
+        self.stop_watcher()
         self.stop_engine()
+
+    def stop_watcher(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
 
     def stop_engine(self) -> None:
         engine, self.engine = self.engine, None
@@ -101,44 +122,17 @@ class BatchTuiApp(App):
 
     # -- live refresh -------------------------------------------------------
 
-    def _db_signature(self):
-        try:
-            row = m.BatchJob.select(fn.MAX(m.BatchJob.modified), fn.COUNT(m.BatchJob.id),
-                                    fn.MAX(m.BatchJob.id)).tuples().first()
-            attempts = m.TaskAttempt.select(fn.MAX(m.TaskAttempt.id), fn.COUNT(m.TaskAttempt.ended)).tuples().first()
-            return (row, attempts)
-        except Exception:
-            return None
-
     def _max_alert_id(self) -> int:
         try:
             return m.Alert.select(fn.MAX(m.Alert.id)).where(m.Alert.user == self.user).scalar() or 0
         except Exception:
             return 0
 
-    def _poll(self) -> None:
-        """Once a second: changes made by other processes, and new alerts."""
-        signature = self._db_signature()
-        if signature != self._signature:
-            self._signature = signature
-            self.post_message(JobsChanged())
-        else:
-            # The tasks screen shows task statuses, which do not touch the job.
-            screen = self.screen
-            if hasattr(screen, "on_tick"):
-                screen.on_tick()
-        self._check_alerts()
-
-    def _check_alerts(self) -> None:
-        try:
-            rows = list(m.Alert.select().where((m.Alert.user == self.user)
-                                               & (m.Alert.id > (self._last_alert_id or 0)))
-                        .order_by(m.Alert.id))
-        except Exception:
-            return
-        for alert in rows:
-            self._last_alert_id = max(self._last_alert_id or 0, alert.id)
-            self.post_message(AlertRaised(alert.id, alert.message, alert.popup))
+    def _tick(self) -> None:
+        """Once a second: screens that show the passing of time (heartbeats, running tasks)."""
+        screen = self.screen
+        if hasattr(screen, "on_tick"):
+            screen.on_tick()
 
     def on_alert_raised(self, event: AlertRaised) -> None:
         if event.popup:
@@ -147,15 +141,37 @@ class BatchTuiApp(App):
             if hasattr(screen, "alerts_changed"):
                 screen.alerts_changed()
 
+    # A busy batch server commits many times a second: refresh at most this often.
+    REFRESH_SPACING = 0.25
+
     def on_jobs_changed(self, event: JobsChanged) -> None:
-        self._signature = self._db_signature()
-        for screen in self.screen_stack:
+        wait = self._last_refresh + self.REFRESH_SPACING - time.monotonic()
+        if wait > 0:
+            if self._refresh_timer is None:
+                self._refresh_timer = self.set_timer(wait, self._refresh_screens)
+            return
+        self._refresh_screens()
+
+    def _refresh_screens(self) -> None:
+        """Re-read what the visible screens show; the ones hidden behind re-read when they come back."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
+        self._last_refresh = time.monotonic()
+        visible_screens = True
+        for screen in reversed(self.screen_stack):
             if hasattr(screen, "jobs_changed"):
-                screen.jobs_changed()
-        self._check_alerts()
+                if visible_screens:
+                    screen.jobs_changed()
+                else:
+                    screen.stale = True
+            if not isinstance(screen, ModalScreen):
+                visible_screens = False
 
     def refresh_now(self) -> None:
         self.post_message(JobsChanged())
+        if self.watcher is not None:
+            self.watcher.wake()
 
     # -- navigation ---------------------------------------------------------
 
@@ -222,6 +238,17 @@ class BatchTuiApp(App):
 
         self.push_screen(CleanupDialog(), chosen)
 
+    def action_task_guide(self) -> None:
+        """Ctrl+G: open the task guide, or hide / show it."""
+        from .widgets.guide import toggle_guide
+
+        toggle_guide(self)
+
+    def action_open_guide(self) -> None:
+        from .widgets.guide import open_guide
+
+        open_guide(self)
+
     def action_help(self) -> None:
         from .dialogs.help import HelpDialog
 
@@ -253,8 +280,13 @@ class BatchTuiApp(App):
                 continue
             yield SystemCommand(binding.description, f"{screen.title or ''} ({binding.key})",
                                 lambda action=binding.action, s=screen: s.run_action(action))
+        yield SystemCommand("Task guide", "Walk through Create a batch job with USMF, step by step (Ctrl+G)",
+                            self.action_open_guide)
         yield SystemCommand("Help", "The keys of the screen in front of you", self.action_help)
         yield from super().get_system_commands(screen)
+
+
+DEMO_COMPANY = "USMF"
 
 
 def run_console(db_url: str | None = None, demo: bool = False, server: bool = True, guide: bool = False) -> int:
@@ -281,9 +313,11 @@ def run_console(db_url: str | None = None, demo: bool = False, server: bool = Tr
                 has_jobs = False
             if fresh or not has_jobs:
                 load_demo(reset=False)
-    app = BatchTuiApp(server=server, guide=guide)
+    # The demo's data and its task guide are USMF's: so is a new job there.
+    app = BatchTuiApp(server=server, guide=guide, company=DEMO_COMPANY if demo else None)
     try:
         app.run()
     finally:
+        app.stop_watcher()
         app.stop_engine()
     return app.return_code or 0

@@ -37,6 +37,15 @@ class BaseScreen(Screen):
         Binding("question_mark", "app.help", "Help", show=False, id="screen.help"),
     ]
 
+    # Set by the app when the database changed while this form was hidden
+    # behind another: it re-reads when it comes back, not while it is unseen.
+    stale = False
+
+    def on_screen_resume(self) -> None:
+        if self.stale and hasattr(self, "jobs_changed"):
+            self.stale = False
+            self.jobs_changed()
+
     def is_dirty(self) -> bool:
         return False
 
@@ -46,7 +55,9 @@ class BaseScreen(Screen):
         key = str(text)
         if getattr(widget, "_batchtui_text", None) != key:
             widget._batchtui_text = key
-            widget.update(text)
+            # A label of fixed width keeps its size: repaint it, skip the layout pass.
+            width = widget.styles.width
+            widget.update(text, layout=width is None or width.is_auto)
 
     _binding_state = None
 

@@ -19,6 +19,8 @@ from ...status import BatchStatus, Priority
 from ...timeutil import machine_zone, utcnow
 from ..format import priority_label, status_label, status_style, wall
 from ..safe_text import one_line, safe, visible
+from ..paging import KeysetPager
+from ..progress import bar, job_progress
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
 
@@ -27,11 +29,26 @@ JOB_COLUMNS = [
     Column("description", "Job description", 18, flex=True),
     Column("start", "Scheduled start", 16),
     Column("status", "Status", 10),
+    Column("progress", "Progress", 11, sortable=False),
     Column("recurrence", "Recurrence", 14, flex=True),
     Column("company", "Company", 7),
     Column("created_by", "Created by", 10),
     Column("priority", "Priority", 8),
 ]
+PROGRESS_COLUMN = 4
+
+# The grid's columns -> the column of batch_job each sorts by.
+SORT_FIELDS = {
+    "id": m.BatchJob.id,
+    "description": m.BatchJob.description,
+    "start": m.BatchJob.scheduled_start,
+    "status": m.BatchJob.status,
+    "recurrence": m.BatchJob.recurrence_text,
+    "company": m.BatchJob.company,
+    "created_by": m.BatchJob.created_by,
+    "priority": m.BatchJob.priority,
+}
+DEFAULT_SORT = ("id", True)  # Job ID, newest first
 
 STATUS_FILTERS = [("All statuses", -1)] + [(s.label, int(s)) for s in BatchStatus]
 
@@ -46,11 +63,16 @@ def _zones() -> list[str]:
 
 
 class JobsSource:
-    """The Batch jobs grid's rows: keyed by Job ID, newest first, one page at a time."""
+    """The Batch jobs grid's rows: keyed by Job ID, in the operator's sort, one page at a time."""
 
-    def __init__(self, text: str = "", status: int | None = None) -> None:
+    def __init__(self, text: str = "", status: int | None = None, sort: str = "id",
+                 descending: bool = True) -> None:
         self.text = text.strip()
         self.status = status
+        self.sort = sort if sort in SORT_FIELDS else "id"
+        self.descending = descending
+        J = m.BatchJob
+        self.pager = KeysetPager(self._query, SORT_FIELDS[self.sort], J.id, descending, self._count)
 
     def _filtered(self, query):
         J = m.BatchJob
@@ -64,21 +86,37 @@ class JobsSource:
             query = query.where(cond)
         return query
 
-    def count(self) -> int:
+    def _query(self):
+        J = m.BatchJob
+        return self._filtered(J.select(
+            J.id, J.description, J.scheduled_start, J.time_zone, J.status, J.recurrence_text,
+            J.company, J.created_by, J.priority, SORT_FIELDS[self.sort],
+        ))
+
+    def _count(self) -> int:
         return self._filtered(m.BatchJob.select(fn.COUNT(m.BatchJob.id))).scalar() or 0
 
+    def count(self) -> int:
+        return self.pager.count()
+
+    def invalidate(self) -> None:
+        self.pager.invalidate()
+
+    def index_of(self, key) -> int | None:
+        return self.pager.index_of(key)
+
     def fetch(self, offset: int, limit: int) -> list[GridRow]:
-        J = m.BatchJob
-        query = self._filtered(J.select(
-            J.id, J.description, J.scheduled_start, J.time_zone, J.status, J.recurrence_text,
-            J.company, J.created_by, J.priority,
-        )).order_by(J.id.desc()).offset(offset).limit(limit).tuples()
+        found = self.pager.fetch(offset, limit)
+        running = [r[0] for r in found if r[4] in (BatchStatus.EXECUTING, BatchStatus.CANCELLING)]
+        progress = job_progress(running) if running else {}
         rows = []
-        for (jid, desc, start, tz, status, rec, company, created_by, priority) in query:
+        for (jid, desc, start, tz, status, rec, company, created_by, priority, _sort) in found:
+            done = progress.get(jid)
             rows.append(GridRow(jid, [
-                str(jid), one_line(desc), wall(start, tz), status_label(status), one_line(rec or ""),
+                str(jid), one_line(desc), wall(start, tz), status_label(status),
+                bar(done) if done is not None else "", one_line(rec or ""),
                 one_line(company), one_line(created_by), priority_label(priority),
-            ], {3: status_style(status)}))
+            ], {3: status_style(status), PROGRESS_COLUMN: "yellow"}))
         return rows
 
 
@@ -104,11 +142,14 @@ class BatchJobsScreen(BaseScreen):
         Binding("x", "cancel_job", "Cancel job", id="jobs.cancel"),
         Binding("c", "copy", "Copy", id="jobs.copy"),
         Binding("h", "history", "View history", id="jobs.history"),
+        Binding("o", "sort_next", "Sort", id="jobs.sort"),
+        Binding("O", "sort_reverse", "Reverse sort", show=False, id="jobs.sort_reverse"),
         Binding("question_mark", "app.help", "Help", show=False, id="jobs.help"),
     ]
     HELP_EXTRA = [
         ("Up/Down PgUp/PgDn", "Move through all jobs"),
         ("Home / End", "First / last job"),
+        ("o / O", "Sort by the next column / reverse it (or click a header)"),
         ("F2", "Modules: System administration"),
     ]
 
@@ -122,6 +163,7 @@ class BatchJobsScreen(BaseScreen):
         self._pending_key = None
         self.job_status = None
         self._load_timer = None
+        self.sort, self.sort_descending = DEFAULT_SORT
 
     # -- layout -------------------------------------------------------------
 
@@ -146,7 +188,7 @@ class BatchJobsScreen(BaseScreen):
                 yield Label("Status", classes="field-label-short")
                 yield Label("", id="job-status", classes="read-only short")
                 yield Label("Created by", classes="field-label-short")
-                yield Label("", id="job-created-by", classes="read-only")
+                yield Label("", id="job-created-by", classes="read-only wide")
             with Horizontal(classes="form-row"):
                 yield Label("Job description", classes="field-label")
                 yield Input(id="job-description", compact=True, max_length=200)
@@ -171,12 +213,13 @@ class BatchJobsScreen(BaseScreen):
         self._load_companies()
         self.query_one("#job-message", MessageLine).display = False
         grid = self.query_one(PagedGrid)
+        grid.set_sort(self.sort, self.sort_descending)
         grid.focus()
         self._load_record(grid.cursor_key)
 
     def _load_companies(self) -> None:
         ids = [c.id for c in m.Company.select(m.Company.id).order_by(m.Company.id)]
-        default = self.app.config.default_company
+        default = self.app.default_company
         if default not in ids:
             ids.insert(0, default)
         sel = self.query_one("#job-company", Select)
@@ -252,7 +295,9 @@ class BatchJobsScreen(BaseScreen):
         self._refresh_actions()
 
     def _refresh_actions(self) -> None:
-        self.refresh_bindings_if((self._new, self.job_id is None, self.job_status, type(self.focused).__name__))
+        # The footer is rebuilt when this changes: only what greys a key out belongs here.
+        cancellable = self.job_status in (BatchStatus.HOLD, BatchStatus.WAITING, BatchStatus.EXECUTING)
+        self.refresh_bindings_if((self._new, self.job_id is None, cancellable, type(self.focused).__name__))
 
     def on_descendant_focus(self) -> None:
         self._refresh_actions()
@@ -328,13 +373,39 @@ class BatchJobsScreen(BaseScreen):
 
     # -- filters ------------------------------------------------------------
 
-    def _apply_filter(self) -> None:
+    def _apply_filter(self, keep_key=None) -> None:
         text = self.query_one("#filter-text", Input).value
         status = self.query_one("#filter-status", Select).value
         status = None if status in (-1, Select.BLANK) else status
-        self.grid.set_source(JobsSource(text, status))
+        grid = self.grid
+        grid.set_sort(self.sort, self.sort_descending)
+        grid.set_source(JobsSource(text, status, self.sort, self.sort_descending), keep_key=keep_key)
         if not self.is_dirty():
-            self._load_record(self.grid.cursor_key)
+            self._load_record(grid.cursor_key)
+
+    # -- sorting ------------------------------------------------------------
+
+    def sort_by(self, column: str, descending: bool) -> None:
+        """Sort the grid; the cursor stays on the job it was on."""
+        if column not in SORT_FIELDS:
+            return
+        self.sort, self.sort_descending = column, descending
+        self._apply_filter(keep_key=self.grid.cursor_key)
+
+    def action_sort_next(self) -> None:
+        keys = [c.key for c in JOB_COLUMNS if c.key in SORT_FIELDS]
+        column = keys[(keys.index(self.sort) + 1) % len(keys)]
+        self.sort_by(column, column == DEFAULT_SORT[0] and DEFAULT_SORT[1])
+
+    def action_sort_reverse(self) -> None:
+        self.sort_by(self.sort, not self.sort_descending)
+
+    @on(PagedGrid.HeaderSelected, "#jobs-grid")
+    def _header_selected(self, event: PagedGrid.HeaderSelected) -> None:
+        if event.column_key == self.sort:
+            self.sort_by(self.sort, not self.sort_descending)
+        else:
+            self.sort_by(event.column_key, event.column_key == DEFAULT_SORT[0] and DEFAULT_SORT[1])
 
     @on(Input.Changed, "#filter-text")
     def _filter_changed(self) -> None:
@@ -365,7 +436,7 @@ class BatchJobsScreen(BaseScreen):
             if self.job_status not in (BatchStatus.HOLD, BatchStatus.WAITING, BatchStatus.EXECUTING):
                 return None
         if action in ("filter", "status_filter", "view_tasks", "recurrence", "alerts", "change_status",
-                      "cancel_job", "copy", "history"):
+                      "cancel_job", "copy", "history", "sort_next", "sort_reverse"):
             focused = self.focused
             if isinstance(focused, (Input, Select)) and action != "filter":
                 return None
@@ -386,7 +457,7 @@ class BatchJobsScreen(BaseScreen):
         self._load_companies()
         tz = machine_zone()
         now = utcnow()
-        company = self.app.config.default_company
+        company = self.app.default_company
         self._set_form({
             "description": "",
             "start": wall(now, tz),

@@ -14,19 +14,21 @@ from textual.widgets import (Checkbox, Footer, Input, Label, Select, Static, Tab
 
 from ... import models as m
 from ...errors import UserError
-from ...status import ConditionStatus, ConditionType
+from ...status import BatchStatus, ConditionStatus, ConditionType
 from ..format import condition_label, status_label, status_style, wall, yes_no
 from ..safe_text import one_line, safe, visible
+from ..progress import attempt_fraction, bar, task_progress
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
 
 TASK_COLUMNS = [
     Column("id", "Task ID", 7, align="right"),
-    Column("description", "Description", 16, flex=True),
+    Column("description", "Description", 13, flex=True),
     Column("company", "Company", 8),
-    Column("class", "Class name", 12, flex=True),
+    Column("class", "Class name", 10, flex=True),
     Column("group", "Batch group", 11),
     Column("status", "Status", 10),
+    Column("progress", "Progress", 11),
     Column("ignore", "Ignore failure", 14),
     Column("retries", "Max retries", 11, align="right"),
     Column("used", "Retries used", 12, align="right"),
@@ -216,13 +218,18 @@ class BatchTasksScreen(BaseScreen):
     # -- rows ---------------------------------------------------------------
 
     def _task_rows(self) -> list[GridRow]:
+        tasks = list(m.BatchTask.select().where(m.BatchTask.job == self.job_id).order_by(m.BatchTask.id))
+        running = task_progress(t.id for t in tasks if t.status == BatchStatus.EXECUTING)
         rows = []
-        for t in m.BatchTask.select().where(m.BatchTask.job == self.job_id).order_by(m.BatchTask.id):
+        for t in tasks:
+            done = running.get(t.id)
+            if done is None and t.status == BatchStatus.EXECUTING:
+                done = (0.0, None)  # started, nothing reported yet
             rows.append(GridRow(t.id, [
                 str(t.id), one_line(t.description), one_line(t.company_id), one_line(t.class_name),
-                one_line(t.batch_group) or "", status_label(t.status), yes_no(t.ignore_failure),
-                str(t.max_retries), str(t.retries_used),
-            ], {5: status_style(t.status)}))
+                one_line(t.batch_group) or "", status_label(t.status), bar(done[0]) if done else "",
+                yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
+            ], {5: status_style(t.status), 6: "yellow"}))
         return rows
 
     def _condition_rows(self) -> list[GridRow]:
@@ -416,6 +423,10 @@ class BatchTasksScreen(BaseScreen):
         head = (f"Attempt {attempt.attempt}: {status_label(attempt.status)} on {visible(attempt.server)}, "
                 f"started {wall(attempt.started, tz, '%Y-%m-%d %H:%M:%S')}"
                 + (f", ended {wall(attempt.ended, tz, '%Y-%m-%d %H:%M:%S')}" if attempt.ended else ""))
+        if attempt.ended is None and (attempt.progress is not None or attempt.progress_text):
+            fraction = attempt_fraction(attempt.progress, attempt.ended)
+            head += f"\nProgress: {bar(fraction, 20)}" + (
+                f"  {one_line(attempt.progress_text)}" if attempt.progress_text else "")
         text = safe(head + "\n\n" + (attempt.log or "(no log lines)"), keep_newlines=True)
         log.update(text)
 

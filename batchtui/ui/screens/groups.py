@@ -8,10 +8,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label
 
-from ... import jobfile
-from ... import models as m
-from ...db import write
-from ...errors import NotFound, Refused, UserError
+from ...errors import UserError
+from ...jobs import delete_group, group_rows, save_group
 from ..safe_text import one_line, safe
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
@@ -21,51 +19,6 @@ GROUP_COLUMNS = [
     Column("description", "Description", 24, flex=True),
     Column("servers", "Batch servers", 24, flex=True),
 ]
-
-
-def group_rows() -> list[dict]:
-    servers: dict[str, list[str]] = {}
-    for group, server in (m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
-                          .order_by(m.BatchGroupServer.server).tuples()):
-        servers.setdefault(group, []).append(server)
-    return [{"name": g.name, "description": g.description, "servers": servers.get(g.name, [])}
-            for g in m.BatchGroup.select().order_by(m.BatchGroup.name)]
-
-
-def save_group(name: str, description: str, servers: list[str], *, new: bool) -> None:
-    """Same rules as `batchtui group add`."""
-    name = jobfile.check_group_name(name, field="Group")
-    if name != name.strip():
-        raise UserError(f"batch group {jobfile.q(name)}: a name cannot start or end with spaces")
-    description = jobfile.check_text(description, limit=200, field="Description", allow_empty=True)
-    servers = sorted({jobfile.check_text(s, limit=80, field="Batch servers", what="a server name")
-                      for s in servers})
-    with write():
-        group = m.BatchGroup.get_or_none(m.BatchGroup.name == name)
-        if new and group is not None:
-            raise UserError(f"batch group {jobfile.q(name)} exists already")
-        if group is None:
-            m.BatchGroup.create(name=name, description=description)
-        else:
-            m.BatchGroup.update(description=description).where(m.BatchGroup.name == name).execute()
-        m.BatchGroupServer.delete().where(m.BatchGroupServer.group == name).execute()
-        for s in servers:
-            m.BatchGroupServer.create(group=name, server=s)
-
-
-def delete_group(name: str) -> None:
-    """Same rules as `batchtui group delete`."""
-    with write():
-        if name == "":
-            raise Refused("the Empty batch group cannot be deleted")
-        if m.BatchGroup.get_or_none(m.BatchGroup.name == name) is None:
-            raise NotFound(f"batch group {jobfile.q(name)}: no such batch group")
-        users = sorted({t.job_id for t in m.BatchTask.select(m.BatchTask.job).where(m.BatchTask.batch_group == name)})
-        if users:
-            shown = ", ".join(str(j) for j in users[:20]) + (", ..." if len(users) > 20 else "")
-            raise Refused(f"batch group {jobfile.q(name)} is used by tasks of jobs {shown}: "
-                          "move those tasks to another batch group first")
-        m.BatchGroup.delete().where(m.BatchGroup.name == name).execute()
 
 
 class BatchGroupsScreen(BaseScreen):
@@ -167,7 +120,8 @@ class BatchGroupsScreen(BaseScreen):
     def action_save(self) -> None:
         name, description, servers = self._values()
         try:
-            save_group(name, description, [s.strip() for s in servers.split(",") if s.strip()], new=self._new)
+            save_group(name, description=description, field="Group", new=self._new,
+                       servers=[s.strip() for s in servers.split(",") if s.strip()])
         except UserError as exc:
             self.show_message(str(exc))
             return

@@ -31,6 +31,7 @@ class Column:
     width: int
     flex: bool = False  # takes the room left over
     align: str = "left"
+    sortable: bool = True  # where the grid offers sorting at all
 
 
 @dataclass
@@ -41,6 +42,9 @@ class GridRow:
 
 
 class GridSource(Protocol):
+    """What a grid reads. Optional too: ``invalidate()`` (forget what was read: the
+    grid reloads) and ``index_of(key)`` (where a row stands, to find one far away)."""
+
     def count(self) -> int: ...
 
     def fetch(self, offset: int, limit: int) -> list[GridRow]: ...
@@ -126,6 +130,18 @@ class PagedGrid(ScrollView, can_focus=True):
         def control(self) -> "PagedGrid":
             return self.grid
 
+    class HeaderSelected(Message):
+        """The operator clicked a column's header (to sort by it)."""
+
+        def __init__(self, grid: "PagedGrid", column_key: str) -> None:
+            super().__init__()
+            self.grid = grid
+            self.column_key = column_key
+
+        @property
+        def control(self) -> "PagedGrid":
+            return self.grid
+
     def __init__(self, columns: list[Column], source: GridSource, *, empty_text: str = "No records.",
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -136,15 +152,18 @@ class PagedGrid(ScrollView, can_focus=True):
         self._pages: dict[int, list[GridRow]] = {}
         self._widths: list[int] = [c.width for c in columns]
         self._last_key: Any = object()
+        self.sort_column: str | None = None  # shown in the header: ▲ ascending, ▼ descending
+        self.sort_descending = False
 
     # -- data ---------------------------------------------------------------
 
     def on_mount(self) -> None:
         self.reload(keep_key=False)
 
-    def set_source(self, source: GridSource) -> None:
+    def set_source(self, source: GridSource, keep_key: Any = None) -> None:
+        """Read from another source (new filters, new sort): back at the top, or on keep_key's row."""
         self.source = source
-        self.reload(keep_key=False, reset=True)
+        self.reload(keep_key=False, reset=True, key=keep_key)
 
     def _page(self, page_no: int) -> list[GridRow]:
         rows = self._pages.get(page_no)
@@ -171,27 +190,44 @@ class PagedGrid(ScrollView, can_focus=True):
         row = self.cursor_row
         return row.key if row is not None else None
 
-    def reload(self, keep_key: bool = True, reset: bool = False) -> None:
+    def reload(self, keep_key: bool = True, reset: bool = False, key: Any = None) -> None:
         """Re-read the rows; the cursor stays on its record (or its place)."""
-        key = self.cursor_key if keep_key else None
+        if key is None and keep_key:
+            key = self.cursor_key
         old_cursor = self.cursor
         self._pages.clear()
-        if isinstance(self.source, CallableSource):
-            self.source.invalidate()
+        invalidate = getattr(self.source, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
         self.row_count = max(0, self.source.count())
         new_cursor = 0 if reset else min(old_cursor, max(0, self.row_count - 1))
+        found = None
         if key is not None and self.row_count:
-            found = self._find_near(key, old_cursor)
+            found = self._find_near(key, 0 if reset else old_cursor)
+            if found is None:
+                found = self._index_of(key)
             if found is not None:
                 new_cursor = found
         delta = new_cursor - old_cursor
         self._update_virtual_size()
-        if delta and not reset:
-            self.scroll_to(y=max(0, self.scroll_y + delta), animate=False, immediate=True)
         if reset:
             self.scroll_to(x=0, y=0, animate=False, immediate=True)
+        elif delta:
+            self.scroll_to(y=max(0, self.scroll_y + delta), animate=False, immediate=True)
         self._set_cursor(new_cursor)
+        if reset and found is not None:  # the record sits a third down the view, not on the last line
+            self.scroll_to(y=max(0, new_cursor - self._body_height // 3), animate=False, immediate=True)
         self.refresh()
+
+    def _index_of(self, key: Any) -> int | None:
+        index_of = getattr(self.source, "index_of", None)
+        if index_of is None:
+            return None
+        found = index_of(key)
+        if found is None or found >= self.row_count:
+            return None
+        row = self.row_at(found)
+        return found if row is not None and row.key == key else None
 
     def _find_near(self, key: Any, around: int) -> int | None:
         page_no = around // PAGE
@@ -204,14 +240,22 @@ class PagedGrid(ScrollView, can_focus=True):
         return None
 
     def move_to_key(self, key: Any) -> bool:
-        """Put the cursor on the row with this key if it is on a nearby page."""
+        """Put the cursor on the row with this key, wherever it is (if the source can say where)."""
         found = self._find_near(key, self.cursor)
         if found is None:
             found = self._find_near(key, 0)
         if found is None:
+            found = self._index_of(key)
+        if found is None:
             return False
         self._set_cursor(found)
         return True
+
+    def set_sort(self, column: str | None, descending: bool) -> None:
+        """Show the sort in the header (the source does the sorting)."""
+        self.sort_column = column
+        self.sort_descending = descending
+        self.refresh()
 
     # -- layout -------------------------------------------------------------
 
@@ -259,13 +303,35 @@ class PagedGrid(ScrollView, can_focus=True):
                 segments.append(Segment(" ", base))
         return Strip(segments)
 
+    def _header_labels(self) -> list[str]:
+        labels = []
+        for column, width in zip(self.columns, self._widths):
+            label = column.label
+            if column.key == self.sort_column:
+                arrow = "▼" if self.sort_descending else "▲"
+                if cell_len(label) + 1 > width:
+                    label = set_cell_size(label, max(0, width - 1))
+                label = label.rstrip() + arrow
+            labels.append(label)
+        return labels
+
+    def column_at(self, x: int) -> str | None:
+        """The key of the column under screen column x of the grid."""
+        x += int(self.scroll_x)
+        left = 0
+        for column, width in zip(self.columns, self._widths):
+            if left <= x < left + width + 1:
+                return column.key
+            left += width + 1
+        return None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
             style = self.get_component_rich_style("paged-grid--header")
-            strip = self._cells_strip([c.label for c in self.columns], style)
+            strip = self._cells_strip(self._header_labels(), style)
             return strip.crop_extend(scroll_x, scroll_x + width, style)
         index = scroll_y + y - 1
         if self.row_count == 0:
@@ -332,6 +398,10 @@ class PagedGrid(ScrollView, can_focus=True):
         self.scroll_to(x=self.scroll_x + 8, animate=False)
 
     def on_click(self, event: Click) -> None:
+        if event.y == 0:
+            key = self.column_at(event.x)
+            if key is not None:
+                self.post_message(self.HeaderSelected(self, key))
         if event.y >= 1:
             self._set_cursor(int(self.scroll_y) + event.y - 1)
             self.focus()
