@@ -358,15 +358,10 @@ def cmd_console(args) -> int:
 
 def cmd_demo(args) -> int:
     _open(args)
-    try:
-        from .demo import load_demo
-    except ImportError as exc:
-        sys.stderr.write(f"{PROG}: error: the demo data is not available: {exc}\n")
-        return EXIT_FAILURE
-    load_demo(reset=args.reset)
     from .db import redact, resolve_url
+    from .demo import describe_result, load_demo
 
-    emit(f"demo data loaded into {redact(resolve_url(args.db))}")
+    emit(f"{describe_result(load_demo(reset=args.reset))} ({redact(resolve_url(args.db))})")
     return EXIT_OK
 
 

@@ -703,17 +703,17 @@ def test_console_and_demo_options_reach_run_console(env, capsys, monkeypatch):
     ]
 
 
-def test_demo_command_calls_load_demo(env, capsys, monkeypatch):
-    import types
-
-    calls = []
-    fake = types.ModuleType("batchtui.demo")
-    fake.load_demo = lambda reset=False: calls.append(reset)
-    monkeypatch.setitem(sys.modules, "batchtui.demo", fake)
+def test_demo_command_loads_once_and_resets(env, capsys):
     code, out, _ = run(capsys, "demo")
-    assert code == 0 and "demo data loaded" in out
-    code, _, _ = run(capsys, "demo", "--reset")
-    assert calls == [False, True]
+    assert code == 0 and out.startswith("Loaded the USMF demo data: 30 batch jobs")
+    code, out, _ = run(capsys, "demo")
+    assert code == 0 and "loaded already" in out and "--reset" in out
+    code, out, _ = run(capsys, "job", "list", "--json")
+    assert len(json.loads(out)) == 30
+    code, out, _ = run(capsys, "demo", "--reset")
+    assert code == 0 and out.startswith("Loaded the USMF demo data")
+    code, out, _ = run(capsys, "job", "list", "--json")
+    assert len(json.loads(out)) == 30
 
 
 def test_server_exits_when_idle(env):
