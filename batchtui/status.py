@@ -520,16 +520,6 @@ def finish_attempts(outcomes: list[Outcome], retry_base: float = 5.0, now: datet
     if not outcomes:
         return jobs
     with _write():
-        if _pg():
-            # Two servers finishing the last tasks of one job at the same moment
-            # would each still see the other's task running, and neither would
-            # finish the run: finishers of a job take its row lock in turn.
-            job_ids: set[int] = set()
-            for ids in _chunks([o.task_id for o in outcomes]):
-                job_ids.update(j for (j,) in _x(
-                    f"SELECT DISTINCT job_id FROM batch_task WHERE id IN ({_in(ids)})", ids))
-            for ids in _chunks(sorted(job_ids)):
-                _x(f"SELECT id FROM batch_job WHERE id IN ({_in(ids)}) ORDER BY id FOR UPDATE", ids)
         tasks = {}
         for ids in _chunks([o.task_id for o in outcomes]):
             for row in _x("SELECT id, job_id, status, attempt, retries_used, max_retries FROM batch_task "
@@ -656,6 +646,20 @@ def _complete_if_done(job_id: int, now: datetime) -> None:
     advance_jobs([], [job_id], now)
 
 
+def finish_if_settled(job_ids, now: datetime | None = None) -> None:
+    """Finish the runs of these jobs if nothing of them is left to do.
+
+    On PostgreSQL a batch server calls it after each round's commit for the
+    jobs it touched: two servers that settle a job's last tasks at the same
+    moment each see the other's task still running inside their own
+    transaction, so neither finishes the run there; after both commits, at
+    least one of them sees it settled here.
+    """
+    if job_ids:
+        with _write():
+            advance_jobs([], list(job_ids), now or utcnow())
+
+
 def finish_settled_runs(now: datetime | None = None) -> int:
     """Finish runs whose tasks are all settled but which are still Executing.
 
@@ -691,9 +695,11 @@ def _finalize(job_ids: list[int], now: datetime) -> None:
     for ids in _chunks(job_ids):
         # By id only: with a status term SQLite may pick the status index and
         # scan every Executing job.
+        # On PostgreSQL the rows are locked; a job another server is finishing
+        # right now is skipped (that server finishes it).
         rows += [r for r in _x(
             "SELECT id, status, current_run, recurrence, time_zone, scheduled_start, run_count, description "
-            f"FROM batch_job WHERE id IN ({_in(ids)})", ids,
+            f"FROM batch_job WHERE id IN ({_in(ids)})" + (" FOR UPDATE SKIP LOCKED" if _pg() else ""), ids,
         ).fetchall() if r[1] in RUNNING_JOB]
     if not rows:
         return

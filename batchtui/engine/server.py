@@ -106,6 +106,7 @@ class BatchServerEngine:
         self._last_mail = 0.0
         self._db_identity: tuple[int, int] | None = None
         self._last_cancel_check = 0.0
+        self._pg = False
         self._next_due: datetime | None = None
         self._next_due_checked = 0.0
         self._due_dirty = True
@@ -125,11 +126,12 @@ class BatchServerEngine:
                     raise
         self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
         st.add_listener(self.wake)
-        self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
-        self._thread.start()
         from ..db import is_postgres
 
-        if is_postgres():
+        self._pg = is_postgres()
+        self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
+        self._thread.start()
+        if self._pg:
             threading.Thread(target=self._listen, name=f"batch-listen-{self.name}", daemon=True).start()
 
     def _listen(self) -> None:
@@ -317,9 +319,10 @@ class BatchServerEngine:
             changed = False
         finished = self._drain()
         claimed: list[Claimed] = []
+        touched: set[int] = set()
         with self._recording(finished), write():
             if finished:
-                st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
+                touched = st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
             if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
                 self._last_cancel_check = now_mono
                 self._check_cancels()
@@ -336,6 +339,8 @@ class BatchServerEngine:
                     self._due_dirty = True
         for c in claimed:
             self._launch(c)
+        if touched and self._pg:
+            st.finish_if_settled(touched)
         changed = changed or bool(finished)
         if now_mono - self._last_flush >= FLUSH_EVERY:
             self._last_flush = now_mono
