@@ -34,6 +34,11 @@ class JSONField(TextField):
         return None if value is None else json.loads(value)
 
 
+# A foreign key whose column leads a composite index below has index=False:
+# that index serves its look-ups, and each index less is one B-tree less to
+# write on every status change of the batch server.
+
+
 class BaseModel(Model):
     class Meta:
         database = database
@@ -103,7 +108,7 @@ class BatchJob(BaseModel):
 
 class BatchTask(BaseModel):
     id = AutoField()
-    job = ForeignKeyField(BatchJob, backref="tasks", on_delete="CASCADE")
+    job = ForeignKeyField(BatchJob, backref="tasks", on_delete="CASCADE", index=False)
     key = CharField(max_length=200)
     description = CharField(max_length=200)
     company = ForeignKeyField(Company, on_delete="RESTRICT")
@@ -134,7 +139,7 @@ class BatchTask(BaseModel):
 class BatchConstraint(BaseModel):
     """A row of the Has conditions grid: parent task and its expected status."""
 
-    task = ForeignKeyField(BatchTask, backref="conditions", on_delete="CASCADE")
+    task = ForeignKeyField(BatchTask, backref="conditions", on_delete="CASCADE", index=False)
     parent = ForeignKeyField(BatchTask, backref="dependents", on_delete="CASCADE")
     expected = IntegerField()  # status.ConditionStatus
 
@@ -145,7 +150,7 @@ class BatchConstraint(BaseModel):
 class JobAlert(BaseModel):
     """One user's alert settings for one job (the Alerts dialog)."""
 
-    job = ForeignKeyField(BatchJob, backref="alerts", on_delete="CASCADE")
+    job = ForeignKeyField(BatchJob, backref="alerts", on_delete="CASCADE", index=False)
     user = CharField(max_length=80)
     ended = BooleanField(default=False)
     error = BooleanField(default=False)
@@ -161,7 +166,7 @@ class JobRun(BaseModel):
     """One run of a job (Batch job history)."""
 
     id = AutoField()
-    job = ForeignKeyField(BatchJob, backref="runs", on_delete="CASCADE")
+    job = ForeignKeyField(BatchJob, backref="runs", on_delete="CASCADE", index=False)
     run_no = IntegerField()
     scheduled = DateTimeField()
     started = DateTimeField()
@@ -176,7 +181,7 @@ class JobRun(BaseModel):
 class RunTask(BaseModel):
     """A task's final status in a run that is over (history)."""
 
-    run = ForeignKeyField(JobRun, backref="task_results", on_delete="CASCADE")
+    run = ForeignKeyField(JobRun, backref="task_results", on_delete="CASCADE", index=False)
     task = ForeignKeyField(BatchTask, on_delete="CASCADE")
     status = IntegerField()
     retries_used = IntegerField(default=0)
@@ -189,7 +194,7 @@ class TaskAttempt(BaseModel):
     """One attempt of a task in a run, with its log (the ERP's infolog)."""
 
     id = AutoField()
-    run = ForeignKeyField(JobRun, backref="attempts", on_delete="CASCADE")
+    run = ForeignKeyField(JobRun, backref="attempts", on_delete="CASCADE", index=False)
     task = ForeignKeyField(BatchTask, backref="attempt_history", on_delete="CASCADE")
     attempt = IntegerField()
     status = IntegerField()
