@@ -8,6 +8,7 @@ from typing import Iterable
 
 from peewee import fn
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
@@ -162,7 +163,11 @@ class BatchTuiApp(App):
         for screen in reversed(self.screen_stack):
             if hasattr(screen, "jobs_changed"):
                 if visible_screens:
-                    screen.jobs_changed()
+                    try:
+                        screen.jobs_changed()
+                    except NoMatches:
+                        # Pushed but not composed yet: it reads fresh data when it is.
+                        pass
                 else:
                     screen.stale = True
             if not isinstance(screen, ModalScreen):

@@ -199,7 +199,8 @@ class HistoryScreen(BaseScreen):
         self._show_log(event.key)
 
     def jobs_changed(self) -> None:
-        if not self.is_mounted:
+        # A refresh can arrive after the screen is pushed but before its grids are.
+        if not self.is_mounted or not self.query("#attempts-grid"):
             return
         self.query_one("#runs-grid", PagedGrid).reload(keep_key=True)
         self.query_one("#run-tasks-grid", PagedGrid).reload(keep_key=True)
