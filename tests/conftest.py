@@ -84,14 +84,14 @@ def task_statuses(ids):
     return {k: BatchStatus(m.BatchTask.get_by_id(v).status) for k, v in ids.items()}
 
 
-@pytest.fixture
-def engine_factory(database):
+def _engines(prefix):
+    """A factory of real batch server threads, and the step that stops them."""
     from batchtui.engine import BatchServerEngine
 
     engines = []
 
     def make(**kw):
-        kw.setdefault("name", f"test-{len(engines)}")
+        kw.setdefault("name", f"{prefix}-{len(engines)}")
         kw.setdefault("retry_base", 0)
         kw.setdefault("poll", 0.2)
         e = BatchServerEngine(**kw)
@@ -99,9 +99,18 @@ def engine_factory(database):
         engines.append(e)
         return e
 
+    def stop_all():
+        for e in engines:
+            e.stop(grace=1)
+
+    return make, stop_all
+
+
+@pytest.fixture
+def engine_factory(database):
+    make, stop_all = _engines("test")
     yield make
-    for e in engines:
-        e.stop(grace=1)
+    stop_all()
 
 
 # -- PostgreSQL --------------------------------------------------------------
@@ -152,19 +161,6 @@ def pg_database(pg_url):
 
 @pytest.fixture
 def pg_engine_factory(pg_database):
-    from batchtui.engine import BatchServerEngine
-
-    engines = []
-
-    def make(**kw):
-        kw.setdefault("name", f"pg-{len(engines)}")
-        kw.setdefault("retry_base", 0)
-        kw.setdefault("poll", 0.2)
-        e = BatchServerEngine(**kw)
-        e.start()
-        engines.append(e)
-        return e
-
+    make, stop_all = _engines("pg")
     yield make
-    for e in engines:
-        e.stop(grace=1)
+    stop_all()
