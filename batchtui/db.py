@@ -51,9 +51,6 @@ def is_postgres(db: Database | None = None) -> bool:
     return isinstance(db, PostgresqlDatabase)
 
 
-def flavour_of(db: Database | None = None) -> str:
-    return "postgresql" if is_postgres(db) else "sqlite"
-
 
 def open_database(url: str | None = None, migrate: bool = True) -> Database:
     """Open the database named by url (or BATCHTUI_DB, or the default file)."""

@@ -6,7 +6,16 @@ command line and the console call it; nothing else assigns a status.
 
 from __future__ import annotations
 
+import json as _json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import IntEnum
+
+from peewee import PostgresqlDatabase
+
+from . import models as m
+from .errors import NotAllowed, NotFound, Refused
+from .timeutil import utcnow
 
 
 class BatchStatus(IntEnum):
@@ -162,16 +171,6 @@ def evaluate_conditions(condition_type: int, pairs) -> bool | None:
 # compare-and-set on the status it read, so two processes never both win.
 # ---------------------------------------------------------------------------
 
-import json as _json  # noqa: E402
-from dataclasses import dataclass, field as _field  # noqa: E402
-from datetime import datetime, timedelta  # noqa: E402
-
-from peewee import PostgresqlDatabase, fn  # noqa: E402
-
-from . import models as m  # noqa: E402
-from .errors import NotAllowed, NotFound, Refused  # noqa: E402
-from .timeutil import utcnow  # noqa: E402
-
 ACTIVE_TASK = (BatchStatus.WAITING, BatchStatus.READY, BatchStatus.EXECUTING, BatchStatus.CANCELLING)
 RUNNING_JOB = (BatchStatus.EXECUTING, BatchStatus.CANCELLING)
 
@@ -185,9 +184,8 @@ def _write():
 
 
 def _pg() -> bool:
-    from .db import is_postgres
-
-    return is_postgres()
+    # Called for every statement of the batch server: no import, one isinstance.
+    return isinstance(m.database.obj, PostgresqlDatabase)
 
 
 def get_job(job_id: int) -> m.BatchJob:
@@ -309,7 +307,7 @@ _ACTIVE = ",".join(str(int(s)) for s in ACTIVE_TASK)
 
 
 def _sql(text: str) -> str:
-    pg = isinstance(m.database.obj, PostgresqlDatabase)
+    pg = _pg()
     key = (text, pg)
     out = _SQL_CACHE.get(key)
     if out is None:
@@ -456,7 +454,6 @@ class Claimed:
     company: str
     run_by: str
     description: str = ""
-    extra: dict = _field(default_factory=dict)
 
 
 def claim_ready_tasks(server: str, groups: list[str], limit: int, now: datetime | None = None) -> list[Claimed]:

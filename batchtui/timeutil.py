@@ -96,22 +96,6 @@ def to_utc(value: datetime, tz: tzinfo | None = None) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def parse_time(text: str, tz_name: str, field: str = "time") -> datetime:
-    """Input time text (ISO 8601, offset optional) as naive UTC."""
-    if not isinstance(text, str) or not text.strip():
-        raise UserError(f"{field}: expected an ISO 8601 date/time, got {text!r}")
-    raw = text.strip()
-    if raw.endswith("Z") or raw.endswith("z"):
-        raw = raw[:-1] + "+00:00"
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise UserError(
-            f"{field}: {text!r} is not an ISO 8601 date/time (e.g. 2026-12-01T22:00:00)"
-        ) from None
-    return to_utc(value, zone(tz_name))
-
-
 def iso(value: datetime | None, tz_name: str | None = None) -> str | None:
     """Naive UTC as ISO 8601 with offset, in tz_name (default UTC), milliseconds."""
     if value is None:

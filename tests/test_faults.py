@@ -4,10 +4,8 @@ SQLite file under load, the database going away and coming back."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys

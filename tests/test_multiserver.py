@@ -17,7 +17,7 @@ from batchtui import status as st
 from batchtui.status import BatchStatus as S
 from batchtui.timeutil import utcnow
 
-from .conftest import job_status, make_job, task_statuses, wait_for
+from .conftest import job_status, make_job, wait_for
 
 
 class Servers:

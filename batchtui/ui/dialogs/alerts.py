@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Label, Static
+from textual.containers import Vertical
+from textual.widgets import Checkbox, Label, Static
 
 from ..safe_text import safe
+from .base import OkCancelDialog
 
 
 @dataclass
@@ -28,7 +28,7 @@ class AlertSettings:
         return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email))
 
 
-class AlertsDialog(ModalScreen[AlertSettings | None]):
+class AlertsDialog(OkCancelDialog[AlertSettings | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="alerts.cancel"),
         Binding("ctrl+s,f10", "ok", "OK", id="alerts.ok"),
@@ -54,9 +54,7 @@ class AlertsDialog(ModalScreen[AlertSettings | None]):
             yield Checkbox("Show pop-up", c.popup, id="alert-popup", compact=True)
             yield Checkbox("Send e-mail", c.email, id="alert-email", compact=True)
             yield Static("", id="alert-error-line", classes="error-line")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("OK", id="ok", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self.query_one("#alert-ended", Checkbox).focus()
@@ -80,13 +78,3 @@ class AlertsDialog(ModalScreen[AlertSettings | None]):
                 self._hinted = True
                 return
         self.dismiss(r)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label, RadioButton, RadioSet, Static
+from textual.containers import Vertical
+from textual.widgets import Label, RadioButton, RadioSet, Static
 
 from ...status import JOB_FINAL, RUNNING_JOB, BatchStatus
+from .base import OkCancelDialog
 
 
-class ChangeStatusDialog(ModalScreen[BatchStatus | None]):
+class ChangeStatusDialog(OkCancelDialog[BatchStatus | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="status.cancel"),
         Binding("ctrl+s,f10", "ok", "OK", id="status.ok"),
@@ -41,9 +41,7 @@ class ChangeStatusDialog(ModalScreen[BatchStatus | None]):
             elif self.current in JOB_FINAL:
                 note = "Setting Waiting queues the job again."
             yield Static(note, id="status-note", classes="warning")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("OK", id="ok", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self.query_one(RadioSet).focus()
@@ -60,13 +58,3 @@ class ChangeStatusDialog(ModalScreen[BatchStatus | None]):
             self.query_one("#status-note", Static).update("Choose Withhold or Waiting.")
             return
         self.dismiss(target)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

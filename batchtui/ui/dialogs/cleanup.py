@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Static
+
+from .base import OkCancelDialog
 
 
 @dataclass
@@ -19,7 +20,7 @@ class CleanupRequest:
     user: str | None = None
 
 
-class CleanupDialog(ModalScreen[CleanupRequest | None]):
+class CleanupDialog(OkCancelDialog[CleanupRequest | None]):
     HELP_TITLE = "Batch job history clean-up"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="cleanup.cancel"),
@@ -43,9 +44,7 @@ class CleanupDialog(ModalScreen[CleanupRequest | None]):
                 yield Label("Created by", classes="field-label")
                 yield Input(id="cleanup-user", placeholder="any", compact=True)
             yield Static("", id="cleanup-error-line", classes="error-line")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("OK", id="ok", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self.query_one("#cleanup-days", Input).focus()
@@ -63,13 +62,3 @@ class CleanupDialog(ModalScreen[CleanupRequest | None]):
 
     def on_input_submitted(self) -> None:
         self.action_ok()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -8,10 +8,10 @@ from datetime import datetime
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from ..safe_text import safe
+from .base import OkCancelDialog
 
 
 @dataclass
@@ -20,7 +20,7 @@ class CopyResult:
     start: str | None  # ISO wall time in the job's zone, or None for the original's
 
 
-class CopyDialog(ModalScreen[CopyResult | None]):
+class CopyDialog(OkCancelDialog[CopyResult | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="copy.cancel"),
         Binding("ctrl+s,f10", "ok", "OK", id="copy.ok"),
@@ -48,9 +48,7 @@ class CopyDialog(ModalScreen[CopyResult | None]):
                             classes="start-input")
                 yield Label(safe(self.time_zone), classes="dim")
             yield Static("", id="copy-error", classes="error-line")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("OK", id="ok", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self.query_one("#copy-description", Input).focus()
@@ -73,13 +71,3 @@ class CopyDialog(ModalScreen[CopyResult | None]):
 
     def on_input_submitted(self) -> None:
         self.action_ok()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -14,11 +14,19 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
+from textual.widgets import (
+    Checkbox,
+    Input,
+    Label,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+)
 
 from ..format import wall
 from ..safe_text import safe, visible
+from .base import OkCancelDialog
 
 PATTERNS = [("Minutes", "minutes"), ("Hours", "hours"), ("Days", "days"), ("Weeks", "weeks"),
             ("Months", "months"), ("Years", "years")]
@@ -38,7 +46,9 @@ class RecurrenceResult:
     time_zone: str
 
 
-class RecurrenceDialog(ModalScreen[RecurrenceResult | None]):
+class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
+    EXTRA_BUTTONS = (("Remove recurrence", "remove"),)
+
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="recurrence.cancel"),
         Binding("ctrl+s,f10", "ok", "OK", id="recurrence.ok"),
@@ -131,10 +141,7 @@ class RecurrenceDialog(ModalScreen[RecurrenceResult | None]):
                 yield Static("", id="rec-warning", classes="warning")
                 yield Static("", id="rec-preview")
                 yield Static("", id="rec-error", classes="error-line")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("OK", id="ok", variant="primary", compact=True)
-                yield Button("Remove recurrence", id="remove", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self._show_pattern_options()
@@ -268,14 +275,9 @@ class RecurrenceDialog(ModalScreen[RecurrenceResult | None]):
     def _submitted(self) -> None:
         self.action_ok()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self.action_ok()
-        elif event.button.id == "remove":
+    def on_extra_button(self, button_id: str) -> None:
+        if button_id == "remove":
             self.dismiss(RecurrenceResult(None, self._value("#rec-tz").strip()))
-        else:
-            self.dismiss(None)
 
     def action_ok(self) -> None:
         self._update()
@@ -283,9 +285,6 @@ class RecurrenceDialog(ModalScreen[RecurrenceResult | None]):
             self.query_one("#rec-error", Static).add_class("-shake")
             return
         self.dismiss(RecurrenceResult(self.valid_spec, self._value("#rec-tz").strip()))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class _FieldError(Exception):

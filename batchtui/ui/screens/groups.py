@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -10,7 +9,7 @@ from textual.widgets import Footer, Input, Label
 
 from ...errors import UserError
 from ...jobs import delete_group, group_rows, save_group
-from ..safe_text import one_line, safe
+from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
 
