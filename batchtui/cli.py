@@ -202,34 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _job_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"job ID must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"job ID must be 1 or more, not {value}")
-    return value
+def _whole(minimum: int, name: str | None = None):
+    """An argparse type: a whole number of at least minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            what = f"{name} must be" if name else "expected"
+            raise argparse.ArgumentTypeError(f"{what} a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name + ' ' if name else ''}must be {minimum} or more, not {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+_job_id = _whole(1, "job ID")
+_positive_int = _whole(1)
+_non_negative_int = _whole(0)
 
 
 def _float(text: str) -> float:
