@@ -13,15 +13,19 @@ from batchtui.status import BatchStatus, ConditionStatus, ConditionType
 from batchtui.timeutil import utcnow
 
 
-@pytest.fixture
-def db_url(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path}/batch.db"
+def _use_database(url, tmp_path, monkeypatch):
+    """Point the process at url, as user "ops", with "boss" as the batch job manager."""
     monkeypatch.setenv("BATCHTUI_DB", url)
     monkeypatch.setenv("BATCHTUI_USER", "ops")
     cfg = tmp_path / "config.toml"
     cfg.write_text('default_company = "DAT"\nmanagers = ["boss"]\n')
     monkeypatch.setenv("BATCHTUI_CONFIG", str(cfg))
     return url
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch):
+    return _use_database(f"sqlite:///{tmp_path}/batch.db", tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -142,12 +146,7 @@ def pg_url(pg_admin_url, monkeypatch, tmp_path):
     from .pgserver import create_database
 
     url = create_database(pg_admin_url, f"bt_{os.getpid()}_{next(_pg_counter)}")
-    monkeypatch.setenv("BATCHTUI_DB", url)
-    monkeypatch.setenv("BATCHTUI_USER", "ops")
-    cfg = tmp_path / "config.toml"
-    cfg.write_text('default_company = "DAT"\nmanagers = ["boss"]\n')
-    monkeypatch.setenv("BATCHTUI_CONFIG", str(cfg))
-    return url
+    return _use_database(url, tmp_path, monkeypatch)
 
 
 @pytest.fixture
