@@ -314,8 +314,9 @@ def _user() -> str:
 
 def _managers():
     from .config import load_config
+    from .identity import managers
 
-    return load_config().managers
+    return managers(load_config().managers)
 
 
 def _read_input(name: str) -> str:
@@ -800,6 +801,12 @@ def run_command(func, args) -> int:
             pass
         return EXIT_FAILURE
     except PeeweeException as exc:
+        from .identity import refused_by_database
+
+        refused = refused_by_database(exc)
+        if refused is not None:  # PostgreSQL's guard triggers: the user's doing, as exit 2
+            _error(refused)
+            return EXIT_USAGE
         _error(f"database error: {first_line(exc)}")
         return EXIT_FAILURE
     except Exception as exc:  # a bug: say so in one line, the details with BATCHTUI_DEBUG=1

@@ -57,7 +57,11 @@ class Config:
     smtp_refused: str | None = None  # why the [smtp] settings were not used (a file others can read)
 
     def is_manager(self, user: str) -> bool:
-        return "*" in self.managers or user in self.managers
+        """On PostgreSQL the database role decides instead of the list (identity.managers)."""
+        from .identity import managers
+
+        applying = managers(self.managers)
+        return "*" in applying or user in applying
 
 
 def config_path() -> Path:
@@ -118,7 +122,17 @@ def _readable_by_others(path: Path) -> str | None:
 
 
 def acting_user() -> str:
-    """The operating-system login name, or BATCHTUI_USER (service accounts, tests)."""
+    """Who is acting: the PostgreSQL role of the open database, else the login name.
+
+    On SQLite (and for a PostgreSQL superuser) BATCHTUI_USER names the
+    operator (service accounts, tests); the database file is private to its
+    owner, so only that account can write it anyway. See identity.py.
+    """
+    from .identity import database_user
+
+    user = database_user()
+    if user:
+        return user
     user = os.environ.get("BATCHTUI_USER")
     if user:
         return user

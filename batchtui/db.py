@@ -18,7 +18,7 @@ from .status import BatchStatus
 from .errors import UserError
 
 APP = "batchtui"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _adapt_datetime(value: datetime) -> str:
@@ -182,7 +182,15 @@ def _migration_1(db: Database) -> None:
     models.Company.get_or_create(id="DAT", defaults={"name": "Default company"})
 
 
-MIGRATIONS = [(1, _migration_1)]
+def _migration_2(db: Database) -> None:
+    # PostgreSQL: Created by / Run by from current_user, owners and managers
+    # enforced by the database (see identity.py). Nothing to do on SQLite.
+    from .identity import install_guards
+
+    install_guards(db)
+
+
+MIGRATIONS = [(1, _migration_1), (2, _migration_2)]
 
 
 def migrate_schema(db: Database) -> None:
@@ -193,9 +201,11 @@ def migrate_schema(db: Database) -> None:
             # CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalogs: serialise.
             db.execute_sql("SELECT pg_advisory_lock(7262001)")
         try:
-            db.execute_sql("CREATE TABLE IF NOT EXISTS batchtui_schema (version INTEGER NOT NULL)")
-            if _current_version(db) == SCHEMA_VERSION:
+            # Up to date: nothing written, so a PostgreSQL role that may not
+            # create tables (any operator but the owner) opens it all the same.
+            if _has_schema_table(db, pg) and _current_version(db) == SCHEMA_VERSION:
                 return
+            db.execute_sql("CREATE TABLE IF NOT EXISTS batchtui_schema (version INTEGER NOT NULL)")
             with write():
                 current = _current_version(db)
                 if current > SCHEMA_VERSION:
@@ -213,6 +223,13 @@ def migrate_schema(db: Database) -> None:
         finally:
             if pg:
                 db.execute_sql("SELECT pg_advisory_unlock(7262001)")
+
+
+def _has_schema_table(db: Database, pg: bool) -> bool:
+    if pg:
+        return db.execute_sql("SELECT to_regclass('batchtui_schema') IS NOT NULL").fetchone()[0]
+    return db.execute_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batchtui_schema'"
+                          ).fetchone() is not None
 
 
 def _current_version(db: Database) -> int:

@@ -48,7 +48,9 @@ TASK_FIELDS = ("description", "class_name", "params", "company", "batch_group", 
 
 
 def _managers():
-    return load_config().managers
+    from .identity import managers
+
+    return managers(load_config().managers)
 
 
 def _label(job: m.BatchJob) -> str:

@@ -116,6 +116,10 @@ class BatchServerEngine:
 
     def start(self) -> None:
         """Register the server, take back what it left running, start the loop thread."""
+        from ..identity import check_may_serve
+
+        with m.database.connection_context():
+            check_may_serve()  # on PostgreSQL: a member of batchtui_server, or refused
         for i, name in enumerate(self._names):
             self.name = name
             try:

@@ -73,4 +73,6 @@ class BaseScreen(Screen):
 
     @property
     def managers(self):
-        return self.app.config.managers
+        from ...identity import managers
+
+        return managers(self.app.config.managers)
