@@ -167,28 +167,37 @@ END
 $$
 """
 
-# The rows that make up a job (its tasks, conditions, alert settings, runs and
-# attempts) follow the job's owner; anyone may keep their own alert settings
-# on any job. A row whose job is gone is being deleted by the cascade of a
-# job delete that was checked already. Batch servers and managers pass first,
-# so the batch server's many status writes cost one role check each.
+# The rows that make up a job (its tasks, conditions, alert settings, runs,
+# attempts and the alerts they raised) follow the job's owner; anyone may
+# keep their own alert settings on any job and read or delete their own
+# alerts. A row whose job is gone is being deleted (or unlinked) by the
+# cascade of a job delete that was checked already. Batch servers and
+# managers pass first, so the batch server's many status writes cost one
+# role check each.
 _GUARD_PART = f"""
 CREATE OR REPLACE FUNCTION batchtui_guard_part() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     old_row jsonb := CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE to_jsonb(OLD) END;
     new_row jsonb := CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE to_jsonb(NEW) END;
+    own boolean;
+    jobs bigint[];
     job bigint;
     owner text;
 BEGIN
     IF NOT (pg_has_role(current_user, '{SERVER_ROLE}', 'MEMBER')
             OR pg_has_role(current_user, '{MANAGER_ROLE}', 'MEMBER')) THEN
-        FOREACH job IN ARRAY batchtui_part_jobs(TG_TABLE_NAME, old_row, new_row) LOOP
+        own := TG_TABLE_NAME IN ('job_alert', 'alert')
+            AND COALESCE(old_row->>'user', current_user::text) = current_user::text
+            AND COALESCE(new_row->>'user', current_user::text) = current_user::text;
+        jobs := batchtui_part_jobs(TG_TABLE_NAME, old_row, new_row);
+        IF TG_TABLE_NAME = 'alert' AND cardinality(jobs) = 0 AND NOT own THEN
+            RAISE EXCEPTION 'batchtui: user % may not change the alerts of user %',
+                current_user, COALESCE(old_row->>'user', new_row->>'user') USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        FOREACH job IN ARRAY jobs LOOP
             SELECT created_by INTO owner FROM batch_job WHERE id = job;
-            CONTINUE WHEN owner IS NULL OR batchtui_may_manage(owner);
-            CONTINUE WHEN TG_TABLE_NAME = 'job_alert'
-                AND COALESCE(old_row->>'user', current_user::text) = current_user::text
-                AND COALESCE(new_row->>'user', current_user::text) = current_user::text;
+            CONTINUE WHEN owner IS NULL OR own OR batchtui_may_manage(owner);
             RAISE EXCEPTION 'batchtui: user % may not change batch job % (only its owner % or a batch job manager may)',
                 current_user, job, owner USING ERRCODE = 'insufficient_privilege';
         END LOOP;
@@ -213,7 +222,7 @@ BEGIN
     FOREACH row_ IN ARRAY ARRAY[old_row, new_row] LOOP
         CONTINUE WHEN row_ IS NULL;
         job := NULL;
-        IF tbl IN ('batch_task', 'job_alert', 'job_run') THEN
+        IF tbl IN ('batch_task', 'job_alert', 'job_run', 'alert') THEN
             job := (row_->>'job_id')::bigint;
         ELSIF tbl IN ('batch_constraint', 'task_attempt') THEN
             SELECT t.job_id INTO job FROM batch_task t WHERE t.id = (row_->>'task_id')::bigint;
@@ -229,7 +238,7 @@ END
 $$
 """
 
-PART_TABLES = ("batch_task", "batch_constraint", "job_alert", "job_run", "run_task", "task_attempt")
+PART_TABLES = ("batch_task", "batch_constraint", "job_alert", "job_run", "run_task", "task_attempt", "alert")
 
 
 def install_guards(db) -> None:

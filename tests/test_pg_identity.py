@@ -124,6 +124,21 @@ def test_only_the_owner_or_a_member_of_batchtui_manager_changes_a_job_whatever_t
             sql(shared_db, BOB, statement, params)
     assert _job_state(shared_db, job_id) == before
 
+    # Nor may bob read, delete or forge alice's Action-center alerts.
+    (alert,) = sql(shared_db, "postgres", "INSERT INTO alert (\"user\", job_id, event, message, created, read, "
+                   "popup, email, mailed) VALUES (%s, %s, 'ended', 'ended', now(), false, false, false, false) "
+                   "RETURNING id", (ALICE, job_id))
+    for statement, params in (
+            ("UPDATE alert SET read = true WHERE id = %s", alert),
+            ("DELETE FROM alert WHERE id = %s", alert),
+            ("INSERT INTO alert (\"user\", job_id, event, message, created, read, popup, email, mailed) "
+             "VALUES (%s, NULL, 'error', 'Your job failed: call 555-0100', now(), false, true, false, false)",
+             (ALICE,))):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not change"):
+            sql(shared_db, BOB, statement, params)
+    sql(shared_db, ALICE, "UPDATE alert SET read = true WHERE id = %s", alert)
+    assert sql(shared_db, "postgres", "SELECT \"user\", read FROM alert") == [(ALICE, True)]
+
     # Anyone may keep their own alert settings on any job.
     sql(shared_db, BOB, "INSERT INTO job_alert (job_id, \"user\", ended, error, canceled, popup, email) "
         f"VALUES (%s, '{BOB}', true, true, true, true, false)", (job_id,))
