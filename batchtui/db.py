@@ -52,6 +52,23 @@ def is_postgres(db: Database | None = None) -> bool:
 
 
 
+class SqliteFile(SqliteDatabase):
+    """A SQLite database whose file is never created by a (re)connection.
+
+    ``open_database`` makes the file once. A thread that connects again later
+    (after an error, or its first query) while the file or its folder is gone
+    would otherwise get a new, empty database there and carry on as if every
+    job were gone: it gets an OperationalError instead.
+    """
+
+    def _connect(self):
+        from peewee import OperationalError
+
+        if not os.path.isfile(self.database):
+            raise OperationalError(f"the database file {self.database} is missing")
+        return super()._connect()
+
+
 def open_database(url: str | None = None, migrate: bool = True) -> Database:
     """Open the database named by url (or BATCHTUI_DB, or the default file)."""
     url = resolve_url(url)
@@ -73,7 +90,7 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
                 os.close(fd)
         except OSError as exc:  # the folder or file cannot be made: not the user's input (exit 1)
             raise DatabaseUnavailable(f"cannot create the database file {file}: {exc.strerror}") from None
-        db = SqliteDatabase(
+        db = SqliteFile(
             str(file),
             pragmas={
                 "journal_mode": "wal",

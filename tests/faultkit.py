@@ -244,3 +244,79 @@ def _operator(url: str, out_path: str, seconds: float, tag: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "operator":
         _operator(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else "op")
+
+
+# -- the console as a real process in a pseudo-terminal -----------------------------
+
+
+class ConsolePty:
+    """``batchtui --db URL`` (the console and its embedded batch server) in a pseudo-terminal.
+
+    A thread drains the terminal (the app would block on a full one) and keeps
+    the last output for a failure's message; ``type`` writes keys as a
+    terminal does (b"\\x0e" is Ctrl+N, b"\\x13" Ctrl+S, b"\\x11" Ctrl+Q).
+    """
+
+    def __init__(self, url: str, *extra: str, size=(120, 40), env: dict | None = None):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        import threading
+
+        self.master, slave = pty.openpty()
+        cols, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = dict(env or env_for(url))
+        env["TERM"] = "xterm-256color"
+        env.pop("TEXTUAL", None)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "batchtui", "--db", url, *extra],
+                                     stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(ROOT),
+                                     start_new_session=True, close_fds=True)
+        os.close(slave)
+        self._out = bytearray()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return
+            if not data:
+                return
+            with self._lock:
+                self._out += data
+                if len(self._out) > 200_000:
+                    del self._out[:100_000]
+
+    def output(self) -> str:
+        with self._lock:
+            return bytes(self._out).decode(errors="replace")
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.close()
+
+    def wait(self, timeout: float) -> int:
+        rc = self.proc.wait(timeout)
+        self.close()
+        return rc
+
+    def close(self) -> None:
+        self._reader.join(2)
+        try:
+            os.close(self.master)
+        except OSError:
+            pass

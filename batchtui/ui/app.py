@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -15,12 +16,20 @@ from textual.screen import ModalScreen, Screen
 from .. import models as m
 from ..config import Config, acting_user, load_config
 from ..errors import UserError
-from .messages import AlertRaised, JobsChanged
+from .guard import GuardedPump
+from .messages import AlertRaised, DatabaseHealth, JobsChanged
+from .outage import ThreadConnection, close_quietly, is_db_error, is_outage, reason
 from .safe_text import visible
 
 
-class BatchTuiApp(App):
-    """The console. It owns the embedded batch server: started on mount, stopped on unmount."""
+class BatchTuiApp(GuardedPump, App):
+    """The console. It owns the embedded batch server: started on mount, stopped on unmount.
+
+    When the database goes away (see outage.py) it says so on every form
+    (``db_problem``, the banner under the breadcrumb), keeps what was typed,
+    stops re-reading until the watcher finds the database back, then re-reads
+    the forms on screen.
+    """
 
     CSS_PATH = "batchtui.tcss"
     TITLE = "batchtui"
@@ -56,6 +65,9 @@ class BatchTuiApp(App):
         self.watcher = None
         self._last_refresh = 0.0
         self._refresh_timer = None
+        self.db_problem: str | None = None  # why the database cannot be used now; None: it can
+        self._ui_connection = ThreadConnection()
+        self._engine_error: str | None = None
 
     # -- life cycle ---------------------------------------------------------
 
@@ -72,7 +84,8 @@ class BatchTuiApp(App):
         from .watcher import ChangeWatcher
 
         self.watcher = ChangeWatcher(self.user, on_change=self._engine_changed, on_alert=self._alert_arrived,
-                                     interval=self.poll_interval, last_alert_id=self._max_alert_id())
+                                     interval=self.poll_interval, last_alert_id=self._max_alert_id(),
+                                     on_health=self._health_reported)
         self.watcher.start()
 
     def _start_engine(self) -> None:
@@ -96,6 +109,10 @@ class BatchTuiApp(App):
     def _alert_arrived(self, alert) -> None:
         # Watcher thread.
         self.post_message(AlertRaised(alert.id, alert.message, alert.popup))
+
+    def _health_reported(self, problem: str | None) -> None:
+        # Watcher thread.
+        self.post_message(DatabaseHealth(problem))
 
     def on_unmount(self) -> None:
         self.stop_watcher()
@@ -131,9 +148,16 @@ class BatchTuiApp(App):
 
     def _tick(self) -> None:
         """Once a second: screens that show the passing of time (heartbeats, running tasks)."""
-        screen = self.screen
-        if hasattr(screen, "on_tick"):
-            screen.on_tick()
+        with self.database_guard():
+            self._check_engine_error()
+            if self.db_problem:
+                return  # the forms are re-read when the database is back
+            screen = self.screen
+            if hasattr(screen, "on_tick"):
+                try:
+                    screen.on_tick()
+                except NoMatches:
+                    pass  # pushed but not composed yet
 
     def on_alert_raised(self, event: AlertRaised) -> None:
         if event.popup:
@@ -146,6 +170,8 @@ class BatchTuiApp(App):
     REFRESH_SPACING = 0.25
 
     def on_jobs_changed(self, event: JobsChanged) -> None:
+        if self.db_problem:
+            return  # nothing to read now: everything is re-read when the database is back
         wait = self._last_refresh + self.REFRESH_SPACING - time.monotonic()
         if wait > 0:
             if self._refresh_timer is None:
@@ -159,6 +185,10 @@ class BatchTuiApp(App):
             self._refresh_timer.stop()
             self._refresh_timer = None
         self._last_refresh = time.monotonic()
+        with self.database_guard():
+            self._refresh_stack()
+
+    def _refresh_stack(self) -> None:
         visible_screens = True
         for screen in reversed(self.screen_stack):
             if hasattr(screen, "jobs_changed"):
@@ -177,6 +207,100 @@ class BatchTuiApp(App):
         self.post_message(JobsChanged())
         if self.watcher is not None:
             self.watcher.wake()
+
+    # -- the database going away and coming back -------------------------------
+
+    def check_connection(self) -> None:
+        """Before each message: the UI thread's connection is still on the database's file."""
+        self._ui_connection.check()
+
+    @contextmanager
+    def database_guard(self):
+        """Code run outside a message handler (timers): a database error is reported, not raised."""
+        try:
+            self.check_connection()
+            yield
+        except Exception as exc:
+            if not is_db_error(exc):
+                raise
+            self.database_error(exc)
+
+    def database_error(self, exc: BaseException) -> None:
+        """A database error in the UI thread: say so; the watcher looks again at once."""
+        close_quietly()  # opened again by the next query (after a failure it may be dead)
+        if not is_outage(exc):
+            self.notify(visible(f"Database error: {reason(exc)}"), title="Database", severity="error", timeout=8)
+            return
+        self.set_db_problem(reason(exc))
+        if self.watcher is not None:
+            self.watcher.recheck(probe_writes=True)
+
+    def on_database_health(self, event: DatabaseHealth) -> None:
+        self.set_db_problem(event.problem)
+
+    def set_db_problem(self, problem: str | None) -> None:
+        if problem == self.db_problem:
+            return
+        was, self.db_problem = self.db_problem, problem
+        close_quietly()
+        self.show_db_state()
+        if problem and not was:
+            self.notify(visible(f"Database unavailable: {problem}. The console retries every second; "
+                                "what you typed is kept."), title="Database", severity="error", timeout=8)
+        elif was and not problem:
+            self.notify("The database is available again.", title="Database", timeout=5)
+            self._refresh_screens()  # and the hidden forms when they come back
+            self.wake_engine()
+
+    def _check_engine_error(self) -> None:
+        """The embedded server's last database error (it writes every round: it is the first to
+        know of a database that can no longer be written)."""
+        error = getattr(self.engine, "error", None) if self.engine is not None else None
+        if error != self._engine_error:
+            self._engine_error = error
+            self.show_db_state()
+            if error and self.watcher is not None:
+                self.watcher.recheck(probe_writes=True)
+
+    def db_banner(self) -> tuple[str, str] | None:
+        """The banner of every form: (text, "error" or "warning"), or None when all is well."""
+        if self.db_problem:
+            return (f"Database unavailable: {self.db_problem} — retrying every second; "
+                    "your unsaved changes are kept.", "error")
+        if self._engine_error:
+            error = self._engine_error
+            return (f"{error[:1].upper()}{error[1:]} — it retries with back-off.", "warning")
+        return None
+
+    def show_db_state(self) -> None:
+        for screen in self.screen_stack:
+            show = getattr(screen, "show_db_state", None)
+            if show is not None:
+                try:
+                    show()
+                except NoMatches:
+                    pass
+
+    async def _dispatch_action(self, namespace, action_name, params) -> bool:
+        # Keys and commands: a database error in an action is reported, the app carries on.
+        self.check_connection()
+        try:
+            return await super()._dispatch_action(namespace, action_name, params)
+        except Exception as exc:
+            if not is_db_error(exc):
+                raise
+            self.database_error(exc)
+            return True
+
+    def _handle_exception(self, error: Exception) -> None:
+        # The last resort (timers, callbacks, rendering): a database error never ends the console.
+        if is_db_error(error):
+            try:
+                self.database_error(error)
+                return
+            except Exception:
+                pass
+        super()._handle_exception(error)
 
     # -- navigation ---------------------------------------------------------
 

@@ -30,3 +30,13 @@ class JobSaved(Message):
     """The console created or changed a job."""
 
     job_id: int
+
+
+@dataclass
+class DatabaseHealth(Message):
+    """The watcher's look at the database failed (problem: why), or works again (None)."""
+
+    problem: str | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DatabaseHealth)

@@ -8,10 +8,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from ..guard import GuardedPump
 from ..safe_text import safe
 
 
-class ConfirmDialog(ModalScreen[str | None]):
+class ConfirmDialog(GuardedPump, ModalScreen[str | None]):
     """Returns the key of the chosen button, or None on Escape."""
 
     BINDINGS = [

@@ -9,6 +9,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
+from ..guard import GuardedPump
+
 
 def _key_text(app, key: str) -> str:
     parts = []
@@ -21,7 +23,7 @@ def _key_text(app, key: str) -> str:
     return " / ".join(parts)
 
 
-class HelpDialog(ModalScreen[None]):
+class HelpDialog(GuardedPump, ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,question_mark,q", "close", "Close", id="help.close")]
 
     def __init__(self, screen: Screen) -> None:

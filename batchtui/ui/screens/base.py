@@ -6,6 +6,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
+from ..guard import GuardedPump
 from ..safe_text import safe
 
 
@@ -28,7 +29,29 @@ class MessageLine(Static):
         self.display = bool(text)
 
 
-class BaseScreen(Screen):
+class DbBanner(Static):
+    """Says, on every form, that the database cannot be used now (and why); hidden otherwise."""
+
+    DEFAULT_CSS = """
+    DbBanner { height: auto; padding: 0 1; text-style: bold; display: none; }
+    DbBanner.-error { background: $error; color: $text; }
+    DbBanner.-warning { background: $warning; color: $background; }
+    """
+
+    _shown: tuple | None = None
+
+    def show(self, state: tuple[str, str] | None) -> None:
+        if state == self._shown:
+            return
+        self._shown = state
+        text, severity = state or ("", "")
+        self.set_class(severity == "error", "-error")
+        self.set_class(severity == "warning", "-warning")
+        self.update(safe(text))
+        self.display = state is not None
+
+
+class BaseScreen(GuardedPump, Screen):
     BREADCRUMB = "System administration"
     HELP_EXTRA: list[tuple[str, str]] = []
     is_home = False
@@ -41,8 +64,49 @@ class BaseScreen(Screen):
     # behind another: it re-reads when it comes back, not while it is unseen.
     stale = False
 
+    _banner: DbBanner | None = None
+
+    def on_mount(self) -> None:
+        self._mount_banner()
+
+    def _mount_banner(self) -> DbBanner:
+        # Under the breadcrumb (or at the top): hidden until the database goes away.
+        if self._banner is None:
+            self._banner = DbBanner(id="db-banner")
+            crumbs = self.query(Breadcrumb)
+            if crumbs:
+                self.mount(self._banner, after=crumbs.first())
+            else:
+                self.mount(self._banner, before=0)
+            self._banner.show(self.app.db_banner() if hasattr(self.app, "db_banner") else None)
+        return self._banner
+
+    def show_db_state(self) -> None:
+        state = self.app.db_banner() if hasattr(self.app, "db_banner") else None
+        if self._banner is None:
+            if state is None or not self.is_mounted:
+                return
+            self._mount_banner()  # a form whose own mounting stopped at a database error
+        self._banner.show(state)
+
+    def db_refused(self, exc: BaseException, what: str = "Not saved") -> None:
+        """A save that failed for the database: say so in the form; what was typed stays."""
+        from ..outage import is_outage, reason
+
+        self.app.database_error(exc)
+        if is_outage(exc):
+            text = (f"{what}: the database is unavailable ({reason(exc)}). Your changes are kept: "
+                    "press Ctrl+S again when it is back.")
+        else:
+            text = f"{what}: database error: {reason(exc)}"
+        show = getattr(self, "show_message", None)
+        if show is not None:
+            show(text)
+
     def on_screen_resume(self) -> None:
         if self.stale and hasattr(self, "jobs_changed"):
+            if getattr(self.app, "db_problem", None):
+                return  # re-read when the database is back
             self.stale = False
             self.jobs_changed()
 

@@ -19,6 +19,7 @@ from ...status import BatchStatus, Priority
 from ...timeutil import machine_zone, utcnow
 from ..format import priority_label, status_label, status_style, wall
 from ..safe_text import one_line, safe, visible
+from ..outage import DB_ERRORS
 from ..paging import KeysetPager
 from ..progress import bar, job_progress
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
@@ -516,6 +517,9 @@ class BatchJobsScreen(BaseScreen):
         except UserError as exc:
             self.show_message(str(exc))
             return False
+        except DB_ERRORS as exc:  # the database is away: the form keeps what was typed
+            self.db_refused(exc)
+            return False
         self._new = False
         self.job_id = job_id
         grid = self.grid
@@ -606,6 +610,9 @@ class BatchJobsScreen(BaseScreen):
             except UserError as exc:
                 self.show_message(str(exc))
                 return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Not deleted")
+                return
             self._loaded = None
             self.grid.reload(keep_key=False)
             self._load_record(self.grid.cursor_key)
@@ -646,6 +653,12 @@ class BatchJobsScreen(BaseScreen):
             except UserError as exc:
                 self.show_message(str(exc))
                 return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Recurrence not saved")
+                if result.spec is not None:  # what was entered is kept: the dialog opens again with it
+                    self.app.push_screen(RecurrenceDialog(result.spec, job.scheduled_start,
+                                                          result.time_zone or job.time_zone), done)
+                return
             self.grid.reload(keep_key=True)
             self._load_record(job_id)
             self.show_message("Recurrence saved." if result.spec else "Recurrence removed.", "note")
@@ -673,6 +686,10 @@ class BatchJobsScreen(BaseScreen):
             except UserError as exc:
                 self.show_message(str(exc))
                 return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Alerts not saved")
+                self.app.push_screen(AlertsDialog(job_id, self.user, result), done)  # opens again with them
+                return
             self.show_message("Alerts saved.", "note")
 
         self.app.push_screen(AlertsDialog(job_id, self.user, current), done)
@@ -694,6 +711,9 @@ class BatchJobsScreen(BaseScreen):
                 self.show_message(f"Change status refused: {exc}")
                 self.app.notify(visible(exc), title="Change status", severity="error")
                 return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Status not changed")
+                return
             self.app.wake_engine()
             self.grid.reload(keep_key=True)
             self._load_record(job_id)
@@ -714,6 +734,9 @@ class BatchJobsScreen(BaseScreen):
                 st.cancel_job(job_id, self.user, self.managers)
             except UserError as exc:
                 self.show_message(f"Cancel refused: {exc}")
+                return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Not canceled")
                 return
             self.app.wake_engine()
             self.grid.reload(keep_key=True)
@@ -743,6 +766,9 @@ class BatchJobsScreen(BaseScreen):
                                     start=result.start or None)
             except UserError as exc:
                 self.show_message(f"Copy refused: {exc}")
+                return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Not copied")
                 return
             new_id = getattr(new, "id", new)
             self.grid.reload(keep_key=False)

@@ -16,6 +16,7 @@ from ... import models as m
 from ...errors import UserError
 from ...status import BatchStatus, ConditionStatus, ConditionType
 from ..format import condition_label, status_label, status_style, wall, yes_no
+from ..outage import DB_ERRORS
 from ..safe_text import one_line, safe, visible
 from ..progress import attempt_fraction, bar, task_progress
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
@@ -600,6 +601,9 @@ class BatchTasksScreen(BaseScreen):
             if param:
                 self.query_one(TabbedContent).active = "parameters"
             return False
+        except DB_ERRORS as exc:  # the database is away: the form keeps what was typed
+            self.db_refused(exc)
+            return False
         self._new = False
         task_id = getattr(task, "id", task)
         self.grid.reload(keep_key=False)
@@ -619,6 +623,9 @@ class BatchTasksScreen(BaseScreen):
             jobs.add_condition(self.task_id, user=self.user, parent_id=parent, expected=expected)
         except UserError as exc:
             self.show_message(str(exc))
+            return False
+        except DB_ERRORS as exc:
+            self.db_refused(exc, "Condition not saved")
             return False
         self._close_new_condition()
         self.conditions_grid.reload(keep_key=False)
@@ -640,8 +647,8 @@ class BatchTasksScreen(BaseScreen):
             self._load_record(self.grid.cursor_key)
 
     def action_delete(self) -> None:
-        from ..dialogs.confirm import ConfirmDialog
         from ... import jobs
+        from ..dialogs.confirm import ConfirmDialog
 
         if self._in_conditions():
             if self._new_condition:
@@ -659,6 +666,9 @@ class BatchTasksScreen(BaseScreen):
                     jobs.delete_condition(cond, user=self.user)
                 except UserError as exc:
                     self.show_message(str(exc))
+                    return
+                except DB_ERRORS as exc:
+                    self.db_refused(exc, "Not deleted")
                     return
                 self.conditions_grid.reload(keep_key=False)
                 self.show_message("Condition deleted.", "note")
@@ -683,6 +693,9 @@ class BatchTasksScreen(BaseScreen):
                 jobs.delete_task(task_id, user=self.user)
             except UserError as exc:
                 self.show_message(str(exc))
+                return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Not deleted")
                 return
             self._loaded = None
             self.grid.reload(keep_key=False)

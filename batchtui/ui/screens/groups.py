@@ -9,6 +9,7 @@ from textual.widgets import Footer, Input, Label
 
 from ...errors import UserError
 from ...jobs import delete_group, group_rows, save_group
+from ..outage import DB_ERRORS
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
@@ -124,6 +125,9 @@ class BatchGroupsScreen(BaseScreen):
         except UserError as exc:
             self.show_message(str(exc))
             return
+        except DB_ERRORS as exc:  # the database is away: the form keeps what was typed
+            self.db_refused(exc)
+            return
         self._new = False
         grid = self.query_one(PagedGrid)
         grid.reload(keep_key=False)
@@ -149,6 +153,9 @@ class BatchGroupsScreen(BaseScreen):
                 delete_group(name)
             except UserError as exc:
                 self.show_message(str(exc))
+                return
+            except DB_ERRORS as exc:
+                self.db_refused(exc, "Not deleted")
                 return
             grid = self.query_one(PagedGrid)
             grid.reload(keep_key=False)

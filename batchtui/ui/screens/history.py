@@ -91,12 +91,14 @@ class HistoryScreen(BaseScreen):
         self.title = "Batch job history" + (f": job {job_id}" if job_id else "")
         self.run_id = None
         self.task_id = None
+        # Read here, not in compose: a form that cannot be read (the database is away) is not opened.
+        job = m.BatchJob.get_or_none(m.BatchJob.id == job_id) if job_id is not None else None
+        self.job_description = job.description if job else ""
 
     def compose(self) -> ComposeResult:
         crumb = "System administration > Inquiries > Batch job history"
         if self.job_id is not None:
-            job = m.BatchJob.get_or_none(m.BatchJob.id == self.job_id)
-            crumb += f" > job {self.job_id} {visible(job.description) if job else ''}"
+            crumb += f" > job {self.job_id} {visible(self.job_description)}"
         yield Breadcrumb(safe(crumb), id="breadcrumb")
         yield PagedGrid(RUN_COLUMNS, RunsSource(self.job_id), empty_text="No runs yet.", id="runs-grid")
         with Horizontal(id="history-detail"):

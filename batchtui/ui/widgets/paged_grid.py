@@ -23,6 +23,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..guard import GuardedPump, report
+from ..outage import is_db_error
+
 
 @dataclass
 class Column:
@@ -88,7 +91,7 @@ class CallableSource:
 PAGE = 100
 
 
-class PagedGrid(ScrollView, can_focus=True):
+class PagedGrid(GuardedPump, ScrollView, can_focus=True):
     """Header on line 0, then the rows of the source; one highlighted cursor row."""
 
     DEFAULT_CSS = """
@@ -195,11 +198,14 @@ class PagedGrid(ScrollView, can_focus=True):
         if key is None and keep_key:
             key = self.cursor_key
         old_cursor = self.cursor
-        self._pages.clear()
         invalidate = getattr(self.source, "invalidate", None)
         if invalidate is not None:
             invalidate()
-        self.row_count = max(0, self.source.count())
+        # Counted before the rows read are dropped: if the database is away, the grid
+        # keeps showing what it showed.
+        row_count = max(0, self.source.count())
+        self._pages.clear()
+        self.row_count = row_count
         new_cursor = 0 if reset else min(old_cursor, max(0, self.row_count - 1))
         found = None
         if key is not None and self.row_count:
@@ -339,7 +345,14 @@ class PagedGrid(ScrollView, can_focus=True):
                 style = self.get_component_rich_style("paged-grid--empty")
                 return Strip([Segment(self.empty_text, style)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
-        row = self.row_at(index)
+        try:
+            row = self.row_at(index)
+        except Exception as exc:  # the database went away since the rows were counted
+            if not is_db_error(exc):
+                raise
+            self._pages.setdefault(index // PAGE, [])  # blank until the next reload, asked once
+            self.app.call_later(report, self.app, exc)
+            row = None
         if row is None:
             return Strip.blank(width, base)
         if index == self.cursor:
