@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 
@@ -20,7 +21,7 @@ from batchtui import status as st
 from batchtui.status import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
-from .faultkit import MARK, ROOT, PausablePg, Procs, assert_one_error_line, env_for, read_marks, run_cli
+from .faultkit import MARK, ROOT, ConsolePty, PausablePg, Procs, assert_one_error_line, env_for, read_marks, run_cli
 
 TASK_DONE = (S.FINISHED, S.ERROR, S.NOT_RUN)
 JOB_DONE = (S.FINISHED, S.ERROR, S.CANCELED)
@@ -152,7 +153,8 @@ def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice
 # -- two servers and operators on one SQLite file -------------------------------------
 
 
-def test_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_locked(database, db_url, tmp_path):
+def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_locked(database, db_url,
+                                                                                            tmp_path):
     procs = Procs(db_url, tmp_path)
     operators = []
     cli_results = []
@@ -165,8 +167,38 @@ def test_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_loc
                 [sys.executable, "-m", "tests.faultkit", "operator", db_url, str(out), "12", f"op{i}"],
                 env=env_for(db_url), cwd=str(ROOT),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-        # Meanwhile, real command-line processes, as a script over SSH would run them.
+        # An operator at the console (its own process) adds a job every half second meanwhile.
+        console = ConsolePty(db_url, "--no-server")
         deadline = time.monotonic() + 12
+        typed = []
+
+        def shows(text, since, timeout=15.0):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if text in console.output()[since:]:
+                    return True
+                time.sleep(0.02)
+            return False
+
+        def type_jobs():
+            # As an operator does: each key once the screen shows its effect.
+            if not shows("Batch jobs", 0, 30):
+                return
+            while time.monotonic() < deadline:
+                mark = len(console.output())
+                console.type(b"\x0e")  # Ctrl+N
+                if not shows("enter its description", mark):
+                    return
+                typed.append(len(typed) + 1)
+                mark = len(console.output())
+                console.type(f"console load {len(typed)}".encode() + b"\x13")  # Ctrl+S
+                if not shows("Saved batch job", mark):
+                    return
+                time.sleep(0.3)
+
+        typist = threading.Thread(target=type_jobs, daemon=True)
+        typist.start()
+        # Meanwhile, real command-line processes, as a script over SSH would run them.
         while time.monotonic() < deadline:
             for args in (["job", "list", "--json"], ["servers"], ["job", "import", "-"]):
                 stdin = None
@@ -175,6 +207,11 @@ def test_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_loc
                                         "tasks": [{"description": f"k{i}", "class": "Noop"} for i in range(20)]}).encode()
                 p = run_cli(args, db_url, stdin=stdin)
                 cli_results.append((args, p.returncode, p.stderr.decode(errors="replace")))
+        typist.join()
+        time.sleep(1.0)
+        console.type(b"\x11")  # Ctrl+Q
+        assert console.wait(60) == 0, console.output()[-3000:]
+        console_output = console.output()
         for out, proc in operators:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err.decode(errors="replace")
@@ -184,13 +221,20 @@ def test_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_loc
                 m.BatchJob.status << [S.WAITING, S.EXECUTING, S.CANCELLING]).exists(), timeout=120)
     finally:
         procs.stop_all()
-    print(f"{len(ops)} in-process operator commands, {len(cli_results)} command-line processes")
+    print(f"{len(ops)} in-process operator commands, {len(cli_results)} command-line processes, "
+          f"{len(typed)} jobs typed at the console")
     assert len(ops) > 50 and len(cli_results) > 10
     bad = [r for r in ops if r["rc"] != 0 or r["err"].strip()]
     assert not bad, bad[:5]
     bad = [r for r in cli_results if r[1] != 0 or r[2].strip()]
     assert not bad, bad[:5]
     assert "locked" not in procs.log_text() and "database error" not in procs.log_text(), procs.log_text()
+    assert len(typed) >= 5, console_output[-3000:]
+    for text in ("locked", "Traceback", "Database unavailable", "Not saved"):
+        assert text not in console_output, console_output[-3000:]
+    with m.database.connection_context():
+        saved = m.BatchJob.select().where(m.BatchJob.description.startswith("console load")).count()
+    assert saved == len(typed), (saved, len(typed))
     with m.database.connection_context():
         logs = [a.log for a in m.TaskAttempt.select(m.TaskAttempt.log)]
         assert logs and not any("locked" in (text or "") for text in logs)
