@@ -326,6 +326,13 @@ class GuideSession:
         return followed_job(self.user, self.since, self.after_id)
 
     def evaluate(self) -> Progress:
+        # One read transaction: on SQLite every query below sees the same
+        # snapshot, so a batch server's commit in between cannot pair the
+        # job's old status with its run's new one ("Executing", "Run 1: Ended").
+        with m.database.atomic():
+            return self._evaluate()
+
+    def _evaluate(self) -> Progress:
         job = self.job()
         done = tuple(bool(step.check(job, self.user)) for step in STEPS)
         live, note = live_state(job, self.user) if done[0] else ((), "")
