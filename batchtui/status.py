@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 
-from peewee import PostgresqlDatabase
+from peewee import PostgresqlDatabase, __exception_wrapper__
 
 from . import models as m
 from .errors import NotAllowed, NotFound, Refused
@@ -301,29 +301,72 @@ def retry_delay(retry: int, base: float) -> float:
 # statements through the ORM cost ten times the database work itself. The
 # statements use "?" placeholders; _sql() turns them into PostgreSQL's.
 
-_SQL_CACHE: dict[tuple[str, bool], str] = {}
+_SQL_CACHE: dict[str, str] = {}
 
 _ACTIVE = ",".join(str(int(s)) for s in ACTIVE_TASK)
+# Plain ints for the statement parameters of the hot path (an IntEnum member
+# goes through int() for every row otherwise).
+_WAITING, _READY, _EXECUTING = int(BatchStatus.WAITING), int(BatchStatus.READY), int(BatchStatus.EXECUTING)
+_CANCELLING, _CANCELED = int(BatchStatus.CANCELLING), int(BatchStatus.CANCELED)
+_FINISHED, _ERROR = int(BatchStatus.FINISHED), int(BatchStatus.ERROR)
+_RUNNING_TASK = (_EXECUTING, _CANCELLING)
 
 
 def _sql(text: str) -> str:
-    pg = _pg()
-    key = (text, pg)
-    out = _SQL_CACHE.get(key)
+    if not _pg():
+        return text
+    out = _SQL_CACHE.get(text)
     if out is None:
-        out = text.replace("?", "%s") if pg else text
-        _SQL_CACHE[key] = out
+        out = _SQL_CACHE[text] = text.replace("?", "%s")
     return out
 
 
 def _x(text: str, params=()):
-    return m.database.execute_sql(_sql(text), params)
+    # The driver's cursor straight away (peewee's execute_sql adds query
+    # logging and hooks the batch server does not use), with peewee's
+    # exception types all the same.
+    with __exception_wrapper__:
+        cursor = m.database.obj.cursor()
+        cursor.execute(_sql(text), params)
+    return cursor
 
 
-def _many(text: str, rows: list) -> None:
-    if rows:
-        cursor = m.database.cursor()
+def _many(text: str, rows: list) -> int:
+    """executemany; returns how many rows it changed."""
+    if not rows:
+        return 0
+    with __exception_wrapper__:
+        cursor = m.database.obj.cursor()
         cursor.executemany(_sql(text), rows)
+    return cursor.rowcount
+
+
+_MARKED: dict[tuple[str, int], str] = {}
+
+
+def _marked(template: str, n: int) -> str:
+    """template with "{in}" replaced by n placeholders, made once per (template, n).
+
+    The same string object every time: its hash is kept, and the driver's
+    statement cache (keyed by the text) finds it at once.
+    """
+    key = (template, n)
+    out = _MARKED.get(key)
+    if out is None:
+        out = _MARKED[key] = template.replace("{in}", ",".join("?" * n))
+    return out
+
+
+def _when(value: datetime | None):
+    """A time as a statement parameter.
+
+    On SQLite the text db._adapt_datetime would make of it, made here once
+    for a time that many rows share (the round's "now") rather than by the
+    driver for every row.
+    """
+    if value is None or _pg():
+        return value
+    return value.isoformat(" ", "microseconds")
 
 
 def _in(values) -> str:
@@ -364,40 +407,37 @@ def _insert_ids(text: str, table: str, rows: list[tuple]) -> list[int]:
 
 def _many_exactly(text: str, rows: list) -> None:
     """executemany of compare-and-set updates that must all apply (rows are locked)."""
-    if not rows:
-        return
-    cursor = m.database.cursor()
-    cursor.executemany(_sql(text), rows)
-    if cursor.rowcount != len(rows):
-        raise RuntimeError(f"{cursor.rowcount} of {len(rows)} rows changed meanwhile; the round is retried")
+    _exactly(_many(text, rows), len(rows))
+
+
+def _exactly(changed: int, expected: int) -> None:
+    if changed != expected:
+        raise RuntimeError(f"{changed} of {expected} rows changed meanwhile; the round is retried")
 
 
 def start_due_jobs(server: str, now: datetime | None = None, limit: int = 256) -> list[int]:
-    """Start the runs of Waiting jobs whose time has come, highest priority first."""
+    """Start the runs of Waiting jobs whose time has come, highest priority first.
+
+    Set-based: a few statements however many jobs start, none per job (the
+    run rows are copied from the jobs, the jobs point at them in SQL).
+    """
     now = now or utcnow()
-    started: list[int] = []
     with _write():
-        due = _x(
-            "SELECT id, scheduled_start, run_count, priority FROM batch_job "
-            "WHERE status = ? AND scheduled_start <= ? "
-            "ORDER BY priority DESC, scheduled_start, id LIMIT ?"
-            + (" FOR UPDATE SKIP LOCKED" if _pg() else ""),
-            (int(BatchStatus.WAITING), now, limit),
-        ).fetchall()
-        run_ids = _insert_ids(
-            "INSERT INTO job_run (id, job_id, run_no, scheduled, started, status, server) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", "job_run",
-            [(job_id, run_count + 1, _dt(scheduled), now, int(BatchStatus.EXECUTING), server)
-             for job_id, scheduled, run_count, _ in due],
-        )
-        _many_exactly(
-            "UPDATE batch_job SET status = ?, current_run = ?, run_count = ?, modified = ? "
-            "WHERE id = ? AND status = ?",
-            [(int(BatchStatus.EXECUTING), run_id, run_count + 1, now, job_id, int(BatchStatus.WAITING))
-             for run_id, (job_id, _, run_count, _) in zip(run_ids, due)],
-        )
-        started = [row[0] for row in due]
+        started = _due_jobs(now, limit)
+        at = _when(now)
         for ids in _chunks(started):
+            marks = _in(ids)
+            _x("INSERT INTO job_run (job_id, run_no, scheduled, started, status, server) "
+               f"SELECT id, run_count + 1, scheduled_start, ?, {int(BatchStatus.EXECUTING)}, ? "
+               f"FROM batch_job WHERE id IN ({marks})", (at, server, *ids))
+            # A SET expression sees the row as it was: run_count + 1 is the new
+            # run's number. "+status": by id only (SQLite would otherwise walk
+            # the status index over every Waiting job).
+            _exactly(_x(
+                f"UPDATE batch_job SET status = {int(BatchStatus.EXECUTING)}, run_count = run_count + 1, "
+                "modified = ?, current_run = (SELECT r.id FROM job_run r WHERE r.job_id = batch_job.id "
+                "AND r.run_no = batch_job.run_count + 1) "
+                f"WHERE id IN ({marks}) AND +status = {int(BatchStatus.WAITING)}", (at, *ids)).rowcount, len(ids))
             # Every task starts the run Waiting, carrying its job's priority and
             # start so that claiming Ready tasks walks one index in order.
             # A task without conditions is Ready at once, the others wait.
@@ -407,15 +447,42 @@ def start_due_jobs(server: str, now: datetime | None = None, limit: int = 256) -
                 "retries_used = 0, attempts = 0, not_before = NULL, server = NULL, attempt = NULL, "
                 "job_priority = (SELECT j.priority FROM batch_job j WHERE j.id = batch_task.job_id), "
                 "job_start = (SELECT j.scheduled_start FROM batch_job j WHERE j.id = batch_task.job_id) "
-                f"WHERE job_id IN ({_in(ids)})",
+                f"WHERE job_id IN ({marks})",
                 (int(BatchStatus.WAITING), int(BatchStatus.READY), *ids),
             )
-            with_tasks = {r[0] for r in _x(
-                f"SELECT DISTINCT job_id FROM batch_task WHERE job_id IN ({_in(ids)})", ids)}
-            empty = [j for j in ids if j not in with_tasks]
+            empty = [r[0] for r in _x(
+                f"SELECT j.id FROM batch_job j WHERE j.id IN ({marks}) "
+                "AND NOT EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id)", ids)]
             if empty:
                 _finalize(empty, now)
     return started
+
+
+def _due_jobs(now: datetime, limit: int) -> list[int]:
+    """The Waiting jobs due by now, highest priority first, then by start (locked on PostgreSQL).
+
+    One priority at a time, each an index range (db._migration_3): a single
+    ORDER BY priority, start would read and sort every due job, or walk every
+    Waiting job of a higher priority that is not due yet.
+    """
+    waiting = int(BatchStatus.WAITING)
+    # SQLite's planner, without statistics, prefers the (status, start) index.
+    jobs = "batch_job" if _pg() else "batch_job INDEXED BY batch_job_due"
+    at = _when(now)
+    out: list[int] = []
+    priority = None
+    while len(out) < limit:
+        below = "" if priority is None else f" AND priority < {int(priority)}"
+        row = _x(f"SELECT priority FROM {jobs} WHERE status = {waiting}{below} "
+                 "ORDER BY priority DESC LIMIT 1").fetchone()
+        if row is None:
+            break
+        priority = row[0]
+        out += [r[0] for r in _x(
+            f"SELECT id FROM {jobs} WHERE status = {waiting} AND priority = ? AND scheduled_start <= ? "
+            "ORDER BY scheduled_start, id LIMIT ?" + (" FOR UPDATE SKIP LOCKED" if _pg() else ""),
+            (priority, at, limit - len(out)))]
+    return out
 
 
 def next_due(now: datetime | None = None) -> datetime | None:
@@ -440,7 +507,7 @@ def served_groups(server: str) -> list[str]:
     return sorted(groups)
 
 
-@dataclass
+@dataclass(slots=True)
 class Claimed:
     """A task attempt handed to a worker thread."""
 
@@ -464,39 +531,41 @@ def claim_ready_tasks(server: str, groups: list[str], limit: int, now: datetime 
     if limit <= 0 or not groups:
         return []
     now = now or utcnow()
-    out: list[Claimed] = []
+    at = _when(now)
     with _write():
-        rows = _x(
-            "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
-            "j.run_by, j.current_run FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
-            # The literal status lets the planner use the partial index.
-            f"WHERE t.status = {int(BatchStatus.READY)} AND (t.not_before IS NULL OR t.not_before <= ?) "
-            f"AND t.batch_group IN ({_in(groups)}) "
-            "ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?"
-            + (" FOR UPDATE OF t SKIP LOCKED" if _pg() else ""),
-            (now, *groups, limit),
-        ).fetchall()
+        rows = _x(_marked(_CLAIM_PG if _pg() else _CLAIM, len(groups)), (at, *groups, limit)).fetchall()
+        if not rows:
+            return []
         attempt_ids = _insert_ids(
             "INSERT INTO task_attempt (id, run_id, task_id, attempt, status, started, server, log) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "task_attempt",
-            [(r[8], r[0], r[4] + 1, int(BatchStatus.EXECUTING), now, server, "") for r in rows],
+            [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "") for r in rows],
         )
         _many_exactly(
             "UPDATE batch_task SET status = ?, server = ?, attempt = ?, attempts = ? WHERE id = ? AND status = ?",
-            [(int(BatchStatus.EXECUTING), server, aid, r[4] + 1, r[0], int(BatchStatus.READY))
-             for aid, r in zip(attempt_ids, rows)],
+            [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY) for aid, r in zip(attempt_ids, rows)],
         )
-        for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by,
-                         run_id) in zip(attempt_ids, rows):
-            out.append(Claimed(
-                task_id=tid, attempt_id=attempt_id, attempt=attempts + 1, job_id=job_id, run_id=run_id,
-                class_name=class_name, params=_json.loads(params) if params else {},
-                company=company, run_by=run_by, description=description,
-            ))
-    return out
+    return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company, run_by,
+                    description)
+            for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id)
+            in zip(attempt_ids, rows)]
 
 
-@dataclass
+_CLAIM = (
+    "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
+    "j.run_by, j.current_run FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
+    # The literal status lets the planner use the partial index.
+    f"WHERE t.status = {int(BatchStatus.READY)} AND (t.not_before IS NULL OR t.not_before <= ?) "
+    "AND t.batch_group IN ({in}) "
+    "ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
+_CLAIM_PG = _CLAIM + " FOR UPDATE OF t SKIP LOCKED"
+
+
+def _params(text) -> dict:
+    return _json.loads(text) if text and text != "{}" else {}
+
+
+@dataclass(slots=True)
 class Outcome:
     """What a worker reports when an attempt is over."""
 
@@ -507,59 +576,54 @@ class Outcome:
     ended: datetime | None = None
 
 
-def finish_attempts(outcomes: list[Outcome], retry_base: float = 5.0, now: datetime | None = None) -> set[int]:
+def finish_attempts(outcomes: list[Outcome], retry_base: float = 5.0, now: datetime | None = None,
+                    finish_runs: bool = True) -> set[int]:
     """Record finished attempts, retry or settle their tasks, advance their jobs.
 
     One transaction for the whole batch. Returns the ids of the jobs touched.
+    finish_runs=False leaves finishing the runs of those jobs to the caller
+    (finish_if_settled): the batch server does it in batches.
     """
     now = now or utcnow()
     jobs: set[int] = set()
     if not outcomes:
         return jobs
     with _write():
-        tasks = {}
-        for ids in _chunks([o.task_id for o in outcomes]):
-            for row in _x("SELECT id, job_id, status, attempt, retries_used, max_retries FROM batch_task "
-                          f"WHERE id IN ({_in(ids)})", ids):
-                tasks[row[0]] = row
-        job_status = {}
-        for ids in _chunks({r[1] for r in tasks.values()}):
-            job_status.update(_x(f"SELECT id, status FROM batch_job WHERE id IN ({_in(ids)})", ids).fetchall())
+        tasks = _tasks_ending([o.task_id for o in outcomes])
         close, settle, retry, handback = [], [], [], []
-        finished: list[int] = []
+        finished: list[int] = []  # settled tasks that have dependents
         for o in outcomes:
-            ended = o.ended or now
+            ended = _when(o.ended or now)
             row = tasks.get(o.task_id)
-            if row is None or row[3] != o.attempt_id or row[2] not in (BatchStatus.EXECUTING,
-                                                                        BatchStatus.CANCELLING):
+            if row is None or row[3] != o.attempt_id or row[2] not in _RUNNING_TASK:
                 # Taken back meanwhile (its server was declared dead): keep the log only.
                 close.append((None, ended, o.log, o.attempt_id))
                 continue
-            tid, job_id, current, _, retries_used, max_retries = row
+            tid, job_id, current, _, retries_used, max_retries, job_status, dependents = row
             jobs.add(job_id)
             if o.result == "handback":
                 # Handed back by a stopping server: not a failure, no retry used up.
-                close.append((int(BatchStatus.CANCELED), ended, o.log, o.attempt_id))
-                new = BatchStatus.CANCELED if current == BatchStatus.CANCELLING else BatchStatus.READY
-                handback.append((int(new), tid, current))
-            elif current == BatchStatus.CANCELLING or o.result == "canceled":
-                close.append((int(BatchStatus.CANCELED), ended, o.log, o.attempt_id))
-                new = BatchStatus.CANCELED
-                settle.append((int(new), tid, current))
+                close.append((_CANCELED, ended, o.log, o.attempt_id))
+                new = _CANCELED if current == _CANCELLING else _READY
+                handback.append((new, tid, current))
+            elif current == _CANCELLING or o.result == "canceled":
+                close.append((_CANCELED, ended, o.log, o.attempt_id))
+                new = _CANCELED
+                settle.append((new, tid, current))
             elif o.result == "ended":
-                close.append((int(BatchStatus.FINISHED), ended, o.log, o.attempt_id))
-                new = BatchStatus.FINISHED
-                settle.append((int(new), tid, current))
+                close.append((_FINISHED, ended, o.log, o.attempt_id))
+                new = _FINISHED
+                settle.append((new, tid, current))
             else:
-                close.append((int(BatchStatus.ERROR), ended, o.log, o.attempt_id))
-                if retries_used < max_retries and job_status.get(job_id) == BatchStatus.EXECUTING:
+                close.append((_ERROR, ended, o.log, o.attempt_id))
+                if retries_used < max_retries and job_status == _EXECUTING:
                     delay = retry_delay(retries_used + 1, retry_base)
                     retry.append(((now + timedelta(seconds=delay)) if delay else None, tid, current))
-                    new = BatchStatus.READY
+                    new = _READY
                 else:
-                    new = BatchStatus.ERROR
-                    settle.append((int(new), tid, current))
-            if new in TASK_FINAL:
+                    new = _ERROR
+                    settle.append((new, tid, current))
+            if dependents and new in TASK_FINAL:
                 finished.append(tid)
         _many("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, log = log || ? WHERE id = ?",
               close)
@@ -568,8 +632,23 @@ def finish_attempts(outcomes: list[Outcome], retry_base: float = 5.0, now: datet
               handback)
         _many(f"UPDATE batch_task SET status = {int(BatchStatus.READY)}, retries_used = retries_used + 1, "
               "not_before = ?, server = NULL, attempt = NULL WHERE id = ? AND status = ?", retry)
-        advance_jobs(finished, jobs, now)
+        advance_jobs(finished, jobs if finish_runs else (), now)
     return jobs
+
+
+_TASKS_ENDING = (
+    "SELECT t.id, t.job_id, t.status, t.attempt, t.retries_used, t.max_retries, j.status, "
+    "EXISTS (SELECT 1 FROM batch_constraint c WHERE c.parent_id = t.id) "
+    "FROM batch_task t JOIN batch_job j ON j.id = t.job_id WHERE t.id IN ({in})")
+
+
+def _tasks_ending(task_ids: list[int]) -> dict[int, tuple]:
+    """What finish_attempts needs of each task: its row, its job's status, whether it has dependents."""
+    tasks = {}
+    for ids in _chunks(task_ids):
+        for row in _x(_marked(_TASKS_ENDING, len(ids)), ids):
+            tasks[row[0]] = row
+    return tasks
 
 
 def canceling_tasks(task_ids) -> set[int]:
@@ -630,13 +709,8 @@ def advance_jobs(finished_tasks: list[int], jobs, now: datetime) -> None:
             _x(f"UPDATE batch_task SET status = ? WHERE id IN ({_in(ids)}) AND status = ?",
                (int(BatchStatus.NOT_RUN), *ids, int(BatchStatus.WAITING)))
         frontier = dead
-    done = []
-    for ids in _chunks(jobs):
-        done += [r[0] for r in _x(
-            f"SELECT j.id FROM batch_job j WHERE j.id IN ({_in(ids)}) AND NOT EXISTS "
-            f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))", ids)]
-    if done:
-        _finalize(done, now)
+    if jobs:
+        _finalize(jobs, now)
 
 
 def _complete_if_done(job_id: int, now: datetime) -> None:
@@ -686,8 +760,13 @@ def job_outcome(job_status: int, tasks) -> BatchStatus:
     return BatchStatus.FINISHED
 
 
-def _finalize(job_ids: list[int], now: datetime) -> None:
-    """Finish the runs of these jobs (their tasks are all settled)."""
+def _finalize(job_ids, now: datetime) -> None:
+    """Finish the runs of those of these jobs whose tasks are all settled.
+
+    One row per job comes back, with what decides the run's outcome (a task
+    in Error without Ignore task failure) and whether anyone subscribed to
+    its alerts; the run's task snapshot is copied in SQL.
+    """
     rows = []
     for ids in _chunks(job_ids):
         # By id only: with a status term SQLite may pick the status index and
@@ -695,53 +774,87 @@ def _finalize(job_ids: list[int], now: datetime) -> None:
         # On PostgreSQL the rows are locked; a job another server is finishing
         # right now is skipped (that server finishes it).
         rows += [r for r in _x(
-            "SELECT id, status, current_run, recurrence, time_zone, scheduled_start, run_count, description "
-            f"FROM batch_job WHERE id IN ({_in(ids)})" + (" FOR UPDATE SKIP LOCKED" if _pg() else ""), ids,
+            "SELECT j.id, j.status, j.current_run, j.recurrence, j.time_zone, j.scheduled_start, j.run_count, "
+            "j.description, EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id "
+            f"AND t.status = {int(BatchStatus.ERROR)} AND NOT t.ignore_failure), "
+            "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id) "
+            f"FROM batch_job j WHERE j.id IN ({_in(ids)}) AND NOT EXISTS "
+            f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
+            + (" FOR UPDATE OF j SKIP LOCKED" if _pg() else ""), ids,
         ).fetchall() if r[1] in RUNNING_JOB]
     if not rows:
         return
-    subscriptions: dict[int, list] = {}
-    for ids in _chunks([r[0] for r in rows]):
+    at = _when(now)
+    subscriptions = _subscriptions([r[0] for r in rows if r[9]])
+    run_updates, snapshots, ended, rescheduled, alerts = [], [], [], [], []
+    for job_id, status, run_id, rec, tz_name, scheduled, run_count, description, failed, _ in rows:
+        outcome = _run_outcome(status, failed)
+        next_start = _next_start(rec, tz_name, scheduled, outcome, now) if rec else None
+        if next_start is None:
+            ended.append((int(outcome), at, job_id, status))
+        else:
+            rescheduled.append((int(BatchStatus.WAITING), at, _when(next_start), job_id, status))
+        if run_id is None:
+            continue
+        run_updates.append((int(outcome), at, run_id))
+        snapshots.append(job_id)
+        if job_id in subscriptions:
+            alerts += _alerts(job_id, run_id, run_count, description, outcome, subscriptions[job_id], now)
+    _many("UPDATE job_run SET status = ?, ended = ? WHERE id = ?", run_updates)
+    for ids in _chunks(snapshots):
+        _x("INSERT INTO run_task (run_id, task_id, status, retries_used) "
+           "SELECT j.current_run, t.id, t.status, t.retries_used FROM batch_task t "
+           f"JOIN batch_job j ON j.id = t.job_id WHERE t.job_id IN ({_in(ids)})", ids)
+    # The start is written only when it moves: each column written is an
+    # index entry rewritten (batch_job has two on scheduled_start).
+    _many("UPDATE batch_job SET status = ?, modified = ? WHERE id = ? AND status = ?", ended)
+    _many("UPDATE batch_job SET status = ?, modified = ?, scheduled_start = ? WHERE id = ? AND status = ?",
+          rescheduled)
+    if alerts:
+        m.Alert.insert_many(alerts).execute()
+
+
+def _run_outcome(job_status: int, failed: bool) -> BatchStatus:
+    """job_outcome, with "a task failed without Ignore task failure" worked out by the caller."""
+    if job_status in (BatchStatus.CANCELLING, BatchStatus.CANCELED):
+        return BatchStatus.CANCELED
+    return BatchStatus.ERROR if failed else BatchStatus.FINISHED
+
+
+def _next_start(rec, tz_name: str, scheduled, outcome: BatchStatus, now: datetime) -> datetime | None:
+    """When a recurring job runs next (None: it does not, the job keeps the run's outcome)."""
+    if not rec or outcome == BatchStatus.CANCELED:
+        return None
+    from . import recurrence
+
+    spec = _json.loads(rec) if isinstance(rec, str) else rec
+    return recurrence.next_occurrence(spec, tz_name, max(now, _dt(scheduled)))
+
+
+def _subscriptions(job_ids: list[int]) -> dict[int, list[tuple]]:
+    """The alert settings of these jobs: job id -> [(user, ended, error, canceled, popup, email)]."""
+    out: dict[int, list] = {}
+    for ids in _chunks(job_ids):
         for job_id, user, *flags in _x(
                 'SELECT job_id, "user", ended, error, canceled, popup, email FROM job_alert '
                 f"WHERE job_id IN ({_in(ids)})", ids):
-            subscriptions.setdefault(job_id, []).append((user, *(bool(f) for f in flags)))
-    tasks_of: dict[int, list] = {r[0]: [] for r in rows}
-    for ids in _chunks(list(tasks_of)):
-        for job_id, *task in _x("SELECT job_id, id, status, ignore_failure, retries_used FROM batch_task "
-                                f"WHERE job_id IN ({_in(ids)})", ids):
-            tasks_of[job_id].append(task)
-    run_updates, run_tasks, job_updates, alerts = [], [], [], []
-    for job_id, status, run_id, rec, tz_name, scheduled, run_count, description in rows:
-        tasks = tasks_of[job_id]
-        outcome = job_outcome(status, [(t[1], t[2]) for t in tasks])
-        new_status, next_start = outcome, _dt(scheduled)
-        if rec and outcome != BatchStatus.CANCELED:
-            from . import recurrence
+            out.setdefault(job_id, []).append((user, *(bool(f) for f in flags)))
+    return out
 
-            spec = _json.loads(rec) if isinstance(rec, str) else rec
-            nxt = recurrence.next_occurrence(spec, tz_name, max(now, _dt(scheduled)))
-            if nxt is not None:
-                new_status, next_start = BatchStatus.WAITING, nxt
-        job_updates.append((int(new_status), now, next_start, job_id, status))
-        if run_id is None:
-            continue
-        run_updates.append((int(outcome), now, run_id))
-        run_tasks += [(run_id, t[0], t[1], t[3]) for t in tasks]
-        event = EVENT_OF[outcome]
-        for user, ended, error, canceled, popup, email in subscriptions.get(job_id, []):
-            if {"ended": ended, "error": error, "canceled": canceled}[event]:
-                alerts.append({
-                    "user": user, "job": job_id, "run": run_id, "event": event,
-                    "message": f"Batch job {job_id} '{description}' {outcome.label.lower()} (run {run_count}).",
-                    "created": now, "read": False, "popup": popup, "email": email,
-                })
-    _many("UPDATE job_run SET status = ?, ended = ? WHERE id = ?", run_updates)
-    _many("INSERT INTO run_task (run_id, task_id, status, retries_used) VALUES (?, ?, ?, ?)", run_tasks)
-    _many("UPDATE batch_job SET status = ?, modified = ?, scheduled_start = ? WHERE id = ? AND status = ?",
-          job_updates)
-    if alerts:
-        m.Alert.insert_many(alerts).execute()
+
+def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome: BatchStatus,
+            subscriptions, now: datetime) -> list[dict]:
+    """The Action-center alerts a run's end raises, one per subscriber of that event."""
+    event = EVENT_OF[outcome]
+    out = []
+    for user, ended, error, canceled, popup, email in subscriptions:
+        if {"ended": ended, "error": error, "canceled": canceled}[event]:
+            out.append({
+                "user": user, "job": job_id, "run": run_id, "event": event,
+                "message": f"Batch job {job_id} '{description}' {outcome.label.lower()} (run {run_count}).",
+                "created": now, "read": False, "popup": popup, "email": email,
+            })
+    return out
 
 
 def take_back(server: str, reason: str, retry_base: float = 5.0, now: datetime | None = None) -> int:

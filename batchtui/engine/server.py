@@ -2,8 +2,12 @@
 
 One thread (the loop) does every database write of the server: it starts due
 jobs, claims Ready tasks up to the free worker threads, records what the
-workers report and advances conditions, all in a few batched transactions a
-round. Workers only run batch class code and report an ``Outcome``.
+workers report and advances conditions, one transaction a round (see
+``_round``); the runs of jobs whose tasks have ended are finished in batches,
+while the workers run the next tasks. Workers only run batch class code and
+report an ``Outcome``. On SQLite a helper thread checkpoints the WAL
+(``checkpoint.py``), so that the loop's commits do not copy pages into the
+database file.
 
 The loop sleeps until the next thing it knows of is due (the earliest Waiting
 job or pending retry), a worker finishes, or ``wake()`` is called; at most
@@ -27,9 +31,12 @@ from typing import Callable
 
 from .. import models as m
 from .. import status as st
+from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
+from ..db import DatabaseUnavailable, file_identity, is_postgres, write
 from ..status import BatchStatus, Claimed, Outcome
 from ..errors import UserError
 from ..timeutil import utcnow
+from .checkpoint import Checkpointer
 from .mail import send_alert_mails
 from .workers import WorkerPool
 
@@ -39,9 +46,11 @@ FLUSH_EVERY = 0.5  # seconds between writes of running attempts' logs
 MAIL_EVERY = 1.0  # seconds between looks for alerts to e-mail
 NEXT_DUE_EVERY = 0.02  # seconds between looks for the next due time while busy
 CANCEL_CHECK_EVERY = 0.1  # seconds between looks for cancel requests of running tasks
+RUNS_BATCH = 128  # runs whose tasks ended, finished together while tasks run (see _round)
+RUNS_WITHIN = 0.02  # seconds such a run waits at most to be finished
 
 
-@dataclass
+@dataclass(slots=True)
 class Running:
     claimed: Claimed
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -93,11 +102,17 @@ class BatchServerEngine:
         self.heartbeat_every = heartbeat
         self.dead_after = dead_after
         self.exit_when_idle = exit_when_idle
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._outcomes: queue.SimpleQueue[Running] = queue.SimpleQueue()
-        self._running: dict[int, Running] = {}  # by attempt id
+        # What the workers report, and None for "look again" (wake()): the
+        # loop sleeps on this queue, so a report costs a worker one put().
+        self._outcomes: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self._held: list[Running] = []  # taken off the queue while sleeping
+        self._running: dict[int, Running] = {}  # by attempt id, until recorded as ended
+        self._ended: list[Running] = []  # reported by the workers, not recorded yet
+        self._recorded: list[Running] = []  # recorded in the open transaction
+        self._unfinished: set[int] = set()  # jobs whose tasks ended here: their runs may be over
+        self._unfinished_since = 0.0  # when the first of them was added
         self._thread: threading.Thread | None = None
         self._pool: WorkerPool | None = None
         self._served: list[str] = [""]
@@ -107,6 +122,7 @@ class BatchServerEngine:
         self._db_identity: tuple[int, int] | None = None
         self._last_cancel_check = 0.0
         self._pg = False
+        self._checkpointer: Checkpointer | None = None
         self._next_due: datetime | None = None
         self._next_due_checked = 0.0
         self._due_dirty = True
@@ -130,9 +146,10 @@ class BatchServerEngine:
                     raise
         self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
         st.add_listener(self.wake)
-        from ..db import is_postgres
-
         self._pg = is_postgres()
+        if not self._pg:
+            self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
+            self._checkpointer.start()
         self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
         self._thread.start()
         if self._pg:
@@ -156,7 +173,7 @@ class BatchServerEngine:
                     delay = 0.5
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
-                            self._wake.set()
+                            self._outcomes.put(None)
             except Exception as exc:
                 log.warning("batch server %s: LISTEN connection lost: %s", self.name, exc)
                 self._stop.wait(delay)
@@ -164,7 +181,7 @@ class BatchServerEngine:
 
     def wake(self) -> None:
         self._due_dirty = True
-        self._wake.set()
+        self._outcomes.put(None)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop claiming work; let running tasks finish for ``grace`` seconds,
@@ -174,7 +191,7 @@ class BatchServerEngine:
             return
         self._grace_deadline = time.monotonic() + grace
         self._stop.set()
-        self._wake.set()
+        self._outcomes.put(None)
         self._thread.join(grace + 15)
         self._thread = None
 
@@ -214,6 +231,8 @@ class BatchServerEngine:
                 f"batch server {self.name} restarted: this attempt was interrupted when it stopped",
                 retry_base=self.retry_base,
             )
+            # Runs whose tasks had all ended when it stopped (it finishes runs in batches, see _round).
+            st.finish_settled_runs()
             self._served = st.served_groups(self.name)
         self._last_beat = time.monotonic()
 
@@ -257,6 +276,8 @@ class BatchServerEngine:
                     changed = self._round(stopping)
                     if changed:
                         st.pg_notify()
+                        if self._checkpointer is not None:
+                            self._checkpointer.poke()
                     timeout = self._timeout()
                     backoff = 0.0
                     if self.error:
@@ -286,16 +307,13 @@ class BatchServerEngine:
                     else:
                         self._stop.wait(backoff)
                 elif self._outcomes.empty():
-                    self._wake.wait(timeout)
-                self._wake.clear()
+                    self._sleep(timeout)
         finally:
             self._finish()
             _close_quietly()
 
     def _connect(self) -> None:
         """The loop's connection, checked to still be on the database's file."""
-        from ..db import DatabaseUnavailable, file_identity
-
         if m.database.is_closed():
             if file_identity() == (0, 0):
                 # Not connecting: SQLite would make a new, empty file there.
@@ -306,46 +324,66 @@ class BatchServerEngine:
             raise DatabaseUnavailable("the database file was removed or replaced; reconnecting")
 
     def _round(self, stopping: bool) -> bool:
-        """One round of the loop: what finished, what is due, what to run.
+        """One round of the loop: what ended, what is due, what to run.
 
-        The status writes of a round are one transaction (one commit). Only
-        once it has committed are finished attempts forgotten and claimed
-        ones started; if it fails, the finished ones are kept for the next
-        round and the claims never happened.
+        One transaction records the attempts that ended (their tasks settle or
+        retry, their dependents become Ready) and claims tasks for the free
+        worker threads (starting due jobs first when too few tasks are Ready).
+        Only once it has committed are the ended attempts forgotten and the
+        claimed ones started: a task's attempt row is committed before its
+        code runs, and the end of an attempt no later than the claim of the
+        thread it freed (so a crash, or a restored backup, never shows a
+        thread's next task claimed while its last one still runs). If it
+        fails, the ended attempts are kept for the next round and the claims
+        never happened. With 8 threads a round starts at most 8 tasks.
+
+        Finishing the runs of the jobs whose tasks ended (outcome, task
+        snapshot, alerts, a recurring job's next start) can wait a little:
+        those jobs are gathered in `_unfinished` and their runs finished
+        RUNS_BATCH at a time, in a second transaction while the workers run
+        what was just started (with the due jobs that did not have to start
+        before the claims); at once when nothing runs, when the oldest has
+        waited RUNS_WITHIN, and when stopping. Runs that a crash leaves
+        unfinished in between are finished by the heartbeat
+        (st.finish_settled_runs, on any server) and by _register.
         """
-        from ..db import write
-
         now_mono = time.monotonic()
+        changed = False
         if now_mono - self._last_beat >= self.heartbeat_every:
             self._last_beat = now_mono
             changed = self._beat()
-        else:
-            changed = False
-        finished = self._drain()
+        self._take_ended()
+        changed = changed or bool(self._ended)
+        if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
+            self._last_cancel_check = now_mono
+            self._check_cancels()
+        free = 0 if stopping else self.threads - (len(self._running) - len(self._ended))
+        due = not stopping and self._is_due()
         claimed: list[Claimed] = []
-        touched: set[int] = set()
-        with self._recording(finished), write():
-            if finished:
-                touched = st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
-            if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
-                self._last_cancel_check = now_mono
-                self._check_cancels()
-            if not stopping:
-                # Only look for due jobs when one is known to be due (the next
-                # due time is looked up after every round, see _timeout).
-                due = self._due_dirty or (self._next_due is not None and self._next_due <= utcnow())
-                started = st.start_due_jobs(self.name) if due else []
-                free = self.threads - (len(self._running) - len(finished))
+        if self._ended or free > 0:
+            with self._transaction():
+                self._write_ended()
                 if free > 0:
                     claimed = st.claim_ready_tasks(self.name, self._served, free)
-                changed = changed or bool(started) or bool(claimed)
-                if started:
-                    self._due_dirty = True
+                if len(claimed) < free and due:
+                    # Threads to spare: the due jobs' tasks may run at once.
+                    changed = self._start_due(True) or changed
+                    due = False
+                    claimed += st.claim_ready_tasks(self.name, self._served, free - len(claimed))
         for c in claimed:
             self._launch(c)
-        if touched and self._pg:
-            st.finish_if_settled(touched)
-        changed = changed or bool(finished)
+        # While the workers run: start the jobs that are due all the same, and
+        # finish the runs that are over.
+        finish = bool(self._unfinished) and (stopping or self._finish_runs_now())
+        if due or finish:
+            with write():
+                changed = self._start_due(due) or changed
+                if finish:
+                    st.finish_if_settled(self._unfinished)
+            if finish:
+                self._unfinished = set()
+                changed = True
+        changed = changed or bool(claimed)
         if now_mono - self._last_flush >= FLUSH_EVERY:
             self._last_flush = now_mono
             self._flush_logs()
@@ -353,6 +391,65 @@ class BatchServerEngine:
             self._last_mail = now_mono
             send_alert_mails(self.name)
         return changed
+
+    def _is_due(self) -> bool:
+        # Only look for due jobs when one is known to be due (the next due
+        # time is looked up after every round, see _timeout).
+        return self._due_dirty or (self._next_due is not None and self._next_due <= utcnow())
+
+    def _start_due(self, due: bool) -> bool:
+        if not due:
+            return False
+        started = st.start_due_jobs(self.name)
+        if started:
+            self._due_dirty = True
+        return bool(started)
+
+    # -- attempts that ended, runs that are over -------------------------------------
+
+    def _take_ended(self) -> None:
+        """Move what the workers reported into _ended."""
+        self._ended += self._drain()
+
+    def _write_ended(self) -> None:
+        """Record every attempt in _ended, in the open transaction (see _transaction)."""
+        self._recorded = list(self._ended)
+        if self._recorded:
+            jobs = st.finish_attempts([self._outcome(r) for r in self._recorded], retry_base=self.retry_base,
+                                      finish_runs=False)
+            if jobs and not self._unfinished:
+                self._unfinished_since = time.monotonic()
+            self._unfinished |= jobs
+
+    @contextmanager
+    def _transaction(self):
+        """A write transaction of the loop. The attempts it recorded are forgotten
+        once it has committed; if it fails they stay in _ended for the next round."""
+        self._recorded = []
+        with write():
+            yield
+        recorded, self._recorded = self._recorded, []
+        for r in recorded:
+            r.flushed = len(r.lines)
+            self._running.pop(r.claimed.attempt_id, None)
+        self._ended = self._ended[len(recorded):]
+
+    def _record_ended(self) -> None:
+        """Record what ended, outside a round (while stopping)."""
+        self._take_ended()
+        if self._ended:
+            with _connected(), self._transaction():
+                self._write_ended()
+
+    def _finish_runs_now(self) -> bool:
+        return (len(self._unfinished) >= RUNS_BATCH or not self._running
+                or time.monotonic() - self._unfinished_since >= RUNS_WITHIN)
+
+    def _finish_runs(self) -> None:
+        """Finish the runs of the jobs in _unfinished that have nothing left to do."""
+        with _connected():
+            st.finish_if_settled(self._unfinished)
+        self._unfinished = set()
 
     def _timeout(self) -> float:
         # While tasks run, rounds come one after another; the next due time
@@ -370,39 +467,33 @@ class BatchServerEngine:
             timeout = min(timeout, max(0.0, (nxt - utcnow()).total_seconds()))
         if self._running:
             timeout = min(timeout, FLUSH_EVERY)
+        if self._unfinished:
+            timeout = min(timeout, max(0.0, self._unfinished_since + RUNS_WITHIN - mono))
         return timeout
 
+    def _sleep(self, timeout: float) -> None:
+        """Until a worker reports, wake() is called or the timeout has passed."""
+        try:
+            item = self._outcomes.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if item is not None:
+            self._held.append(item)
+
     def _drain(self) -> list[Running]:
-        out = []
+        out, self._held = self._held, []
         while True:
             try:
-                out.append(self._outcomes.get_nowait())
+                item = self._outcomes.get_nowait()
             except queue.Empty:
                 return out
+            if item is not None:
+                out.append(item)
 
     @staticmethod
     def _outcome(r: Running) -> Outcome:
-        return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error",
-                       log=_join(r.lines[r.flushed:]), ended=r.ended)
-
-    def _record(self, finished: list[Running]) -> None:
-        """Record attempts outside a round (while stopping)."""
-        with self._recording(finished):
-            st.finish_attempts([self._outcome(r) for r in finished], retry_base=self.retry_base)
-
-    @contextmanager
-    def _recording(self, finished: list[Running]):
-        """Finished attempts are forgotten only once their transaction commits;
-        if it fails they are kept to be recorded in the next round."""
-        try:
-            yield
-        except Exception:
-            for r in finished:
-                self._outcomes.put(r)
-            raise
-        for r in finished:
-            r.flushed = len(r.lines)
-            self._running.pop(r.claimed.attempt_id, None)
+        log = _join(r.lines[r.flushed:]) if len(r.lines) > r.flushed else ""
+        return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error", log=log, ended=r.ended)
 
     def _check_cancels(self) -> None:
         canceling = st.canceling_tasks([r.claimed.task_id for r in self._running.values()])
@@ -423,7 +514,7 @@ class BatchServerEngine:
                 r.progress_flushed = progress
 
     def _idle(self) -> bool:
-        if self._running or not self._outcomes.empty():
+        if self._running or self._unfinished or self._held or not self._outcomes.empty():
             return False
         with _connected():
             now = utcnow()
@@ -447,33 +538,36 @@ class BatchServerEngine:
                 r.cancel.set()
             # Give classes that honour the flag a moment, then hand back the rest ourselves.
             deadline = time.monotonic() + 2.0
-            while self._running and time.monotonic() < deadline:
-                try:
-                    r = self._outcomes.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                with _connected():
-                    self._record([r])
+            while len(self._running) > len(self._ended) and time.monotonic() < deadline:
+                self._sleep(0.05)
+                self._record_ended()
+            self._record_ended()
             if self._running:
+                ended = {id(r) for r in self._ended}
                 for r in list(self._running.values()):
+                    if id(r) in ended:
+                        continue
                     r.result = "handback"
                     r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
                     r.ended = utcnow()
-                with _connected():
-                    self._record(list(self._running.values()))
+                    self._ended.append(r)
+                self._record_ended()
             return True
         return False
 
     def _finish(self) -> None:
         try:
             with _connected():
-                if self._outcomes.qsize():
-                    self._record(self._drain())
+                self._record_ended()
+                if self._unfinished:
+                    self._finish_runs()
                 m.BatchServer.update(stopped=utcnow()).where(m.BatchServer.name == self.name).execute()
         except Exception as exc:
             log.error("batch server %s: could not record its stop: %s", self.name, exc)
         if self._pool is not None:
             self._pool.shutdown()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._done.set()
         if self.on_change is not None:
             try:
@@ -490,12 +584,9 @@ class BatchServerEngine:
         self._pool.submit(lambda: self._run(r))
 
     def _run(self, r: Running) -> None:
-        from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
-        from ..errors import UserError
-
         c = r.claimed
         ctx = TaskContext(
-            params=dict(c.params), company=c.company, job_id=c.job_id, task_id=c.task_id,
+            params=c.params, company=c.company, job_id=c.job_id, task_id=c.task_id,
             run_id=c.run_id, attempt=c.attempt, run_by=c.run_by, server=self.name,
             cancel_event=r.cancel, log_sink=r.lines.append,
             progress_sink=lambda value, text: setattr(r, "progress", (value, text)),
@@ -518,7 +609,6 @@ class BatchServerEngine:
         r.result = result
         r.ended = utcnow()
         self._outcomes.put(r)
-        self._wake.set()
 
 
 @contextmanager
