@@ -67,8 +67,8 @@ def make_job(tasks, *, description="test job", status=BatchStatus.WAITING, start
     return job.id, ids
 
 
-def wait_for(predicate, timeout=20.0, interval=0.02):
-    """Poll a condition the engine thread brings about; fail with a clear message on timeout."""
+def poll(predicate, timeout=20.0, interval=0.02):
+    """Poll a condition another thread or process brings about: its value, or None on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with m.database.connection_context():
@@ -76,7 +76,15 @@ def wait_for(predicate, timeout=20.0, interval=0.02):
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not reached within {timeout} s")
+    return None
+
+
+def wait_for(predicate, timeout=20.0, interval=0.02):
+    """Poll a condition the engine thread brings about; fail with a clear message on timeout."""
+    value = poll(predicate, timeout, interval)
+    if not value:
+        raise AssertionError(f"condition not reached within {timeout} s")
+    return value
 
 
 def job_status(job_id):

@@ -38,9 +38,9 @@ from batchtui import status as st  # noqa: E402
 from batchtui.status import BatchStatus as S  # noqa: E402
 from batchtui.timeutil import utcnow  # noqa: E402
 
-from .conftest import make_job  # noqa: E402
+from .conftest import poll  # noqa: E402
 from .faultkit import ConsolePty, PausablePg, Procs  # noqa: E402
-from .test_faults import JOB_DONE, big_job, check_runs  # noqa: E402
+from .test_faults import JOB_DONE, check_runs, kill_targets  # noqa: E402
 
 USER = "ops"
 CONSOLE = f"{socket.gethostname()}-console"  # the embedded batch server's name
@@ -57,27 +57,13 @@ def sync(fn):
     return wrapper
 
 
-def _poll(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with m.database.connection_context():
-            value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
-
-
 # -- the console killed with SIGKILL ---------------------------------------------------
 
 
 def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
     rng = random.Random(20260602)
     marks = tmp_path / "marks.txt"
-    jobs_ = []
-    for j in range(8):
-        job_id, _ = make_job(big_job(rng, marks), description=f"console kill target {j}", status=S.HOLD)
-        jobs_.append(job_id)
+    jobs_ = kill_targets(rng, marks, 8, "console kill target")
     active: list[int] = []
 
     def activate_next():
@@ -109,9 +95,9 @@ def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twic
                 moment = rng.uniform(0.05, 0.8)
                 time.sleep(moment)
             else:
-                assert _poll(lambda: registered(console.pid), 30), console.output()[-3000:]
+                assert poll(lambda: registered(console.pid), 30), console.output()[-3000:]
                 # The restarted console took back at once what the killed one left running.
-                assert _poll(lambda: left_open(started_at) == 0, 10), "the dead console's attempts were not taken back"
+                assert poll(lambda: left_open(started_at) == 0, 10), "the dead console's attempts were not taken back"
                 moment = rng.uniform(0.0, 2.0)
                 if rng.random() < 0.5:  # an operator adds a job meanwhile (Ctrl+N, text, Ctrl+S)
                     typed += 1
@@ -130,8 +116,8 @@ def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twic
         # server hands back what still runs); a batch server finishes the work.
         started_at = utcnow()
         console = ConsolePty(db_url)
-        assert _poll(lambda: registered(console.pid), 30), console.output()[-3000:]
-        assert _poll(lambda: left_open(started_at) == 0, 10)
+        assert poll(lambda: registered(console.pid), 30), console.output()[-3000:]
+        assert poll(lambda: left_open(started_at) == 0, 10)
         time.sleep(0.3)
         console.type(b"\x11")
         rc = console.wait(60)

@@ -102,13 +102,15 @@ def check_runs(job_ids, marks_path):
     return interrupted
 
 
+def kill_targets(rng: random.Random, marks, count: int, label: str) -> list[int]:
+    """Held jobs of hundreds of tasks, to be set Waiting one at a time while something is killed."""
+    return [make_job(big_job(rng, marks), description=f"{label} {j}", status=S.HOLD)[0] for j in range(count)]
+
+
 def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
     rng = random.Random(20260601)
     marks = tmp_path / "marks.txt"
-    jobs = []
-    for j in range(12):
-        job_id, _ = make_job(big_job(rng, marks), description=f"kill target {j}", status=S.HOLD)
-        jobs.append(job_id)
+    jobs = kill_targets(rng, marks, 12, "kill target")
     procs = Procs(db_url, tmp_path)
     active: list[int] = []
 
