@@ -415,7 +415,7 @@ def cmd_job_list(args) -> int:
 
 
 def _status_result(args, job) -> int:
-    from .status import BatchStatus
+    from .vocabulary import BatchStatus
 
     status = BatchStatus(job.status).cli
     if args.json:
@@ -472,7 +472,7 @@ def cmd_job_wait(args) -> int:
     from . import models as m
     from . import status as st
     from .errors import NotFound, Refused
-    from .status import BatchStatus
+    from .vocabulary import BatchStatus
 
     _open(args)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -658,7 +658,7 @@ def cmd_servers(args) -> int:
 
     from . import models as m
     from . import status as st
-    from .status import BatchStatus
+    from .vocabulary import BatchStatus
     from .timeutil import iso, machine_zone, utcnow
 
     _open(args)

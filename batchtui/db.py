@@ -14,7 +14,7 @@ from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect as url_connect
 
 from . import models
-from .status import BatchStatus
+from .vocabulary import BatchStatus
 from .errors import UserError
 
 APP = "batchtui"

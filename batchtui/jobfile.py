@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import UserError
-from .status import BatchStatus, ConditionStatus, ConditionType, Priority
+from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 from .timeutil import machine_zone, to_utc, utcnow, zone
 
 MAX_DESCRIPTION = 200

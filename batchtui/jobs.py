@@ -23,7 +23,7 @@ from .config import load_config
 from .db import write
 from .errors import Conflict, NotAllowed, NotFound, Refused, UserError
 from .jobfile import FieldError, q
-from .status import BatchStatus, ConditionStatus, ConditionType, Priority
+from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 from .timeutil import iso, local, machine_zone, utcnow
 
 __all__ = [

@@ -53,7 +53,7 @@ def console_available() -> str | None:
 def build(folder: str, jobs: int, attempts: int) -> dict:
     """Child: fill the database, a slice of jobs at a time (memory stays flat)."""
     from batchtui import models as m
-    from batchtui.status import BatchStatus as S
+    from batchtui.vocabulary import BatchStatus as S
     from bench.seed import insert_rows, job_row, open_db, task_row
 
     open_db(f"sqlite:///{folder}/console.db")

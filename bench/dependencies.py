@@ -25,7 +25,7 @@ HOP_TARGET_MS = 5.0
 def batchtui_child(folder: str, shape: str, size: int) -> dict:
     from batchtui import models as m
     from batchtui.engine import BatchServerEngine
-    from batchtui.status import BatchStatus
+    from batchtui.vocabulary import BatchStatus
     from bench.seed import add_job_with_conditions, open_db
 
     open_db(f"sqlite:///{folder}/batchtui.db")

@@ -161,8 +161,8 @@ def throughput_child(admin_url: str, servers: int, tasks: int) -> dict:
 
     from batchtui import models as m
     from batchtui import status as st
-    from batchtui.status import JOB_FINAL, TASK_FINAL
-    from batchtui.status import BatchStatus as S
+    from batchtui.vocabulary import JOB_FINAL, TASK_FINAL
+    from batchtui.vocabulary import BatchStatus as S
     from batchtui.timeutil import utcnow
     from bench.seed import add_jobs
 
@@ -230,7 +230,7 @@ def latency_child(admin_url: str, jobs: int, span: float, lead: float) -> dict:
 def recovery_child(admin_url: str) -> dict:
     from batchtui import models as m
     from batchtui import status as st
-    from batchtui.status import BatchStatus as S
+    from batchtui.vocabulary import BatchStatus as S
     from batchtui.timeutil import utcnow
     from bench.seed import add_job_with_conditions
 

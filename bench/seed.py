@@ -16,7 +16,7 @@ from peewee import AutoField, fn
 
 from batchtui import models as m
 from batchtui.db import is_postgres, open_database, write
-from batchtui.status import BatchStatus, ConditionStatus, ConditionType
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType
 from batchtui.timeutil import utcnow
 
 CHUNK = 5000

@@ -30,7 +30,7 @@ def batchtui_child(folder: str, tasks: int, layout: str, threads: int = THREADS)
     """Child: run `tasks` Noop tasks in one job (layout "one_job") or one per job ("many_jobs")."""
     from batchtui import models as m
     from batchtui.engine import BatchServerEngine
-    from batchtui.status import BatchStatus
+    from batchtui.vocabulary import BatchStatus
     from batchtui.timeutil import utcnow
     from bench.seed import add_jobs, open_db
 

@@ -9,7 +9,7 @@ import pytest
 
 from batchtui import db as dbmod
 from batchtui import models as m
-from batchtui.status import BatchStatus, ConditionStatus, ConditionType
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType
 from batchtui.timeutil import utcnow
 
 

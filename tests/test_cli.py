@@ -15,7 +15,7 @@ import pytest
 
 from batchtui import cli
 from batchtui import models as m
-from batchtui.status import BatchStatus
+from batchtui.vocabulary import BatchStatus
 from batchtui.timeutil import utcnow
 
 REPO = Path(__file__).resolve().parents[1]

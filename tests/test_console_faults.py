@@ -35,7 +35,7 @@ from batchtui import db as dbmod  # noqa: E402
 from batchtui import jobs  # noqa: E402
 from batchtui import models as m  # noqa: E402
 from batchtui import status as st  # noqa: E402
-from batchtui.status import BatchStatus as S  # noqa: E402
+from batchtui.vocabulary import BatchStatus as S  # noqa: E402
 from batchtui.timeutil import utcnow  # noqa: E402
 
 from .conftest import poll  # noqa: E402

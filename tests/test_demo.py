@@ -14,7 +14,7 @@ from batchtui import status as st
 from batchtui.classes import TaskCanceled, TaskContext, describe_class, get_class, validate_params
 from batchtui.demo import COMPANIES, MARKER_JOB, describe_result, load_demo
 from batchtui.demo.classes import DEMO_CLASSES, InventoryRecalculation
-from batchtui.status import BatchStatus as S
+from batchtui.vocabulary import BatchStatus as S
 from batchtui.timeutil import utcnow
 
 from .conftest import job_status, wait_for

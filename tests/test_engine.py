@@ -13,7 +13,7 @@ import pytest
 
 from batchtui import models as m
 from batchtui import status as st
-from batchtui.status import BatchStatus as S
+from batchtui.vocabulary import BatchStatus as S
 from batchtui.timeutil import utcnow
 
 from .conftest import job_status, make_job, task_statuses, wait_for

@@ -15,7 +15,7 @@ from batchtui import models as m
 from batchtui import status as st
 from batchtui.demo import guide
 from batchtui.demo.guide import STEPS, GuideSession
-from batchtui.status import BatchStatus
+from batchtui.vocabulary import BatchStatus
 from batchtui.timeutil import utcnow
 
 USER = "ops"

@@ -10,7 +10,7 @@ from batchtui import jobfile, jobs
 from batchtui import models as m
 from batchtui import status as st
 from batchtui.errors import Conflict, NotAllowed, NotFound, Refused, UserError
-from batchtui.status import BatchStatus, ConditionStatus, ConditionType, Priority
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 from batchtui.timeutil import utcnow
 
 

@@ -17,7 +17,7 @@ import shutil
 import psycopg
 import pytest
 
-from batchtui.status import BatchStatus as S
+from batchtui.vocabulary import BatchStatus as S
 
 from .faultkit import assert_one_error_line, env_for, run_cli
 from .pgserver import create_database

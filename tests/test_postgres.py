@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batchtui import db as dbmod
 from batchtui import models as m
-from batchtui.status import BatchStatus as S
+from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, task_statuses, wait_for
 

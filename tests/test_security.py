@@ -18,7 +18,7 @@ import pytest
 from batchtui import config as cfgmod
 from batchtui import db as dbmod
 from batchtui import models as m
-from batchtui.status import BatchStatus as S
+from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
 from .faultkit import ROOT, assert_one_error_line, env_for, run_cli

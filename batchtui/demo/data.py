@@ -41,7 +41,7 @@ from .. import status as st
 from ..classes import validate_params
 from ..config import acting_user
 from ..db import write
-from ..status import BatchStatus, ConditionStatus
+from ..vocabulary import BatchStatus, ConditionStatus
 from ..timeutil import local, to_utc, utcnow, zone
 from . import classes as demo_classes
 

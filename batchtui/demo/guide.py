@@ -20,7 +20,7 @@ from typing import Callable
 from peewee import fn
 
 from .. import models as m
-from ..status import BatchStatus
+from ..vocabulary import BatchStatus
 from ..timeutil import local, utcnow
 
 #: The demo data company of the procedure.

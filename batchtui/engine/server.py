@@ -33,7 +33,8 @@ from .. import models as m
 from .. import status as st
 from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
 from ..db import DatabaseUnavailable, file_identity, is_postgres, write
-from ..status import BatchStatus, Claimed, Outcome
+from ..vocabulary import BatchStatus
+from ..status import Claimed, Outcome
 from ..errors import UserError
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..status import BatchStatus, ConditionStatus, Priority
+from ..vocabulary import BatchStatus, ConditionStatus, Priority
 from ..timeutil import zone
 
 TIME = "%Y-%m-%d %H:%M:%S"

@@ -15,7 +15,7 @@ from typing import Iterable
 from peewee import JOIN
 
 from .. import models as m
-from ..status import TASK_FINAL, BatchStatus
+from ..vocabulary import TASK_FINAL, BatchStatus
 
 
 def attempt_fraction(progress, ended) -> float:

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Label, RadioButton, RadioSet, Static
 
-from ...status import JOB_FINAL, RUNNING_JOB, BatchStatus
+from ...vocabulary import JOB_FINAL, RUNNING_JOB, BatchStatus
 from .base import OkCancelDialog
 
 

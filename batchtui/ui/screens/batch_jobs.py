@@ -15,7 +15,7 @@ from textual.widgets import Footer, Input, Label, Select, Static
 from ... import models as m
 from ... import status as st
 from ...errors import UserError
-from ...status import BatchStatus, Priority
+from ...vocabulary import BatchStatus, Priority
 from ...timeutil import machine_zone, utcnow
 from ..format import priority_label, status_label, status_style, wall
 from ..safe_text import one_line, safe, visible

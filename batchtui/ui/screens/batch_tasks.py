@@ -14,7 +14,7 @@ from textual.widgets import (Checkbox, Footer, Input, Label, Select, Static, Tab
 
 from ... import models as m
 from ...errors import UserError
-from ...status import BatchStatus, ConditionStatus, ConditionType
+from ...vocabulary import BatchStatus, ConditionStatus, ConditionType
 from ..format import condition_label, status_label, status_style, wall, yes_no
 from ..outage import DB_ERRORS
 from ..safe_text import one_line, safe, visible
