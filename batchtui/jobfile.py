@@ -12,21 +12,27 @@ through them too), so a rule lives in one place.
 from __future__ import annotations
 
 import json
-import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from . import validators
 from .errors import UserError
+from .timeutil import machine_zone, utcnow
+from .validators import (  # noqa: F401 - the job file's limits and message helpers, as before
+    FILE_STATUSES,
+    MAX_COMPANY,
+    MAX_DESCRIPTION,
+    MAX_GROUP,
+    MAX_KEY,
+    MAX_RETRIES,
+    MAX_USER,
+    kind,
+    q,
+    shown,
+)
 from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
-from .timeutil import machine_zone, to_utc, utcnow, zone
-
-MAX_DESCRIPTION = 200
-MAX_KEY = 200
-MAX_USER = 80
-MAX_GROUP = 40
-MAX_COMPANY = 8
-MAX_RETRIES = 5
 
 JOB_KEYS = frozenset({
     "description", "company", "scheduled_start", "time_zone", "status", "priority",
@@ -43,7 +49,6 @@ TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used"})
 CONDITION_KEYS = frozenset({"task", "status"})
 ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email"})
 ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email")
-FILE_STATUSES = ("withhold", "waiting")
 
 
 class FieldError(UserError):
@@ -76,58 +81,6 @@ def where(job: str | None = None, task: str | None = None, field: str | None = N
     if field:
         parts.append(f"field {field}")
     return (", ".join(parts) + ": ") if parts else ""
-
-
-def q(text: Any, limit: int = 60) -> str:
-    """A value quoted for a one-line message; control characters made visible."""
-    if not isinstance(text, str):
-        text = json.dumps(text) if _jsonable(text) else repr(text)
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    if "'" in text or not text.isprintable():
-        return repr(text)
-    return f"'{text}'"
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def shown(value: Any) -> str:
-    """A value as a job file writes it, for messages: true, 3, the text 'x', a list."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return f"the text {q(value)}"
-    return kind(value)
-
-
-def kind(value: Any) -> str:
-    """The JSON type of a value, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 # -- the specs ------------------------------------------------------------------
@@ -181,39 +134,42 @@ class JobSpec:
 # -- reading --------------------------------------------------------------------
 
 
-def load_text(text: str | bytes, source: str = "job file") -> Any:
-    """Parse JSON text; malformed JSON, duplicate keys and NaN are refused."""
+def _decoded(text: str | bytes, source: str) -> str:
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8-sig")
+            return text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise JobFileError(f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    elif text.startswith("\ufeff"):
-        text = text[1:]
+    return text[1:] if text.startswith("\ufeff") else text
 
-    def pairs(items):
-        out = {}
-        for key, value in items:
-            if key in out:
-                raise _Duplicate(key)
-            out[key] = value
-        return out
 
-    def constant(name):
-        raise _BadConstant(name)
+def _unique_pairs(items: list[tuple[str, Any]]) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if key in out:
+            raise _Duplicate(key)
+        out[key] = value
+    return out
 
+
+def _no_constant(name: str) -> Any:
+    raise _BadConstant(name)
+
+
+def load_text(text: str | bytes, source: str = "job file") -> Any:
+    """Parse JSON text; malformed JSON, duplicate keys and NaN are refused."""
+    text = _decoded(text, source)
+    malformed = f"{source} is malformed JSON"
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise JobFileError(
-            f"{source} is malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise JobFileError(f"{malformed}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except _Duplicate as exc:
-        raise JobFileError(f"{source} is malformed JSON: the key {q(exc.args[0])} appears twice in one object") from None
+        raise JobFileError(f"{malformed}: the key {q(exc.args[0])} appears twice in one object") from None
     except _BadConstant as exc:
-        raise JobFileError(f"{source} is malformed JSON: {exc.args[0]} is not a JSON number") from None
+        raise JobFileError(f"{malformed}: {exc.args[0]} is not a JSON number") from None
     except RecursionError:
-        raise JobFileError(f"{source} is malformed JSON: nested too deeply") from None
+        raise JobFileError(f"{malformed}: nested too deeply") from None
 
 
 class _Duplicate(Exception):
@@ -327,80 +283,83 @@ def _parse_tasks(tasks: Any, *, job: str) -> list[TaskSpec]:
     if not isinstance(tasks, list):
         raise FieldError(f"expected a list of task objects, got {kind(tasks)}", job=job, field="tasks")
     specs: list[TaskSpec] = []
-    raw_conditions: list[Any] = []
     keys: dict[str, int] = {}
     for i, item in enumerate(tasks):
-        tlabel = f"#{i + 1}"
-        if not isinstance(item, dict):
-            raise FieldError(f"a task is an object, not {kind(item)}", job=job, task=tlabel)
-        key = item.get("key")
-        if key is None:
-            key = item.get("description")
-        if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY:
-            tlabel = q(key)
-        _refuse_unknown(item, TASK_KEYS, ignored=TASK_RUNTIME_KEYS, job=job, task=tlabel)
-        description = check_description(item.get("description"), job=job, task=tlabel)
-        key = description if item.get("key") is None else check_key(item.get("key"), job=job, task=tlabel)
-        if key in keys:
-            raise FieldError(
-                f"two tasks have the key {q(key)} (tasks #{keys[key] + 1} and #{i + 1}); "
-                "give each task a unique \"key\"", job=job, task=tlabel, field="key")
-        keys[key] = i
-        class_name = item.get("class")
-        params = item.get("params")
-        params = {} if params is None else params
-        class_name, params = check_class_params(class_name, params, job=job, task=tlabel)
-        company = item.get("company")
-        if company is not None:
-            company = check_company_id(company, job=job, task=tlabel)
-        group = item.get("batch_group")
-        group = "" if group is None else check_group_name(group, job=job, task=tlabel)
-        ignore = item.get("ignore_failure")
-        ignore = False if ignore is None else check_bool(ignore, job=job, task=tlabel, field="ignore_failure")
-        retries = item.get("max_retries")
-        retries = 0 if retries is None else check_max_retries(retries, job=job, task=tlabel)
-        ctype = item.get("condition_type")
-        ctype = ConditionType.ALL if ctype is None else check_condition_type(ctype, job=job, task=tlabel)
-        specs.append(TaskSpec(key=key, description=description, class_name=class_name, params=params,
-                              company=company, batch_group=group, ignore_failure=ignore,
-                              max_retries=retries, condition_type=ctype))
-        raw_conditions.append(item.get("conditions"))
-
-    for spec, raw in zip(specs, raw_conditions):
-        if raw is None:
-            continue
-        tlabel = q(spec.key)
-        if not isinstance(raw, list):
-            raise FieldError(f"expected a list of condition objects, got {kind(raw)}",
-                             job=job, task=tlabel, field="conditions")
-        parents: set[str] = set()
-        for j, cond in enumerate(raw):
-            f = f"conditions[{j}]"
-            if not isinstance(cond, dict):
-                raise FieldError(f"expected a condition object, got {kind(cond)}", job=job, task=tlabel, field=f)
-            _refuse_unknown(cond, CONDITION_KEYS, job=job, task=tlabel, prefix=f + ".")
-            parent = cond.get("task")
-            if not isinstance(parent, str) or not parent:
-                raise FieldError(f"expected the key of a task of this job, got {kind(parent)}",
-                                 job=job, task=tlabel, field=f + ".task")
-            if parent not in keys:
-                raise FieldError(f"no task {q(parent)} in this job", job=job, task=tlabel, field=f + ".task")
-            if parent == spec.key:
-                raise FieldError("a task cannot depend on itself", job=job, task=tlabel, field=f + ".task")
-            if parent in parents:
-                raise FieldError(f"a second condition on task {q(parent)} (one per parent task)",
-                                 job=job, task=tlabel, field=f + ".task")
-            parents.add(parent)
-            status = cond.get("status")
-            status = ConditionStatus.ENDED if status is None else check_condition_status(
-                status, job=job, task=tlabel, field=f + ".status")
-            spec.conditions.append(ConditionSpec(task=parent, status=status))
-
+        specs.append(_parse_task(item, i, keys, job=job))
+    for spec, item in zip(specs, tasks, strict=True):
+        raw = item.get("conditions")
+        if raw is not None:
+            spec.conditions = _parse_conditions(raw, spec.key, keys, job=job)
     cycle = find_cycle({s.key: [c.task for c in s.conditions] for s in specs})
     if cycle:
         raise FieldError("conditions form a cycle: " + " -> ".join(q(k) for k in cycle),
                          job=job, task=q(cycle[0]), field="conditions")
     return specs
+
+
+def _parse_task(item: Any, index: int, keys: dict[str, int], *, job: str) -> TaskSpec:
+    """One task object, without its conditions (they name other tasks: read once all are known).
+    Its key is added to keys (key -> index), refused if an earlier task has it."""
+    tlabel = f"#{index + 1}"
+    if not isinstance(item, dict):
+        raise FieldError(f"a task is an object, not {kind(item)}", job=job, task=tlabel)
+    key = item.get("key")
+    if key is None:
+        key = item.get("description")
+    if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY:
+        tlabel = q(key)
+    _refuse_unknown(item, TASK_KEYS, ignored=TASK_RUNTIME_KEYS, job=job, task=tlabel)
+    description = check_description(item.get("description"), job=job, task=tlabel)
+    key = description if item.get("key") is None else check_key(item.get("key"), job=job, task=tlabel)
+    if key in keys:
+        raise FieldError(
+            f"two tasks have the key {q(key)} (tasks #{keys[key] + 1} and #{index + 1}); "
+            "give each task a unique \"key\"", job=job, task=tlabel, field="key")
+    keys[key] = index
+    params = item.get("params")
+    class_name, params = check_class_params(item.get("class"), {} if params is None else params,
+                                            job=job, task=tlabel)
+    spec = TaskSpec(key=key, description=description, class_name=class_name, params=params)
+    if item.get("company") is not None:
+        spec.company = check_company_id(item["company"], job=job, task=tlabel)
+    if item.get("batch_group") is not None:
+        spec.batch_group = check_group_name(item["batch_group"], job=job, task=tlabel)
+    if item.get("ignore_failure") is not None:
+        spec.ignore_failure = check_bool(item["ignore_failure"], job=job, task=tlabel, field="ignore_failure")
+    if item.get("max_retries") is not None:
+        spec.max_retries = check_max_retries(item["max_retries"], job=job, task=tlabel)
+    if item.get("condition_type") is not None:
+        spec.condition_type = check_condition_type(item["condition_type"], job=job, task=tlabel)
+    return spec
+
+
+def _parse_conditions(raw: Any, key: str, keys: dict[str, int], *, job: str) -> list[ConditionSpec]:
+    tlabel = q(key)
+    if not isinstance(raw, list):
+        raise FieldError(f"expected a list of condition objects, got {kind(raw)}",
+                         job=job, task=tlabel, field="conditions")
+    conditions: list[ConditionSpec] = []
+    for j, cond in enumerate(raw):
+        f = f"conditions[{j}]"
+        if not isinstance(cond, dict):
+            raise FieldError(f"expected a condition object, got {kind(cond)}", job=job, task=tlabel, field=f)
+        _refuse_unknown(cond, CONDITION_KEYS, job=job, task=tlabel, prefix=f + ".")
+        parent = cond.get("task")
+        if not isinstance(parent, str) or not parent:
+            raise FieldError(f"expected the key of a task of this job, got {kind(parent)}",
+                             job=job, task=tlabel, field=f + ".task")
+        if parent not in keys:
+            raise FieldError(f"no task {q(parent)} in this job", job=job, task=tlabel, field=f + ".task")
+        if parent == key:
+            raise FieldError("a task cannot depend on itself", job=job, task=tlabel, field=f + ".task")
+        if any(c.task == parent for c in conditions):
+            raise FieldError(f"a second condition on task {q(parent)} (one per parent task)",
+                             job=job, task=tlabel, field=f + ".task")
+        status = cond.get("status")
+        status = ConditionStatus.ENDED if status is None else check_condition_status(
+            status, job=job, task=tlabel, field=f + ".status")
+        conditions.append(ConditionSpec(task=parent, status=status))
+    return conditions
 
 
 def find_cycle(graph: dict) -> list | None:
@@ -432,130 +391,89 @@ def find_cycle(graph: dict) -> list | None:
 
 
 # -- field checkers (shared with jobs.py) ----------------------------------------
+#
+# The rules live in ``validators`` (the console's forms use them too); here
+# they name the job, the task and the field as the job file spells them.
 
 
-def _one_line(value: str) -> bool:
-    return not any(unicodedata.category(ch) == "Cc" for ch in value)
+@contextmanager
+def _naming(job, task, field):
+    try:
+        yield
+    except validators.Invalid as exc:
+        raise FieldError(exc.reason, job=job, task=task, field=field) from None
 
 
 def check_text(value: Any, *, limit: int, job=None, task=None, field: str, what: str = "text",
                allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        if value is None and not allow_empty:
-            raise FieldError(f"{what} is required", job=job, task=task, field=field)
-        raise FieldError(f"expected text, got {kind(value)}", job=job, task=task, field=field)
-    if not allow_empty and not value.strip():
-        raise FieldError(f"{what} must not be empty", job=job, task=task, field=field)
-    if len(value) > limit:
-        raise FieldError(f"{len(value)} characters is too long (at most {limit})", job=job, task=task, field=field)
-    if not _one_line(value):
-        raise FieldError("must be one line of text without control characters", job=job, task=task, field=field)
-    return value
+    with _naming(job, task, field):
+        return validators.text(value, limit=limit, what=what, allow_empty=allow_empty)
 
 
 def check_description(value: Any, *, job=None, task=None) -> str:
-    return check_text(value, limit=MAX_DESCRIPTION, job=job, task=task, field="description",
-                      what="a description")
+    with _naming(job, task, "description"):
+        return validators.description(value)
 
 
 def check_key(value: Any, *, job=None, task=None) -> str:
-    return check_text(value, limit=MAX_KEY, job=job, task=task, field="key", what="a key")
+    with _naming(job, task, "key"):
+        return validators.key(value)
 
 
 def check_user(value: Any, *, job=None, task=None, field: str = "user") -> str:
-    return check_text(value, limit=MAX_USER, job=job, task=task, field=field, what="a user name")
+    with _naming(job, task, field):
+        return validators.user_name(value)
 
 
 def check_company_id(value: Any, *, job=None, task=None, field: str = "company") -> str:
-    return check_text(value, limit=MAX_COMPANY, job=job, task=task, field=field, what="a company")
+    with _naming(job, task, field):
+        return validators.company_id(value)
 
 
 def check_group_name(value: Any, *, job=None, task=None, field: str = "batch_group") -> str:
-    return check_text(value, limit=MAX_GROUP, job=job, task=task, field=field, allow_empty=True)
+    with _naming(job, task, field):
+        return validators.group_name(value)
 
 
 def check_bool(value: Any, *, job=None, task=None, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise FieldError(f"expected true or false, got {shown(value)}", job=job, task=task, field=field)
-    return value
+    with _naming(job, task, field):
+        return validators.flag(value)
 
 
 def check_max_retries(value: Any, *, job=None, task=None, field: str = "max_retries") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(f"expected a whole number from 0 to {MAX_RETRIES}, got {shown(value)}",
-                         job=job, task=task, field=field)
-    if not 0 <= value <= MAX_RETRIES:
-        raise FieldError(f"{value} is out of range: 0 to {MAX_RETRIES} retries", job=job, task=task, field=field)
-    return value
-
-
-def _choice(value: Any, allowed: tuple[str, ...], *, job, task, field) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        what = q(value) if isinstance(value, str) else shown(value)
-        raise FieldError(f"{what} is not one of {', '.join(allowed)}", job=job, task=task, field=field)
-    return value
+    with _naming(job, task, field):
+        return validators.max_retries(value)
 
 
 def check_priority(value: Any, *, job=None, task=None, field: str = "priority") -> Priority:
-    if isinstance(value, Priority):
-        return value
-    return Priority.from_cli(_choice(value, tuple(p.cli for p in Priority), job=job, task=task, field=field))
+    with _naming(job, task, field):
+        return validators.priority(value)
 
 
 def check_file_status(value: Any, *, job=None, field: str = "status") -> BatchStatus:
-    if isinstance(value, str) and value in {s.cli for s in BatchStatus} and value not in FILE_STATUSES:
-        raise FieldError(f"{q(value)} cannot be given in a job file: a new job is withhold or waiting",
-                         job=job, field=field)
-    return BatchStatus.from_cli(_choice(value, FILE_STATUSES, job=job, task=None, field=field))
+    with _naming(job, None, field):
+        return validators.file_status(value)
 
 
 def check_condition_type(value: Any, *, job=None, task=None, field: str = "condition_type") -> ConditionType:
-    if isinstance(value, ConditionType):
-        return value
-    value = _choice(value, ("all", "any"), job=job, task=task, field=field)
-    return ConditionType.ALL if value == "all" else ConditionType.ANY
+    with _naming(job, task, field):
+        return validators.condition_type(value)
 
 
 def check_condition_status(value: Any, *, job=None, task=None, field: str = "status") -> ConditionStatus:
-    if isinstance(value, ConditionStatus):
-        return value
-    return ConditionStatus.from_cli(
-        _choice(value, tuple(c.cli for c in ConditionStatus), job=job, task=task, field=field))
+    with _naming(job, task, field):
+        return validators.condition_status(value)
 
 
 def check_time_zone(value: Any, *, job=None, field: str = "time_zone") -> str:
-    if not isinstance(value, str):
-        raise FieldError(f"expected an IANA time zone name (e.g. America/Chicago), got {kind(value)}",
-                         job=job, field=field)
-    try:
-        zone(value)
-    except UserError:
-        raise FieldError(f"unknown time zone {q(value)} (use an IANA name such as America/Chicago)",
-                         job=job, field=field) from None
-    return value
+    with _naming(job, None, field):
+        return validators.time_zone(value)
 
 
 def check_time(value: Any, time_zone: str, *, job=None, task=None, field: str) -> datetime:
     """ISO 8601 text (offset optional, else read in time_zone), or a datetime, as naive UTC."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    if not isinstance(value, str) or not value.strip():
-        raise FieldError(f"expected an ISO 8601 date/time such as 2026-12-01T22:00:00, got {kind(value)}",
-                         job=job, task=task, field=field)
-    raw = value.strip()
-    if raw[-1] in "Zz":
-        raw = raw[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise FieldError(f"{q(value)} is not an ISO 8601 date/time (e.g. 2026-12-01T22:00:00)",
-                         job=job, task=task, field=field) from None
-    try:
-        return to_utc(parsed, zone(time_zone))
-    except (OverflowError, ValueError):
-        raise FieldError(f"{q(value)} is out of range", job=job, task=task, field=field) from None
+    with _naming(job, task, field):
+        return validators.date_time(value, time_zone)
 
 
 def check_class_params(class_name: Any, params: Any, *, job=None, task=None) -> tuple[str, dict]:
@@ -616,4 +534,4 @@ def normalize_recurrence(spec: Any, start: datetime, time_zone: str, *, job=None
 def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
