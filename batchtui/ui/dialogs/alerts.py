@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Checkbox, Label, Static
 
+from ... import validators
 from ..safe_text import safe
 from .base import OkCancelDialog
 
@@ -22,7 +24,7 @@ class AlertSettings:
     email: bool = False
 
     @classmethod
-    def from_row(cls, row) -> "AlertSettings":
+    def from_row(cls, row: Any) -> AlertSettings:
         if row is None:
             return cls()
         return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email))
@@ -40,6 +42,7 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
         self.job_id = job_id
         self.user = user
         self.current = current
+        self._hinted = False
 
     def compose(self) -> ComposeResult:
         c = self.current
@@ -60,21 +63,21 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
         self.query_one("#alert-ended", Checkbox).focus()
 
     def result(self) -> AlertSettings:
-        v = lambda wid: self.query_one(wid, Checkbox).value  # noqa: E731
-        return AlertSettings(v("#alert-ended"), v("#alert-error"), v("#alert-canceled"), v("#alert-popup"),
-                             v("#alert-email"))
+        return AlertSettings(*(self.query_one(f"#alert-{name}", Checkbox).value
+                               for name in ("ended", "error", "canceled", "popup", "email")))
 
     def action_ok(self) -> None:
         r = self.result()
-        if (r.popup or r.email) and not (r.ended or r.error or r.canceled):
-            self.query_one("#alert-error-line", Static).update(
-                "Choose when to be alerted: Ended, Has an error or Is canceled.")
+        line = self.query_one("#alert-error-line", Static)
+        try:
+            hint = validators.alert_choice(ended=r.ended, error=r.error, canceled=r.canceled, popup=r.popup,
+                                           email=r.email)
+        except validators.Invalid as exc:
+            line.update(exc.reason)
             return
-        if (r.ended or r.error or r.canceled) and not (r.popup or r.email):
-            self.query_one("#alert-error-line", Static).update(
-                "Choose how to be alerted: Show pop-up and/or Send e-mail (alerts also go to the Action center).")
-            # Allowed: the Action center lists it. Only a hint, so OK again saves.
-            if not getattr(self, "_hinted", False):
-                self._hinted = True
-                return
+        if hint and not self._hinted:
+            # Allowed (the Action center lists it): only a hint, so OK again saves.
+            self._hinted = True
+            line.update(hint)
+            return
         self.dismiss(r)

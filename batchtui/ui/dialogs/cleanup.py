@@ -9,6 +9,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Checkbox, Input, Label, Static
 
+from ..safe_text import safe
+from ..validation import WholeNumber, refusal
 from .base import OkCancelDialog
 
 
@@ -32,7 +34,8 @@ class CleanupDialog(OkCancelDialog[CleanupRequest | None]):
             yield Label("Batch job history clean-up", classes="dialog-title")
             with Horizontal(classes="form-row"):
                 yield Label("Older than (days)", classes="field-label")
-                yield Input("30", id="cleanup-days", compact=True, classes="count-input")
+                yield Input("30", id="cleanup-days", compact=True, classes="count-input",
+                            validators=[WholeNumber("Older than (days)", minimum=0)])
             yield Label("Status of the run (none: any)", classes="group-title")
             yield Checkbox("Ended", id="cleanup-ended", compact=True)
             yield Checkbox("Error", id="cleanup-error", compact=True)
@@ -50,11 +53,12 @@ class CleanupDialog(OkCancelDialog[CleanupRequest | None]):
         self.query_one("#cleanup-days", Input).focus()
 
     def action_ok(self) -> None:
-        days = self.query_one("#cleanup-days", Input).value.strip()
-        if not days.isdigit():
-            self.query_one("#cleanup-error-line", Static).update(
-                f"Older than: enter a whole number of days (0 or more), not {days!r}")
+        days_field = self.query_one("#cleanup-days", Input)
+        refused = refusal(days_field)
+        if refused is not None:
+            self.query_one("#cleanup-error-line", Static).update(safe(refused))
             return
+        days = days_field.value.strip()
         statuses = [s for s in ("ended", "error", "canceled") if self.query_one(f"#cleanup-{s}", Checkbox).value]
         company = self.query_one("#cleanup-company", Input).value.strip() or None
         user = self.query_one("#cleanup-user", Input).value.strip() or None

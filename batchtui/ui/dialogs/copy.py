@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Static
 
+from ... import validators
 from ..safe_text import safe
+from ..validation import Description, WallTime, live_failure, refusal
 from .base import OkCancelDialog
 
 
@@ -41,11 +43,13 @@ class CopyDialog(OkCancelDialog[CopyResult | None]):
                               "the copy starts in Withhold."), classes="dialog-message")
             with Horizontal(classes="form-row"):
                 yield Label("Job description", classes="field-label")
-                yield Input(self.description, id="copy-description", compact=True, max_length=200)
+                yield Input(self.description, id="copy-description", compact=True,
+                            max_length=validators.MAX_DESCRIPTION, validators=[Description("Job description")],
+                            valid_empty=True)
             with Horizontal(classes="form-row"):
                 yield Label("Scheduled start", classes="field-label")
                 yield Input(self.start, id="copy-start", placeholder="YYYY-MM-DD HH:MM", compact=True,
-                            classes="start-input")
+                            classes="start-input", validators=[WallTime("Scheduled start")], valid_empty=True)
                 yield Label(safe(self.time_zone), classes="dim")
             yield Static("", id="copy-error", classes="error-line")
             yield from self.compose_buttons()
@@ -54,20 +58,20 @@ class CopyDialog(OkCancelDialog[CopyResult | None]):
         self.query_one("#copy-description", Input).focus()
 
     def action_ok(self) -> None:
-        description = self.query_one("#copy-description", Input).value.strip()
-        start_text = self.query_one("#copy-start", Input).value.strip()
-        error = self.query_one("#copy-error", Static)
-        if not description:
-            error.update("Job description: enter a description for the copy.")
+        description = self.query_one("#copy-description", Input)
+        start = self.query_one("#copy-start", Input)
+        # The start may be left empty (the original's); the description may not.
+        refused = refusal(description) or (refusal(start) if start.value.strip() else None)
+        if refused is not None:
+            self.query_one("#copy-error", Static).update(safe(refused))
             return
-        start = None
-        if start_text:
-            try:
-                start = datetime.fromisoformat(start_text.replace(" ", "T", 1)).isoformat()
-            except ValueError:
-                error.update(safe(f"Scheduled start: {start_text!r} is not a date and time (YYYY-MM-DD HH:MM)."))
-                return
-        self.dismiss(CopyResult(description, start))
+        start_text = start.value.strip()
+        self.dismiss(CopyResult(description.value.strip(),
+                                validators.wall_time_text(start_text).isoformat() if start_text else None))
+
+    @on(Input.Changed)
+    def _checked(self, event: Input.Changed) -> None:
+        self.query_one("#copy-error", Static).update(safe(live_failure(event) or ""))
 
     def on_input_submitted(self) -> None:
         self.action_ok()

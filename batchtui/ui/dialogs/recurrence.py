@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -24,8 +25,10 @@ from textual.widgets import (
     Static,
 )
 
+from ...errors import UserError
 from ..format import wall
 from ..safe_text import safe, visible
+from ..validation import DateText, TimeText, TimeZone, WholeNumber, failure
 from .base import OkCancelDialog
 
 PATTERNS = [("Minutes", "minutes"), ("Hours", "hours"), ("Days", "days"), ("Weeks", "weeks"),
@@ -93,11 +96,13 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                 yield Label("Range", classes="group-title")
                 with Horizontal(classes="form-row"):
                     yield Label("Start date", classes="field-label")
-                    yield Input(init["date"], id="rec-date", placeholder="YYYY-MM-DD", compact=True, classes="date-input")
+                    yield Input(init["date"], id="rec-date", placeholder="YYYY-MM-DD", compact=True,
+                                classes="date-input", validators=[DateText("Start date")])
                     yield Label("Start time", classes="field-label-short")
-                    yield Input(init["time"], id="rec-time", placeholder="HH:MM", compact=True, classes="time-input")
+                    yield Input(init["time"], id="rec-time", placeholder="HH:MM", compact=True, classes="time-input",
+                                validators=[TimeText("Start time")], valid_empty=True)
                     yield Label("Time zone", classes="field-label-short")
-                    yield Input(self.time_zone, id="rec-tz", compact=True)
+                    yield Input(self.time_zone, id="rec-tz", compact=True, validators=[TimeZone("Time zone")])
                 with Horizontal(classes="end-row"):
                     with RadioSet(id="rec-end", compact=True):
                         yield RadioButton("No end date", value=end_kind == "never", id="end-never", compact=True)
@@ -106,16 +111,18 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                     with Vertical(classes="end-values"):
                         yield Label("")
                         with Horizontal(classes="form-row"):
-                            yield Input(str(end.get("after", "10")), id="rec-after", compact=True, classes="count-input")
+                            yield Input(str(end.get("after", "10")), id="rec-after", compact=True,
+                                        classes="count-input", validators=[WholeNumber("End after", minimum=1)])
                             yield Label("occurrences")
                         yield Input(str(end.get("by", "")), id="rec-by", placeholder="YYYY-MM-DD", compact=True,
-                                    classes="date-input")
+                                    classes="date-input", validators=[DateText("End by")], valid_empty=True)
                 yield Label("Pattern", classes="group-title")
                 with Horizontal(classes="form-row"):
                     yield Label("Pattern", classes="field-label")
                     yield Select(PATTERNS, value=pattern, allow_blank=False, id="rec-pattern", compact=True)
                     yield Label("Every", classes="field-label-short")
-                    yield Input(str(spec.get("every", 1)), id="rec-every", compact=True, classes="count-input")
+                    yield Input(str(spec.get("every", 1)), id="rec-every", compact=True, classes="count-input",
+                                validators=[WholeNumber("Every", minimum=1)])
                     yield Label(UNITS.get(pattern, ""), id="rec-unit")
                 with Horizontal(classes="form-row", id="rec-weekdays"):
                     yield Label("On", classes="field-label")
@@ -128,7 +135,8 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                     yield Select([("Day of the month", "day"), ("Weekday of the month", "nth")], value=mode,
                                  allow_blank=False, id="rec-mode", compact=True)
                     yield Label("Day", classes="field-label-short", id="rec-day-label")
-                    yield Input(str(spec.get("day", 1)), id="rec-day", compact=True, classes="count-input")
+                    yield Input(str(spec.get("day", 1)), id="rec-day", compact=True, classes="count-input",
+                                validators=[WholeNumber("Day", minimum=1, maximum=31)])
                     yield Select(NTHS, value=spec.get("nth", "first"), allow_blank=False, id="rec-nth", compact=True)
                     yield Select(WEEKDAYS, value=spec.get("weekday", "mon"), allow_blank=False, id="rec-weekday",
                                  compact=True)
@@ -150,36 +158,39 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
 
     # -- building the spec ----------------------------------------------------
 
-    def _value(self, wid: str):
-        return self.query_one(wid).value
+    def _value(self, wid: str) -> Any:
+        widget = self.query_one(wid)
+        return widget.value if isinstance(widget, (Input, Select)) else None
+
+    def _checked(self, wid: str, field: str) -> str:
+        """The text of Input wid; _FieldError with its validators' message when they refuse it."""
+        found = failure(self.query_one(wid, Input))
+        if found is not None:
+            raise _FieldError(field, found)
+        return str(self._value(wid)).strip()
 
     def build(self) -> tuple[dict, str]:
-        """The spec from the fields; ValueError(field, message) for what cannot be read."""
+        """The spec from the fields; _FieldError(field, message) for what cannot be read."""
         pattern = self._value("#rec-pattern")
-        tz = self._value("#rec-tz").strip()
-        date, time = self._value("#rec-date").strip(), self._value("#rec-time").strip()
+        tz = self._checked("#rec-tz", "time_zone")
+        date = self._checked("#rec-date", "start")
+        time = self._checked("#rec-time", "start") or "00:00"
         try:
-            start = datetime.fromisoformat(f"{date}T{time or '00:00'}")
+            start = datetime.fromisoformat(f"{date}T{time}")
         except ValueError:
-            raise _FieldError("start", f"Start date/time: {date} {time} is not a date (YYYY-MM-DD) and time (HH:MM)")
-        every_text = self._value("#rec-every").strip()
-        if not every_text.isdigit() or int(every_text) < 1:
-            raise _FieldError("every", f"Every: enter a whole number of 1 or more, not {every_text!r}")
-        spec: dict = {"pattern": pattern, "every": int(every_text), "start": start.isoformat()}
+            raise _FieldError("start", f"Start date/time: {date} {time} is not a date (YYYY-MM-DD) "
+                                       "and time (HH:MM)") from None
+        every = int(self._checked("#rec-every", "every"))
+        spec: dict = {"pattern": pattern, "every": every, "start": start.isoformat()}
         end = self.query_one("#rec-end", RadioSet).pressed_button
         end_id = end.id if end is not None else "end-never"
         if end_id == "end-after":
-            text = self._value("#rec-after").strip()
-            if not text.isdigit() or int(text) < 1:
-                raise _FieldError("end", f"End after: enter a number of occurrences (1 or more), not {text!r}")
-            spec["end"] = {"after": int(text)}
+            spec["end"] = {"after": int(self._checked("#rec-after", "end"))}
         elif end_id == "end-by":
-            text = self._value("#rec-by").strip()
-            try:
-                datetime.fromisoformat(text)
-            except ValueError:
-                raise _FieldError("end", f"End by: {text!r} is not a date (YYYY-MM-DD)")
-            spec["end"] = {"by": text}
+            by = self._checked("#rec-by", "end")
+            if not by:
+                raise _FieldError("end", "End by: enter a date (YYYY-MM-DD)")
+            spec["end"] = {"by": by}
         else:
             spec["end"] = {"never": True}
         if pattern == "weeks":
@@ -189,10 +200,7 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
             spec["weekdays"] = days
         if pattern in ("months", "years"):
             if self._value("#rec-mode") == "day":
-                text = self._value("#rec-day").strip()
-                if not text.isdigit() or not 1 <= int(text) <= 31:
-                    raise _FieldError("day", f"Day: enter a day of the month from 1 to 31, not {text!r}")
-                spec["day"] = int(text)
+                spec["day"] = int(self._checked("#rec-day", "day"))
             else:
                 spec["nth"] = self._value("#rec-nth")
                 spec["weekday"] = self._value("#rec-weekday")
@@ -230,7 +238,7 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
             occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count)
             text = recurrence.describe(normalized)
             warn = recurrence.warning(normalized)
-        except Exception as exc:  # RecurrenceError / UserError: the field and why
+        except UserError as exc:  # RecurrenceError, or an unknown zone: the field and why
             error.update(safe(str(exc)))
             preview.update("")
             sentence.update("")
