@@ -292,7 +292,7 @@ def on_step(app, number: int):
     """The guide's current step is ``number``, and the panel in front says so."""
 
     def check() -> bool:
-        progress = getattr(getattr(app, "_task_guide", None), "progress", None)
+        progress = getattr(app.task_guide, "progress", None)
         if progress is None or progress.current is None or progress.current.number != number:
             return False
         return f"Step {number} of 9" in panel_text(app)
@@ -398,7 +398,7 @@ async def test_guide_walks_through_to_the_alert(ui_db):
         assert "Status: " in panel_text(app)
 
         # 9 The embedded batch server runs it; the alert pops up; the guide congratulates.
-        assert await wait_for(pilot, lambda: app._task_guide.progress.finished, timeout=30), panel_text(app)
+        assert await wait_for(pilot, lambda: app.task_guide.progress.finished, timeout=30), panel_text(app)
         assert m.BatchJob.get_by_id(job.id).status == BatchStatus.FINISHED
         assert await wait_for(pilot, lambda: any("ended" in n.message for n in app._notifications))
         assert await wait_for(pilot, lambda: "Well done" in panel_text(app)), panel_text(app)

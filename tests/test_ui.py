@@ -398,6 +398,8 @@ async def test_escape_on_changed_record_asks_first(ui_db):
 
 @sync
 async def test_stale_save_changed_by_another_user(ui_db):
+    """A save made from an older read is refused; the input is kept; the form offers to re-read,
+    and F5 on the changed form re-reads it too (after asking)."""
     seed_data()
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -407,14 +409,40 @@ async def test_stale_save_changed_by_another_user(ui_db):
         desc = screen.query_one("#job-description")
         desc.focus()
         await pilot.press(*" v2")
+        typed = desc.value
         # Someone else saves the job meanwhile.
         other = m.BatchJob.get_by_id(job_id)
         jobs.update_job(job_id, user=USER, version=other.version, description="Changed elsewhere")
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert "changed by another user" in message(screen, "#job-message")
-        assert desc.value.endswith(" v2")
+        dialog = app.screen
+        assert dialog.dialog_title == "Changed since you opened it"
+        assert f"Batch job {job_id} was changed since you opened it (by a batch server or another user)" \
+            in message(dialog, ".dialog-message")
+        assert [b.label.plain for b in dialog.query("Button")] == ["Re-read", "Keep editing"]
+        await pilot.press("right", "enter")  # Keep editing
+        await pilot.pause()
+        assert app.screen is screen and desc.value == typed and screen.is_dirty()
+        text = message(screen, "#job-message")
+        assert "Not saved" in text and "changed since you opened it" in text and "F5" in text
         assert m.BatchJob.get_by_id(job_id).description == "Changed elsewhere"
+        # F5 works on the changed form: it asks, then re-reads.
+        await pilot.press("f5")
+        await pilot.pause()
+        assert app.screen.dialog_title == "Refresh"
+        await pilot.press("escape")  # keep editing
+        await pilot.pause()
+        assert desc.value == typed
+        await pilot.press("f5")
+        await pilot.pause()
+        app.screen.query_one("#answer-reread").press()
+        await pilot.pause()
+        assert desc.value == "Changed elsewhere" and not screen.is_dirty()
+        # Saved again from the new read: accepted.
+        await pilot.press("end", *" v3", "ctrl+s")
+        await pilot.pause()
+        assert "Saved batch job" in message(screen, "#job-message")
+        assert m.BatchJob.get_by_id(job_id).description == "Changed elsewhere v3"
 
 
 @sync
@@ -729,8 +757,8 @@ async def test_task_parameters_validation(ui_db):
         tasks = app.screen
         assert tasks.task_id == ids["t1"]
         await pilot.press("2")
-        await wait_for(pilot, lambda: bool(tasks.query(f"#param-{tasks._param_gen}-seconds")), timeout=5)
-        seconds = tasks.query_one(f"#param-{tasks._param_gen}-seconds")
+        await wait_for(pilot, lambda: bool(tasks.query("#" + tasks.parameters.field_id("seconds"))), timeout=5)
+        seconds = tasks.query_one("#" + tasks.parameters.field_id("seconds"))
         assert seconds.value == "2"
         seconds.value = "abc"
         await pilot.press("ctrl+s")

@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Any
 
 from peewee import fn
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
+from textual.binding import Binding, Keymap
 from textual.css.query import NoMatches
-from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 
 from .. import models as m
 from ..config import Config, acting_user, load_config
 from ..errors import UserError
-from .guard import GuardedPump
-from .messages import AlertRaised, DatabaseHealth, JobsChanged
-from .outage import ThreadConnection, close_quietly, is_db_error, is_outage, reason
+from .guard import ServiceCall
+from .messages import AlertRaised, DatabaseHealth, JobsChanged, ReadFailed
+from .outage import ThreadConnection, close_quietly, is_outage, reason
 from .safe_text import visible
+from .screens.base import BaseScreen
+
+if TYPE_CHECKING:
+    from .watcher import ChangeWatcher
+    from .widgets.guide import TaskGuide
 
 
-class BatchTuiApp(GuardedPump, App):
+class BatchTuiApp(App[None]):
     """The console. It owns the embedded batch server: started on mount, stopped on unmount.
 
     When the database goes away (see outage.py) it says so on every form
     (``db_problem``, the banner under the breadcrumb), keeps what was typed,
     stops re-reading until the watcher finds the database back, then re-reads
-    the forms on screen.
+    the forms on screen. Every place the console calls a service or reads the
+    database goes through one helper, ``service_call()`` (guard.py).
     """
 
     CSS_PATH = "batchtui.tcss"
@@ -44,8 +53,8 @@ class BatchTuiApp(GuardedPump, App):
     ]
 
     def __init__(self, *, server: bool = True, user: str | None = None, config: Config | None = None,
-                 engine_factory=None, poll_interval: float = 1.0, start_screen: str = "batch_jobs",
-                 guide: bool = False, company: str | None = None) -> None:
+                 engine_factory: Callable[[Callable[[], None]], Any] | None = None, poll_interval: float = 1.0,
+                 start_screen: str = "batch_jobs", guide: bool = False, company: str | None = None) -> None:
         super().__init__()
         self.user = user or acting_user()
         if config is None:
@@ -58,13 +67,15 @@ class BatchTuiApp(GuardedPump, App):
         self.default_company = company or config.default_company
         self.server_enabled = server
         self._engine_factory = engine_factory
-        self.engine = None
+        self.engine: Any = None  # the embedded batch server (BatchServerEngine), None when off
         self.poll_interval = poll_interval
         self.start_screen = start_screen
         self.guide = guide
-        self.watcher = None
+        self.watcher: ChangeWatcher | None = None
+        self.task_guide: TaskGuide | None = None  # opened by Ctrl+G
+        self.keys_by_id: dict[str, str] = {}  # the keymap set on the app: binding id -> keys
         self._last_refresh = 0.0
-        self._refresh_timer = None
+        self._refresh_timer: Timer | None = None
         self.db_problem: str | None = None  # why the database cannot be used now; None: it can
         self._ui_connection = ThreadConnection()
         self._engine_error: str | None = None
@@ -83,21 +94,23 @@ class BatchTuiApp(GuardedPump, App):
     def _start_watcher(self) -> None:
         from .watcher import ChangeWatcher
 
-        self.watcher = ChangeWatcher(self.user, on_change=self._engine_changed, on_alert=self._alert_arrived,
-                                     interval=self.poll_interval, last_alert_id=self._max_alert_id(),
-                                     on_health=self._health_reported)
-        self.watcher.start()
+        watcher = ChangeWatcher(self.user, on_change=self._engine_changed, on_alert=self._alert_arrived,
+                                interval=self.poll_interval, last_alert_id=self._max_alert_id(),
+                                on_health=self._health_reported)
+        self.watcher = watcher
+        watcher.start()
 
     def _start_engine(self) -> None:
         try:
             if self._engine_factory is not None:
-                self.engine = self._engine_factory(self._engine_changed)
+                engine = self._engine_factory(self._engine_changed)
             else:
                 from ..engine import BatchServerEngine
 
-                self.engine = BatchServerEngine(on_change=self._engine_changed, console=True)
-            self.engine.start()
-        except Exception as exc:  # the console still works without its server
+                engine = BatchServerEngine(on_change=self._engine_changed, console=True)
+            self.engine = engine
+            engine.start()
+        except Exception as exc:  # noqa: BLE001 - the console still works without its server
             self.engine = None
             self.notify(f"The embedded batch server did not start: {visible(exc)}",
                         title="Batch server", severity="error", timeout=8)
@@ -106,7 +119,7 @@ class BatchTuiApp(GuardedPump, App):
         # Engine or watcher thread: post only (thread-safe, never blocks).
         self.post_message(JobsChanged())
 
-    def _alert_arrived(self, alert) -> None:
+    def _alert_arrived(self, alert: Any) -> None:
         # Watcher thread.
         self.post_message(AlertRaised(alert.id, alert.message, alert.popup))
 
@@ -128,32 +141,31 @@ class BatchTuiApp(GuardedPump, App):
         if engine is not None:
             try:
                 engine.stop(grace=5.0)
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing: nothing more to do about it
                 pass
 
     def wake_engine(self) -> None:
         if self.engine is not None:
             try:
                 self.engine.wake()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a wake-up only saves the server a poll
                 pass
 
     # -- live refresh -------------------------------------------------------
 
     def _max_alert_id(self) -> int:
-        try:
+        with self.service_call():
             return m.Alert.select(fn.MAX(m.Alert.id)).where(m.Alert.user == self.user).scalar() or 0
-        except Exception:
-            return 0
+        return 0
 
     def _tick(self) -> None:
         """Once a second: screens that show the passing of time (heartbeats, running tasks)."""
-        with self.database_guard():
+        with self.service_call():
             self._check_engine_error()
             if self.db_problem:
                 return  # the forms are re-read when the database is back
             screen = self.screen
-            if hasattr(screen, "on_tick"):
+            if isinstance(screen, BaseScreen):
                 try:
                     screen.on_tick()
                 except NoMatches:
@@ -162,9 +174,10 @@ class BatchTuiApp(GuardedPump, App):
     def on_alert_raised(self, event: AlertRaised) -> None:
         if event.popup:
             self.notify(visible(event.message), title="Batch job alert", timeout=10)
-        for screen in self.screen_stack:
-            if hasattr(screen, "alerts_changed"):
-                screen.alerts_changed()
+        with self.service_call():
+            for screen in self.screen_stack:
+                if isinstance(screen, BaseScreen):
+                    screen.alerts_changed()
 
     # A busy batch server commits many times a second: refresh at most this often.
     REFRESH_SPACING = 0.25
@@ -185,13 +198,13 @@ class BatchTuiApp(GuardedPump, App):
             self._refresh_timer.stop()
             self._refresh_timer = None
         self._last_refresh = time.monotonic()
-        with self.database_guard():
+        with self.service_call():
             self._refresh_stack()
 
     def _refresh_stack(self) -> None:
         visible_screens = True
         for screen in reversed(self.screen_stack):
-            if hasattr(screen, "jobs_changed"):
+            if isinstance(screen, BaseScreen):
                 if visible_screens:
                     try:
                         screen.jobs_changed()
@@ -211,19 +224,17 @@ class BatchTuiApp(GuardedPump, App):
     # -- the database going away and coming back -------------------------------
 
     def check_connection(self) -> None:
-        """Before each message: the UI thread's connection is still on the database's file."""
+        """Before each piece of work: the UI thread's connection is still on the database's file."""
         self._ui_connection.check()
 
-    @contextmanager
-    def database_guard(self):
-        """Code run outside a message handler (timers): a database error is reported, not raised."""
-        try:
-            self.check_connection()
-            yield
-        except Exception as exc:
-            if not is_db_error(exc):
-                raise
-            self.database_error(exc)
+    def service_call(self) -> ServiceCall:
+        """A block that calls services or reads the database: a database error in it is reported
+        (banner, notification) and swallowed; the caller keeps what was typed (guard.py)."""
+        return ServiceCall(self)
+
+    def on_read_failed(self, event: ReadFailed) -> None:
+        """A read in a worker thread failed for the database."""
+        self.database_error(event.error)
 
     def database_error(self, exc: BaseException) -> None:
         """A database error in the UI thread: say so; the watcher looks again at once."""
@@ -274,44 +285,45 @@ class BatchTuiApp(GuardedPump, App):
 
     def show_db_state(self) -> None:
         for screen in self.screen_stack:
-            show = getattr(screen, "show_db_state", None)
-            if show is not None:
+            if isinstance(screen, BaseScreen):
                 try:
-                    show()
+                    screen.show_db_state()
                 except NoMatches:
                     pass
 
-    async def _dispatch_action(self, namespace, action_name, params) -> bool:
-        # Keys and commands: a database error in an action is reported, the app carries on.
-        self.check_connection()
-        try:
-            return await super()._dispatch_action(namespace, action_name, params)
-        except Exception as exc:
-            if not is_db_error(exc):
-                raise
-            self.database_error(exc)
-            return True
+    async def run_action(self, action: str | ActionParseResult, default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """Keys, commands and clicks (Textual's public entry point for every action).
 
-    def _handle_exception(self, error: Exception) -> None:
-        # The last resort (timers, callbacks, rendering): a database error never ends the console.
-        if is_db_error(error):
-            try:
-                self.database_error(error)
-                return
-            except Exception:
-                pass
-        super()._handle_exception(error)
+        The console's own actions read the database through ``service_call``; this
+        is the same helper around any action at all (a form that has not been
+        brought to it yet), so a database error behind a key is reported, never
+        the end of the console.
+        """
+        with self.service_call():
+            return await super().run_action(action, default_namespace, namespaces)
+        return True
+
+    # -- key maps -------------------------------------------------------------
+
+    def set_keymap(self, keymap: Keymap) -> None:
+        super().set_keymap(keymap)
+        self.keys_by_id = dict(keymap)
+
+    def update_keymap(self, keymap: Keymap) -> None:
+        super().update_keymap(keymap)
+        self.keys_by_id.update(keymap)
 
     # -- navigation ---------------------------------------------------------
 
-    def make_screen(self, name: str, **kwargs) -> Screen:
+    def make_screen(self, name: str, **kwargs: Any) -> Screen[Any]:
         from .screens.action_center import ActionCenterScreen
         from .screens.batch_jobs import BatchJobsScreen
         from .screens.groups import BatchGroupsScreen
         from .screens.history import HistoryScreen
         from .screens.servers import BatchServersScreen
 
-        factories = {
+        factories: dict[str, Callable[..., Screen[Any]]] = {
             "batch_jobs": BatchJobsScreen,
             "history": HistoryScreen,
             "groups": BatchGroupsScreen,
@@ -320,19 +332,24 @@ class BatchTuiApp(GuardedPump, App):
         }
         return factories[name](**kwargs)
 
-    def open_screen(self, name: str, **kwargs) -> None:
+    def open_screen(self, name: str, **kwargs: Any) -> None:
         """Open a form from the navigation: one of each, on top of the Batch jobs page."""
         if name == "cleanup":
             self.action_cleanup()
             return
+
+        def home(screen: Screen[Any]) -> bool:
+            return isinstance(screen, BaseScreen) and screen.is_home
+
         # Leave stacked forms (but never the base Batch jobs page).
-        while len(self.screen_stack) > 2 and not getattr(self.screen, "is_home", False):
-            if getattr(self.screen, "is_dirty", lambda: False)():
+        while len(self.screen_stack) > 2 and not home(self.screen):
+            if isinstance(self.screen, BaseScreen) and self.screen.is_dirty():
                 break
             self.pop_screen()
-        if name == "batch_jobs" and getattr(self.screen, "is_home", False):
+        if name == "batch_jobs" and home(self.screen):
             return
-        self.push_screen(self.make_screen(name, **kwargs))
+        with self.service_call():  # a form that cannot be read is not opened
+            self.push_screen(self.make_screen(name, **kwargs))
 
     def action_navigation(self) -> None:
         from .screens.navigation import NavigationScreen
@@ -347,19 +364,22 @@ class BatchTuiApp(GuardedPump, App):
         self.open_screen("action_center")
 
     def action_cleanup(self) -> None:
-        from .dialogs.cleanup import CleanupDialog
+        from .dialogs.cleanup import CleanupDialog, CleanupRequest
 
-        def chosen(result) -> None:
+        def chosen(result: CleanupRequest | None) -> None:
             if result is None:
                 return
             from .. import jobs
 
-            try:
-                count = jobs.cleanup_history(older_than_days=result.older_than_days,
-                                             statuses=result.statuses or None, company=result.company,
-                                             user=result.user, acting_user=self.user)
-            except UserError as exc:
-                self.notify(visible(exc), title="Batch job history clean-up", severity="error")
+            with self.service_call() as call:
+                try:
+                    count = jobs.cleanup_history(older_than_days=result.older_than_days,
+                                                 statuses=result.statuses or None, company=result.company,
+                                                 user=result.user, acting_user=self.user)
+                except UserError as exc:
+                    self.notify(visible(exc), title="Batch job history clean-up", severity="error")
+                    return
+            if call.failed:
                 return
             self.notify(f"Deleted {count} run(s) from the batch job history.",
                         title="Batch job history clean-up")
@@ -394,7 +414,7 @@ class BatchTuiApp(GuardedPump, App):
         ("Action center", "Alerts for you", "action_center"),
     ]
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for title, help_text, name in self.NAVIGATION:
             yield SystemCommand(title, help_text, lambda name=name: self.open_screen(name))
         yield SystemCommand("Modules", "The navigation pane: Modules > System administration",
@@ -427,21 +447,18 @@ def run_console(db_url: str | None = None, demo: bool = False, server: bool = Tr
     if demo:
         from urllib.parse import urlparse
 
-        path = urlparse(db_url).path
+        path = urlparse(db_url or "").path
         fresh = not Path(path).exists() or Path(path).stat().st_size == 0
     db.open_database(db_url)
     if demo:
+        from ..demo import load_demo
+
         try:
-            from ..demo import load_demo
-        except ImportError:
-            load_demo = None
-        if load_demo is not None:
-            try:
-                has_jobs = m.BatchJob.select().exists()
-            except Exception:
-                has_jobs = False
-            if fresh or not has_jobs:
-                load_demo(reset=False)
+            has_jobs = m.BatchJob.select().exists()
+        except Exception:  # noqa: BLE001 - an empty or unreadable demo file is loaded afresh
+            has_jobs = False
+        if fresh or not has_jobs:
+            load_demo(reset=False)
     # The demo's data and its task guide are USMF's: so is a new job there.
     app = BatchTuiApp(server=server, guide=guide, company=DEMO_COMPANY if demo else None)
     try:

@@ -40,3 +40,10 @@ class DatabaseHealth(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, DatabaseHealth)
+
+
+@dataclass
+class ReadFailed(Message):
+    """A read in a worker thread failed for the database (the app reports it)."""
+
+    error: BaseException

@@ -70,8 +70,8 @@ def close_quietly() -> None:
     try:
         if not m.database.is_closed() and not m.database.in_transaction():
             m.database.close()
-    except Exception:
-        pass
+    except DB_ERRORS:
+        pass  # a connection that is dead already: nothing to close
 
 
 class ThreadConnection:
@@ -90,7 +90,7 @@ class ThreadConnection:
     def check(self) -> None:
         try:
             identity = file_identity()
-        except Exception:  # the database is not initialised (tests tearing down)
+        except AttributeError:  # the database is not initialised (tests tearing down)
             return
         if identity is None:
             return
@@ -103,3 +103,4 @@ class ThreadConnection:
             if not m.database.in_transaction():
                 close_quietly()
                 self.identity = identity
+

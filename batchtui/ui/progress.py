@@ -10,7 +10,8 @@ No Textual here.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from peewee import JOIN
 
@@ -18,7 +19,7 @@ from .. import models as m
 from ..vocabulary import TASK_FINAL, BatchStatus
 
 
-def attempt_fraction(progress, ended) -> float:
+def attempt_fraction(progress: Any, ended: Any) -> float:
     if ended is not None:
         return 1.0
     try:
@@ -33,7 +34,7 @@ def task_progress(task_ids: Iterable[int]) -> dict[int, tuple[float, str | None]
     if not ids:
         return {}
     T, A = m.BatchTask, m.TaskAttempt
-    rows = (T.select(T.id, A.progress, A.progress_text, A.ended)
+    rows: Any = (T.select(T.id, A.progress, A.progress_text, A.ended)
             .join(A, JOIN.INNER, on=(A.id == T.attempt))
             .where(T.id.in_(ids)).tuples())
     return {tid: (attempt_fraction(progress, ended), text) for tid, progress, text, ended in rows}
@@ -45,7 +46,7 @@ def job_progress(job_ids: Iterable[int]) -> dict[int, float]:
     if not ids:
         return {}
     T, A = m.BatchTask, m.TaskAttempt
-    rows = (T.select(T.job, T.status, A.progress, A.ended)
+    rows: Any = (T.select(T.job, T.status, A.progress, A.ended)
             .join(A, JOIN.LEFT_OUTER, on=(A.id == T.attempt))
             .where(T.job.in_(ids)).tuples())
     sums: dict[int, list[float]] = {}

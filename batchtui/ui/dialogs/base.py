@@ -13,12 +13,10 @@ from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widgets import Button
 
-from ..guard import GuardedPump
-
 T = TypeVar("T")
 
 
-class OkCancelDialog(GuardedPump, ModalScreen[T]):
+class OkCancelDialog(ModalScreen[T]):
     #: Extra buttons between OK and Cancel: (label, id); pressing one calls on_extra_button(id).
     EXTRA_BUTTONS: tuple[tuple[str, str], ...] = ()
 

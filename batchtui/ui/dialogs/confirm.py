@@ -7,12 +7,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+from textual.widgets.button import ButtonVariant
 
-from ..guard import GuardedPump
 from ..safe_text import safe
 
 
-class ConfirmDialog(GuardedPump, ModalScreen[str | None]):
+class ConfirmDialog(ModalScreen[str | None]):
     """Returns the key of the chosen button, or None on Escape."""
 
     BINDINGS = [
@@ -35,7 +35,7 @@ class ConfirmDialog(GuardedPump, ModalScreen[str | None]):
             yield Static(safe(self.message, keep_newlines=True), classes="dialog-message")
             with Horizontal(classes="dialog-buttons"):
                 for key, label in self.buttons:
-                    variant = "primary" if key == self.default else "default"
+                    variant: ButtonVariant = "primary" if key == self.default else "default"
                     yield Button(label, id=f"answer-{key}", variant=variant, compact=True)
 
     def on_mount(self) -> None:
@@ -43,7 +43,7 @@ class ConfirmDialog(GuardedPump, ModalScreen[str | None]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(event.button.id.removeprefix("answer-"))
+        self.dismiss((event.button.id or "").removeprefix("answer-"))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

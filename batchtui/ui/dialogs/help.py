@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
-from ..guard import GuardedPump
+
+def _key_text(app: App[Any], key: str) -> str:
+    return " / ".join(app.get_key_display(Binding(k.strip(), "")) for k in key.split(","))
 
 
-def _key_text(app, key: str) -> str:
-    parts = []
-    for k in key.split(","):
-        k = k.strip()
-        try:
-            parts.append(app.get_key_display(Binding(k, "")))
-        except Exception:
-            parts.append(k)
-    return " / ".join(parts)
-
-
-class HelpDialog(GuardedPump, ModalScreen[None]):
+class HelpDialog(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,question_mark,q", "close", "Close", id="help.close")]
 
-    def __init__(self, screen: Screen) -> None:
+    def __init__(self, screen: Screen[Any]) -> None:
         super().__init__()
         self.for_screen = screen
 
@@ -36,16 +29,17 @@ class HelpDialog(GuardedPump, ModalScreen[None]):
         table = Table(show_header=True, header_style="bold", box=None, expand=True, pad_edge=False)
         table.add_column("Key", no_wrap=True, min_width=14)
         table.add_column("Does")
-        rows = []
-        seen = set()
+        remapped: dict[str, str] = getattr(self.app, "keys_by_id", {})
+        rows: list[tuple[str, str]] = []
+        seen: set[tuple[str, str]] = set()
         for source in (screen, self.app):
             for binding in getattr(source, "BINDINGS", []):
                 if not isinstance(binding, Binding) or not binding.description:
                     continue
                 keys = binding.key
-                # A remapped key shows as the user set it.
-                if binding.id and binding.id in getattr(self.app, "_keymap", {}):
-                    keys = self.app._keymap[binding.id]
+                # A remapped key shows as the user set it (the app keeps the keymap it was given).
+                if binding.id and binding.id in remapped:
+                    keys = remapped[binding.id]
                 if (keys, binding.action) in seen:
                     continue
                 seen.add((keys, binding.action))

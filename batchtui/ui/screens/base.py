@@ -1,13 +1,19 @@
-"""What every form of the console shares: breadcrumb, message line, help, refresh."""
+"""What every form of the console shares: breadcrumb, message line, banner, help, refresh."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Label, Static
 
-from ..guard import GuardedPump
+from ..guard import ServiceCall, guarded
 from ..safe_text import safe
+
+if TYPE_CHECKING:
+    from ..app import BatchTuiApp
 
 
 class Breadcrumb(Static):
@@ -27,6 +33,10 @@ class MessageLine(Static):
         self.set_class(severity != "error" and bool(text), "-note")
         self.update(safe(text or ""))
         self.display = bool(text)
+
+    @property
+    def text(self) -> str:
+        return (self._shown or ("", ""))[0] or ""
 
 
 class DbBanner(Static):
@@ -51,9 +61,10 @@ class DbBanner(Static):
         self.display = state is not None
 
 
-class BaseScreen(GuardedPump, Screen):
+class BaseScreen(Screen[Any]):
     BREADCRUMB = "System administration"
     HELP_EXTRA: list[tuple[str, str]] = []
+    HELP_TITLE: str | None = None
     is_home = False
 
     BINDINGS = [
@@ -65,6 +76,52 @@ class BaseScreen(GuardedPump, Screen):
     stale = False
 
     _banner: DbBanner | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._texts: dict[str, str] = {}  # what set_text last put in each label
+        self._binding_state: object = None
+
+    @property
+    def console(self) -> BatchTuiApp:
+        return cast("BatchTuiApp", self.app)
+
+    # -- the database ----------------------------------------------------------
+
+    def service_call(self, refused: str | None = None) -> ServiceCall:
+        """A block that calls services or reads the database (see ``guard``). With refused
+        ("Not saved"), a database error also says so on the form's message line."""
+        if refused is None:
+            return ServiceCall(self.app)
+        return ServiceCall(self.app, lambda exc: self.say_refused(exc, refused))
+
+    def say_refused(self, exc: BaseException, what: str = "Not saved") -> None:
+        """A save that failed for the database, said in the form; what was typed stays."""
+        from ..outage import is_outage, reason
+
+        if is_outage(exc):
+            text = (f"{what}: the database is unavailable ({reason(exc)}). Your changes are kept: "
+                    "press Ctrl+S again when it is back.")
+        else:
+            text = f"{what}: database error: {reason(exc)}"
+        self.show_message(text)
+
+    def show_message(self, text: str | None, severity: str = "error") -> None:
+        """The form's message line (forms without one: nothing)."""
+        found = self.query(MessageLine)
+        if found:
+            found.first().show(text, severity)
+
+    def jobs_changed(self) -> None:
+        """The database changed: re-read what the form shows (forms that show live data)."""
+
+    def on_tick(self) -> None:
+        """Once a second while on top (forms that show the passing of time)."""
+
+    def alerts_changed(self) -> None:
+        """New alerts for the acting user arrived."""
+
+    # -- the banner ------------------------------------------------------------
 
     def on_mount(self) -> None:
         self._mount_banner()
@@ -78,34 +135,22 @@ class BaseScreen(GuardedPump, Screen):
                 self.mount(self._banner, after=crumbs.first())
             else:
                 self.mount(self._banner, before=0)
-            self._banner.show(self.app.db_banner() if hasattr(self.app, "db_banner") else None)
+            self._banner.show(self.console.db_banner())
         return self._banner
 
     def show_db_state(self) -> None:
-        state = self.app.db_banner() if hasattr(self.app, "db_banner") else None
+        state = self.console.db_banner()
         if self._banner is None:
             if state is None or not self.is_mounted:
                 return
             self._mount_banner()  # a form whose own mounting stopped at a database error
-        self._banner.show(state)
+        if self._banner is not None:
+            self._banner.show(state)
 
-    def db_refused(self, exc: BaseException, what: str = "Not saved") -> None:
-        """A save that failed for the database: say so in the form; what was typed stays."""
-        from ..outage import is_outage, reason
-
-        self.app.database_error(exc)
-        if is_outage(exc):
-            text = (f"{what}: the database is unavailable ({reason(exc)}). Your changes are kept: "
-                    "press Ctrl+S again when it is back.")
-        else:
-            text = f"{what}: database error: {reason(exc)}"
-        show = getattr(self, "show_message", None)
-        if show is not None:
-            show(text)
-
+    @guarded
     def on_screen_resume(self) -> None:
-        if self.stale and hasattr(self, "jobs_changed"):
-            if getattr(self.app, "db_problem", None):
+        if self.stale:
+            if self.console.db_problem:
                 return  # re-read when the database is back
             self.stale = False
             self.jobs_changed()
@@ -113,30 +158,33 @@ class BaseScreen(GuardedPump, Screen):
     def is_dirty(self) -> bool:
         return False
 
-    def set_text(self, selector: str, text) -> None:
+    # -- drawing ---------------------------------------------------------------
+
+    def set_text(self, selector: str, text: str | Text) -> None:
         """Update a label only when its text changes (an update costs a layout pass)."""
-        widget = self.query_one(selector)
         key = str(text)
-        if getattr(widget, "_batchtui_text", None) != key:
-            widget._batchtui_text = key
-            # A label of fixed width keeps its size: repaint it, skip the layout pass.
-            width = widget.styles.width
-            widget.update(text, layout=width is None or width.is_auto)
+        if self._texts.get(selector) == key:
+            return
+        self._texts[selector] = key
+        widget = self.query_one(selector, Label)
+        # A label of fixed width keeps its size: repaint it, skip the layout pass.
+        width = widget.styles.width
+        widget.update(text, layout=width is None or width.is_auto)
 
-    _binding_state = None
-
-    def refresh_bindings_if(self, state) -> None:
+    def refresh_bindings_if(self, state: object) -> None:
         """Refresh the footer only when what applies has changed (it is rebuilt each time)."""
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
 
+    # -- who is acting -----------------------------------------------------------
+
     @property
     def user(self) -> str:
-        return self.app.user
+        return self.console.user
 
     @property
-    def managers(self):
+    def managers(self) -> list[str]:
         from ...identity import managers
 
-        return managers(self.app.config.managers)
+        return managers(self.console.config.managers)

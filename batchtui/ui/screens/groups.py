@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label
 
+from ... import validators
 from ...errors import UserError
 from ...jobs import delete_group, group_rows, save_group
-from ..outage import DB_ERRORS
+from ..guard import guarded
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
-from .base import BaseScreen, Breadcrumb, MessageLine
+from .base import Breadcrumb, MessageLine
+from .record_form import RecordForm, record_bindings
 
 GROUP_COLUMNS = [
     Column("name", "Group", 16),
@@ -21,14 +25,11 @@ GROUP_COLUMNS = [
 ]
 
 
-class BatchGroupsScreen(BaseScreen):
+class BatchGroupsScreen(RecordForm):
     HELP_TITLE = "Batch groups"
+    RECORD = "batch group"
     BINDINGS = [
-        Binding("ctrl+n", "new", "New", id="groups.new"),
-        Binding("ctrl+s", "save", "Save", id="groups.save"),
-        Binding("alt+f9,ctrl+delete", "delete", "Delete", key_display="Alt+F9", id="groups.delete"),
-        Binding("f5", "refresh", "Refresh", id="groups.refresh"),
-        Binding("escape", "back", "Back", id="groups.back"),
+        *record_bindings("groups"),
         Binding("enter", "edit", "Edit", show=False, id="groups.edit"),
         Binding("question_mark", "app.help", "Help", show=False, id="groups.help"),
     ]
@@ -37,8 +38,6 @@ class BatchGroupsScreen(BaseScreen):
         super().__init__()
         self.title = "Batch groups"
         self.group: str | None = None
-        self._new = False
-        self._loaded: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Breadcrumb("System administration > Setup > Batch groups", id="breadcrumb")
@@ -46,10 +45,10 @@ class BatchGroupsScreen(BaseScreen):
         with Vertical(classes="record-form", id="group-form"):
             with Horizontal(classes="form-row"):
                 yield Label("Group", classes="field-label")
-                yield Input(id="group-name", compact=True, max_length=40)
+                yield Input(id="group-name", compact=True, max_length=validators.MAX_GROUP)
             with Horizontal(classes="form-row"):
                 yield Label("Description", classes="field-label")
-                yield Input(id="group-description", compact=True, max_length=200)
+                yield Input(id="group-description", compact=True, max_length=validators.MAX_DESCRIPTION)
             with Horizontal(classes="form-row"):
                 yield Label("Batch servers", classes="field-label")
                 yield Input(id="group-servers", placeholder="server names, comma separated", compact=True)
@@ -66,44 +65,58 @@ class BatchGroupsScreen(BaseScreen):
                                            one_line(servers)]))
         return out
 
+    @property
+    def grid(self) -> PagedGrid:
+        return self.query_one("#groups-grid", PagedGrid)
+
+    @guarded
     def on_mount(self) -> None:
         self.query_one("#group-message", MessageLine).display = False
-        grid = self.query_one(PagedGrid)
-        grid.focus()
-        self._load(grid.cursor_key)
+        self.grid.focus()
+        self.load_record(self.grid.cursor_key)
 
-    def _values(self) -> tuple:
+    def record_name(self) -> str:
+        return "The new batch group" if self._new else f"Batch group {self.group or '(Empty batch group)'}"
+
+    def form_values(self) -> tuple[str, str, str]:
         return (self.query_one("#group-name", Input).value, self.query_one("#group-description", Input).value,
                 self.query_one("#group-servers", Input).value)
 
-    def _load(self, name) -> None:
+    def load_record(self, name: Any) -> None:
         self._new = False
         self.group = name
         row = next((r for r in group_rows() if r["name"] == name), None)
         values = ("", "", "") if row is None else (row["name"], row["description"], ", ".join(row["servers"]))
-        self.query_one("#group-name", Input).value = values[0]
+        for wid, value in zip(("#group-name", "#group-description", "#group-servers"), values, strict=True):
+            self.query_one(wid, Input).value = value
         self.query_one("#group-name", Input).disabled = True
-        self.query_one("#group-description", Input).value = values[1]
-        self.query_one("#group-servers", Input).value = values[2]
         self._loaded = values
 
-    def is_dirty(self) -> bool:
-        return self._new or (self._loaded is not None and self._values() != self._loaded)
+    def reread(self) -> None:
+        self.load_record(self.group if self.group is not None and self.grid.move_to_key(self.group)
+                         else self.grid.cursor_key)
 
-    def show_message(self, text, severity="error") -> None:
-        self.query_one("#group-message", MessageLine).show(text, severity)
+    def refresh_lists(self) -> None:
+        self.grid.reload(keep_key=True)
 
+    @guarded
     def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
         if event.key == self.group and not self._new:
             return
         if self.is_dirty():
-            self.show_message("Save (Ctrl+S) or discard (Escape) the changes first.")
-            if self.group is not None:
-                self.query_one(PagedGrid).move_to_key(self.group)
+            pending = event.key
+            self.ask_unsaved(then=lambda: self.load_record(pending),
+                             stay=lambda: self.group is not None and self.grid.move_to_key(self.group))
             return
-        self._load(event.key)
+        self.load_record(event.key)
 
     def action_new(self) -> None:
+        if self.is_dirty() and not self._new:
+            self.ask_unsaved(then=self._start_new, stay=lambda: None)
+            return
+        self._start_new()
+
+    def _start_new(self) -> None:
         self._new = True
         self.group = None
         name = self.query_one("#group-name", Input)
@@ -117,64 +130,57 @@ class BatchGroupsScreen(BaseScreen):
     def action_edit(self) -> None:
         self.query_one("#group-description", Input).focus()
 
-    def action_save(self) -> None:
-        name, description, servers = self._values()
+    def save(self) -> bool:
+        name, description, servers = self.form_values()
         try:
             save_group(name, description=description, field="Group", new=self._new,
                        servers=[s.strip() for s in servers.split(",") if s.strip()])
         except UserError as exc:
             self.show_message(str(exc))
-            return
-        except DB_ERRORS as exc:  # the database is away: the form keeps what was typed
-            self.db_refused(exc)
-            return
+            return False
         self._new = False
-        grid = self.query_one(PagedGrid)
-        grid.reload(keep_key=False)
-        grid.move_to_key(name)
-        self._load(name)
+        self.grid.reload(keep_key=False)
+        self.grid.move_to_key(name)
+        self.load_record(name)
         self.show_message(f"Saved batch group {name or '(Empty batch group)'}.", "note")
+        return True
 
+    @guarded
     def action_delete(self) -> None:
-        from ..dialogs.confirm import ConfirmDialog
-
         if self._new:
             self._new = False
-            self._load(self.query_one(PagedGrid).cursor_key)
+            self.load_record(self.grid.cursor_key)
             return
         name = self.group
         if name is None:
             return
 
-        def answered(answer) -> None:
-            if answer != "delete":
-                return
-            try:
-                delete_group(name)
-            except UserError as exc:
-                self.show_message(str(exc))
-                return
-            except DB_ERRORS as exc:
-                self.db_refused(exc, "Not deleted")
-                return
-            grid = self.query_one(PagedGrid)
-            grid.reload(keep_key=False)
-            self._load(grid.cursor_key)
-            self.show_message(f"Deleted batch group {name}.", "note")
+        def delete() -> None:
+            with self.service_call("Not deleted") as call:
+                try:
+                    delete_group(name)
+                except UserError as exc:
+                    self.show_message(str(exc))
+                    return
+            if call.ok:
+                with self.service_call():
+                    self.grid.reload(keep_key=False)
+                    self.load_record(self.grid.cursor_key)
+                    self.show_message(f"Deleted batch group {name}.", "note")
 
-        self.app.push_screen(ConfirmDialog("Delete", f"Delete batch group {name or '(Empty)'}?",
-                                           [("delete", "Delete"), ("cancel", "Cancel")], default="cancel"), answered)
+        self.confirm_delete(f"Delete batch group {name or '(Empty)'}?", delete)
 
-    def action_refresh(self) -> None:
-        self.query_one(PagedGrid).reload(keep_key=True)
-
+    @guarded
     def action_back(self) -> None:
         if self.is_dirty():
-            self._load(self.query_one(PagedGrid).cursor_key)
-            self.show_message("Changes discarded.", "note")
-            self.query_one(PagedGrid).focus()
+            self.ask_unsaved(then=self._discarded, stay=lambda: None)
             return
-        if self.focused is not self.query_one(PagedGrid):
-            self.query_one(PagedGrid).focus()
+        if self.focused is not self.grid:
+            self.grid.focus()
             return
         self.app.pop_screen()
+
+    def _discarded(self) -> None:
+        self.load_record(self.grid.cursor_key)
+        self.show_message("Changes discarded.", "note")
+        self.grid.focus()

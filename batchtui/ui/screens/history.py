@@ -3,6 +3,8 @@ tasks, every attempt, and the attempt's log."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from peewee import fn
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +15,7 @@ from textual.widgets import Footer, Label, Static
 from ... import models as m
 from ... import status as st
 from ..format import duration, status_label, status_style, wall
+from ..guard import guarded
 from ..safe_text import one_line, safe, visible
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
@@ -52,7 +55,7 @@ class RunsSource:
     def __init__(self, job_id: int | None) -> None:
         self.job_id = job_id
 
-    def _where(self, query):
+    def _where(self, query: Any) -> Any:
         if self.job_id is not None:
             query = query.where(m.JobRun.job == self.job_id)
         return query
@@ -89,10 +92,10 @@ class HistoryScreen(BaseScreen):
         super().__init__()
         self.job_id = job_id
         self.title = "Batch job history" + (f": job {job_id}" if job_id else "")
-        self.run_id = None
-        self.task_id = None
+        self.run_id: Any = None
+        self.task_id: Any = None
         # Read here, not in compose: a form that cannot be read (the database is away) is not opened.
-        job = m.BatchJob.get_or_none(m.BatchJob.id == job_id) if job_id is not None else None
+        job: Any = m.BatchJob.get_or_none(m.BatchJob.id == job_id) if job_id is not None else None
         self.job_description = job.description if job else ""
 
     def compose(self) -> ComposeResult:
@@ -115,12 +118,13 @@ class HistoryScreen(BaseScreen):
                     yield Static("", id="attempt-log")
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
         grid = self.query_one("#runs-grid", PagedGrid)
         grid.focus()
         self._select_run(grid.cursor_key)
 
-    def _run(self):
+    def _run(self) -> Any:
         return m.JobRun.get_or_none(m.JobRun.id == self.run_id) if self.run_id else None
 
     def _task_rows(self) -> list[GridRow]:
@@ -128,13 +132,16 @@ class HistoryScreen(BaseScreen):
         if run is None:
             return []
         statuses = st.task_status_for_run(run)
-        retries = {}
+        retries: dict[int, int] = {}
         if run.ended is not None:
-            retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
-        counts = dict(m.TaskAttempt.select(m.TaskAttempt.task, fn.COUNT(m.TaskAttempt.id))
-                      .where(m.TaskAttempt.run == run.id).group_by(m.TaskAttempt.task).tuples())
+            query: Any = m.RunTask.select(m.RunTask.task, m.RunTask.retries_used).where(m.RunTask.run == run.id)
+            retries = dict(query.tuples())
+        A = m.TaskAttempt
+        counted: Any = A.select(A.task, fn.COUNT(A.id)).where(A.run == run.id).group_by(A.task)
+        counts: dict[int, int] = dict(counted.tuples())
         rows = []
-        for t in m.BatchTask.select().where(m.BatchTask.job == run.job_id).order_by(m.BatchTask.id):
+        tasks: Any = m.BatchTask.select().where(m.BatchTask.job == run.job_id).order_by(m.BatchTask.id)
+        for t in tasks:
             if t.id not in statuses:
                 continue
             used = retries.get(t.id, t.retries_used)
@@ -148,9 +155,10 @@ class HistoryScreen(BaseScreen):
             return []
         tz = self._tz()
         rows = []
-        for a in (m.TaskAttempt.select().where((m.TaskAttempt.run == self.run_id)
-                                               & (m.TaskAttempt.task == self.task_id))
-                  .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id)):
+        attempts: Any = (m.TaskAttempt.select().where((m.TaskAttempt.run == self.run_id)
+                                                      & (m.TaskAttempt.task == self.task_id))
+                         .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id))
+        for a in attempts:
             rows.append(GridRow(a.id, [str(a.attempt), status_label(a.status),
                                        wall(a.started, tz, "%Y-%m-%d %H:%M:%S.%f")[:-3],
                                        wall(a.ended, tz, "%Y-%m-%d %H:%M:%S.%f")[:-3] if a.ended else "",
@@ -165,38 +173,41 @@ class HistoryScreen(BaseScreen):
         job = m.BatchJob.get_or_none(m.BatchJob.id == run.job_id)
         return job.time_zone if job else "UTC"
 
-    def _select_run(self, run_id) -> None:
+    def _select_run(self, run_id: Any) -> None:
         self.run_id = run_id
         grid = self.query_one("#run-tasks-grid", PagedGrid)
         grid.reload(keep_key=False, reset=True)
         self._select_task(grid.cursor_key)
 
-    def _select_task(self, task_id) -> None:
+    def _select_task(self, task_id: Any) -> None:
         self.task_id = task_id
         grid = self.query_one("#attempts-grid", PagedGrid)
         grid.reload(keep_key=False, reset=True)
         grid.action_last()
         self._show_log(grid.cursor_key)
 
-    def _show_log(self, attempt_id) -> None:
+    def _show_log(self, attempt_id: Any) -> None:
         log = self.query_one("#attempt-log", Static)
-        a = m.TaskAttempt.get_or_none(m.TaskAttempt.id == attempt_id) if attempt_id else None
+        a: Any = m.TaskAttempt.get_or_none(m.TaskAttempt.id == attempt_id) if attempt_id else None
         if a is None:
             log.update("")
             return
         log.update(safe(a.log or "(no log lines)", keep_newlines=True))
 
     @on(PagedGrid.CursorMoved, "#runs-grid")
+    @guarded
     def _run_moved(self, event: PagedGrid.CursorMoved) -> None:
         if event.key != self.run_id:
             self._select_run(event.key)
 
     @on(PagedGrid.CursorMoved, "#run-tasks-grid")
+    @guarded
     def _task_moved(self, event: PagedGrid.CursorMoved) -> None:
         if event.key != self.task_id:
             self._select_task(event.key)
 
     @on(PagedGrid.CursorMoved, "#attempts-grid")
+    @guarded
     def _attempt_moved(self, event: PagedGrid.CursorMoved) -> None:
         self._show_log(event.key)
 
@@ -204,14 +215,16 @@ class HistoryScreen(BaseScreen):
         # A refresh can arrive after the screen is pushed but before its grids are.
         if not self.is_mounted or not self.query("#attempts-grid"):
             return
-        self.query_one("#runs-grid", PagedGrid).reload(keep_key=True)
-        self.query_one("#run-tasks-grid", PagedGrid).reload(keep_key=True)
-        attempts = self.query_one("#attempts-grid", PagedGrid)
-        attempts.reload(keep_key=True)
-        self._show_log(attempts.cursor_key)
+        for wid in ("#runs-grid", "#run-tasks-grid", "#attempts-grid"):
+            self.query_one(wid, PagedGrid).reload(keep_key=True)
+        self._show_log(self.query_one("#attempts-grid", PagedGrid).cursor_key)
 
+    @guarded
     def action_refresh(self) -> None:
-        self.jobs_changed()
+        """F5: everything read again now."""
+        for wid in ("#runs-grid", "#run-tasks-grid", "#attempts-grid"):
+            self.query_one(wid, PagedGrid).reload(keep_key=True)
+        self._show_log(self.query_one("#attempts-grid", PagedGrid).cursor_key)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -8,8 +8,6 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Tree
 
-from ..guard import GuardedPump
-
 MENU = [
     ("Inquiries", [("Batch jobs", "batch_jobs"), ("Batch job history", "history")]),
     ("Setup", [("Batch groups", "groups"), ("Batch servers", "servers")]),
@@ -17,7 +15,7 @@ MENU = [
 ]
 
 
-class NavigationScreen(GuardedPump, ModalScreen[str | None]):
+class NavigationScreen(ModalScreen[str | None]):
     HELP_TITLE = "Modules"
     BINDINGS = [
         Binding("escape,f2", "close", "Close", id="navigation.close"),

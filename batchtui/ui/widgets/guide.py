@@ -11,15 +11,21 @@ shows it.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Static
 
-from ...demo.guide import STEPS, GuideSession, Progress
+from ...demo.guide import STEPS, GuideSession, Progress, Step
+from ..outage import DB_ERRORS
 from ..safe_text import visible
+
+if TYPE_CHECKING:
+    from ..app import BatchTuiApp
 
 POLL_SECONDS = 0.75
 #: Below this terminal width the panel is narrower and drawn over the form:
@@ -70,7 +76,7 @@ class GuidePanel(Vertical):
     GuidePanel #guide-done { height: auto; color: $success; text-style: bold; }
     """
 
-    def __init__(self, guide: "TaskGuide") -> None:
+    def __init__(self, guide: TaskGuide) -> None:
         super().__init__(id="task-guide")
         self.guide = guide
         self.can_focus = False
@@ -86,15 +92,16 @@ class GuidePanel(Vertical):
         yield Static("", id="guide-note")
 
     def on_mount(self) -> None:
-        self._fit(self.app.size.width, self.app.size.height)
+        self.fit(self.app.size.width, self.app.size.height)
         self.watch(self.screen, "focused", self._focus_moved, init=False)
         if self.guide.progress is not None:
             self.show(self.guide.progress, self.guide.just_done)
 
     def on_resize(self) -> None:
-        self._fit(self.app.size.width, self.app.size.height)
+        self.fit(self.app.size.width, self.app.size.height)
 
-    def _fit(self, width: int, height: int) -> None:
+    def fit(self, width: int, height: int) -> None:
+        """Narrow or short terminals: the narrow panel, the one-line step list."""
         narrow, short = width < NARROW_BELOW, height < SHORT_BELOW
         if (narrow, short) != (self.has_class("-narrow"), self.has_class("-short")):
             self.set_class(narrow, "-narrow")
@@ -117,7 +124,7 @@ class GuidePanel(Vertical):
     def compact(self) -> bool:
         return self.has_class("-short")
 
-    def show(self, progress: Progress, just_done=None) -> None:
+    def show(self, progress: Progress, just_done: Step | None = None) -> None:
         key = (progress, just_done, self.compact)
         if key == self._drawn:
             return  # an update costs a layout pass: only when something changed
@@ -147,7 +154,7 @@ class GuidePanel(Vertical):
         current = progress.current
         if self.compact:
             text = Text()
-            for step, ok in zip(STEPS, progress.done):
+            for step, ok in zip(STEPS, progress.done, strict=True):
                 if ok:
                     text.append("✓", style="bold green")
                 elif step is current:
@@ -157,7 +164,7 @@ class GuidePanel(Vertical):
             text.append(f"  {progress.done_count} of {len(STEPS)} done")
             return text
         lines = []
-        for step, ok in zip(STEPS, progress.done):
+        for step, ok in zip(STEPS, progress.done, strict=True):
             if ok:
                 line = Text.assemble(("✓ ", "bold green"), (f"{step.number} {step.title}", "dim"))
             elif step is current:
@@ -179,16 +186,16 @@ class GuidePanel(Vertical):
 class TaskGuide:
     """The app's one task guide: the walk-through session, the poll, the panels."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: BatchTuiApp) -> None:
         self.app = app
         try:
             self.session = GuideSession.start(app.user)
-        except Exception:  # the database is not answering: follow from now on
+        except DB_ERRORS:  # the database is not answering: follow from now on
             self.session = GuideSession(app.user)
         self.visible = False
         self.progress: Progress | None = None
-        self.just_done = None  # the step done last, said until the next one is done
-        self._timer = None
+        self.just_done: Step | None = None  # the step done last, said until the next one is done
+        self._timer: Timer | None = None
 
     # -- showing and hiding -------------------------------------------------------
 
@@ -253,11 +260,11 @@ class TaskGuide:
             return
         try:
             progress = self.session.evaluate()
-        except Exception:  # a busy or closing database: next time
+        except DB_ERRORS:  # a busy or closing database: next time
             return
         previous = self.progress
         if previous is not None and previous.job_id == progress.job_id:
-            newly = [s for s, was, now in zip(STEPS, previous.done, progress.done) if now and not was]
+            newly = [s for s, was, now in zip(STEPS, previous.done, progress.done, strict=True) if now and not was]
             if newly:
                 self.just_done = newly[-1]
         elif progress.job_id is not None and progress.done[0]:
@@ -268,24 +275,24 @@ class TaskGuide:
         width, height = self.app.size
         for panel in self.panels():
             if panel.is_mounted:
-                panel._fit(width, height)  # the terminal may have changed width only
+                panel.fit(width, height)  # the terminal may have changed width only
                 panel.show(progress, self.just_done)
 
 
-def toggle_guide(app: App) -> TaskGuide:
+def toggle_guide(app: BatchTuiApp) -> TaskGuide:
     """Open the task guide (the first time), or hide / show it."""
-    guide = getattr(app, "_task_guide", None)
+    guide = app.task_guide
     if guide is None:
-        guide = app._task_guide = TaskGuide(app)
+        guide = app.task_guide = TaskGuide(app)
         guide.show()
     else:
         guide.toggle()
     return guide
 
 
-def open_guide(app: App) -> TaskGuide:
+def open_guide(app: BatchTuiApp) -> TaskGuide:
     """Open the task guide, or show it if hidden; never hides it."""
-    guide = getattr(app, "_task_guide", None)
+    guide = app.task_guide
     if guide is None or not guide.visible:
         return toggle_guide(app)
     return guide

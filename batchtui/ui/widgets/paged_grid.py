@@ -9,8 +9,9 @@ the operator left it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -23,7 +24,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..guard import GuardedPump, report
+from ..guard import guarded
+from ..messages import ReadFailed
 from ..outage import is_db_error
 
 
@@ -91,7 +93,7 @@ class CallableSource:
 PAGE = 100
 
 
-class PagedGrid(GuardedPump, ScrollView, can_focus=True):
+class PagedGrid(ScrollView, can_focus=True):
     """Header on line 0, then the rows of the source; one highlighted cursor row."""
 
     DEFAULT_CSS = """
@@ -102,8 +104,12 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
         scrollbar-size-horizontal: 1;
     }
     PagedGrid > .paged-grid--header { text-style: bold; background: $panel; color: $foreground; }
-    PagedGrid > .paged-grid--cursor { background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground; }
-    PagedGrid:focus > .paged-grid--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
+    PagedGrid > .paged-grid--cursor {
+        background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground;
+    }
+    PagedGrid:focus > .paged-grid--cursor {
+        background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
+    }
     PagedGrid > .paged-grid--empty { color: $text-muted; text-style: italic; }
     """
 
@@ -123,26 +129,26 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, always_update=False, repaint=False)
 
     class CursorMoved(Message):
-        def __init__(self, grid: "PagedGrid", index: int, key: Any) -> None:
+        def __init__(self, grid: PagedGrid, index: int, key: Any) -> None:
             super().__init__()
             self.grid = grid
             self.index = index
             self.key = key
 
         @property
-        def control(self) -> "PagedGrid":
+        def control(self) -> PagedGrid:
             return self.grid
 
     class HeaderSelected(Message):
         """The operator clicked a column's header (to sort by it)."""
 
-        def __init__(self, grid: "PagedGrid", column_key: str) -> None:
+        def __init__(self, grid: PagedGrid, column_key: str) -> None:
             super().__init__()
             self.grid = grid
             self.column_key = column_key
 
         @property
-        def control(self) -> "PagedGrid":
+        def control(self) -> PagedGrid:
             return self.grid
 
     def __init__(self, columns: list[Column], source: GridSource, *, empty_text: str = "No records.",
@@ -157,9 +163,11 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
         self._last_key: Any = object()
         self.sort_column: str | None = None  # shown in the header: ▲ ascending, ▼ descending
         self.sort_descending = False
+        self._generation = 0  # a read started before the latest reload is dropped
 
     # -- data ---------------------------------------------------------------
 
+    @guarded
     def on_mount(self) -> None:
         self.reload(keep_key=False)
 
@@ -197,7 +205,7 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
         """Re-read the rows; the cursor stays on its record (or its place)."""
         if key is None and keep_key:
             key = self.cursor_key
-        old_cursor = self.cursor
+        self._generation += 1
         invalidate = getattr(self.source, "invalidate", None)
         if invalidate is not None:
             invalidate()
@@ -205,6 +213,11 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
         # keeps showing what it showed.
         row_count = max(0, self.source.count())
         self._pages.clear()
+        self._show(row_count, key, reset)
+
+    def _show(self, row_count: int, key: Any, reset: bool) -> None:
+        """Show row_count rows (the pages read are in _pages), the cursor on key's row."""
+        old_cursor = self.cursor
         self.row_count = row_count
         new_cursor = 0 if reset else min(old_cursor, max(0, self.row_count - 1))
         found = None
@@ -311,7 +324,7 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
 
     def _header_labels(self) -> list[str]:
         labels = []
-        for column, width in zip(self.columns, self._widths):
+        for column, width in zip(self.columns, self._widths, strict=True):
             label = column.label
             if column.key == self.sort_column:
                 arrow = "▼" if self.sort_descending else "▲"
@@ -325,7 +338,7 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
         """The key of the column under screen column x of the grid."""
         x += int(self.scroll_x)
         left = 0
-        for column, width in zip(self.columns, self._widths):
+        for column, width in zip(self.columns, self._widths, strict=True):
             if left <= x < left + width + 1:
                 return column.key
             left += width + 1
@@ -351,7 +364,7 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
             if not is_db_error(exc):
                 raise
             self._pages.setdefault(index // PAGE, [])  # blank until the next reload, asked once
-            self.app.call_later(report, self.app, exc)
+            self.app.post_message(ReadFailed(exc))  # reported after this drawing
             row = None
         if row is None:
             return Strip.blank(width, base)
@@ -386,21 +399,27 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
             self._last_key = key
             self.post_message(self.CursorMoved(self, index, key))
 
+    @guarded
     def action_cursor_up(self) -> None:
         self._set_cursor(self.cursor - 1)
 
+    @guarded
     def action_cursor_down(self) -> None:
         self._set_cursor(self.cursor + 1)
 
+    @guarded
     def action_page_up(self) -> None:
         self._set_cursor(self.cursor - self._body_height)
 
+    @guarded
     def action_page_down(self) -> None:
         self._set_cursor(self.cursor + self._body_height)
 
+    @guarded
     def action_first(self) -> None:
         self._set_cursor(0)
 
+    @guarded
     def action_last(self) -> None:
         self._set_cursor(self.row_count - 1)
 
@@ -410,6 +429,7 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
     def action_scroll_right(self) -> None:
         self.scroll_to(x=self.scroll_x + 8, animate=False)
 
+    @guarded
     def on_click(self, event: Click) -> None:
         if event.y == 0:
             key = self.column_at(event.x)

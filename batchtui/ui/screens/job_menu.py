@@ -1,0 +1,206 @@
+"""The Batch job menu of the Batch jobs page: View tasks, History, Recurrence, Alerts,
+Change status, Cancel and Copy.
+
+Each works on the saved job (a job with unsaved changes is saved first, as the
+ERP does), opens its dialog, and saves what the dialog returns through the
+services; a dialog does no I/O. When the database is away, what was entered
+in the Recurrence and Alerts dialogs is kept: the dialog opens again with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ... import jobs
+from ... import models as m
+from ... import status as st
+from ...errors import UserError
+from ...vocabulary import BatchStatus
+from ..dialogs.alerts import AlertSettings
+from ..dialogs.copy import CopyResult
+from ..dialogs.recurrence import RecurrenceResult
+from ..format import wall
+from ..safe_text import visible
+from ..widgets.paged_grid import PagedGrid
+from .record_form import RecordForm
+
+
+class BatchJobMenu(RecordForm):
+    """The menu's actions; the Batch jobs page provides the job in the form."""
+
+    job_id: int | None
+
+    @property
+    def grid(self) -> PagedGrid:
+        raise NotImplementedError
+
+    def with_saved_job(self, then: Callable[[int], object]) -> None:
+        raise NotImplementedError
+
+    def load_record(self, job_id: Any) -> None:
+        raise NotImplementedError
+
+    def _changed(self, job_id: int, note: str, *, wake: bool = False) -> None:
+        """After the menu changed job_id: the grid and the form read again, the note shown."""
+        if wake:
+            self.console.wake_engine()
+        self.grid.reload(keep_key=True)
+        self.load_record(job_id)
+        self.show_message(note, "note")
+
+    def _job(self, job_id: int) -> Any:
+        return m.BatchJob.get_by_id(job_id)
+
+    # -- View tasks, View history ------------------------------------------------------
+
+    def action_view_tasks(self) -> None:
+        from .batch_tasks import BatchTasksScreen
+
+        self.with_saved_job(lambda job_id: self.app.push_screen(BatchTasksScreen(job_id)))
+
+    def action_history(self) -> None:
+        from .history import HistoryScreen
+
+        self.with_saved_job(lambda job_id: self.app.push_screen(HistoryScreen(job_id=job_id)))
+
+    # -- Recurrence ------------------------------------------------------------------------
+
+    def action_recurrence(self) -> None:
+        self.with_saved_job(self._open_recurrence)
+
+    def _open_recurrence(self, job_id: int) -> None:
+        from ..dialogs.recurrence import RecurrenceDialog
+
+        job = self._job(job_id)
+
+        def done(result: RecurrenceResult | None) -> None:
+            if result is None:
+                return
+            with self.service_call("Recurrence not saved") as call:
+                try:
+                    if result.time_zone and result.time_zone != job.time_zone:
+                        current = self._job(job_id)
+                        jobs.update_job(job_id, user=self.user, version=current.version, time_zone=result.time_zone)
+                    jobs.set_recurrence(job_id, result.spec, user=self.user)
+                except UserError as exc:
+                    self.show_message(str(exc))
+                    return
+            if call.failed:
+                if result.spec is not None:  # what was entered is kept: the dialog opens again with it
+                    self.app.push_screen(RecurrenceDialog(result.spec, job.scheduled_start,
+                                                          result.time_zone or job.time_zone), done)
+                return
+            with self.service_call():
+                self._changed(job_id, "Recurrence saved." if result.spec else "Recurrence removed.")
+
+        self.app.push_screen(RecurrenceDialog(job.recurrence, job.scheduled_start, job.time_zone), done)
+
+    # -- Alerts ------------------------------------------------------------------------------
+
+    def action_alerts(self) -> None:
+        self.with_saved_job(self._open_alerts)
+
+    def _open_alerts(self, job_id: int) -> None:
+        from ..dialogs.alerts import AlertsDialog
+
+        row = m.JobAlert.get_or_none((m.JobAlert.job == job_id) & (m.JobAlert.user == self.user))
+
+        def done(result: AlertSettings | None) -> None:
+            if result is None:
+                return
+            with self.service_call("Alerts not saved") as call:
+                try:
+                    jobs.set_alert(job_id, user=self.user, alert_user=self.user, ended=result.ended,
+                                   error=result.error, canceled=result.canceled, popup=result.popup,
+                                   email=result.email)
+                except UserError as exc:
+                    self.show_message(str(exc))
+                    return
+            if call.failed:
+                self.app.push_screen(AlertsDialog(job_id, self.user, result), done)  # opens again with them
+                return
+            self.show_message("Alerts saved.", "note")
+
+        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row)), done)
+
+    # -- Change status, Cancel -------------------------------------------------------------------
+
+    def action_change_status(self) -> None:
+        self.with_saved_job(self._open_change_status)
+
+    def _open_change_status(self, job_id: int) -> None:
+        from ..dialogs.change_status import ChangeStatusDialog
+
+        job = self._job(job_id)
+
+        def done(target: BatchStatus | None) -> None:
+            if target is None:
+                return
+            with self.service_call("Status not changed") as call:
+                try:
+                    st.set_job_status(job_id, target, self.user, self.managers)
+                except UserError as exc:
+                    self.show_message(f"Change status refused: {exc}")
+                    self.app.notify(visible(exc), title="Change status", severity="error")
+                    return
+            if call.ok:
+                with self.service_call():
+                    self._changed(job_id, f"Batch job {job_id} is now {BatchStatus(target).label}.", wake=True)
+
+        self.app.push_screen(ChangeStatusDialog(job_id, BatchStatus(job.status)), done)
+
+    def action_cancel_job(self) -> None:
+        self.with_saved_job(self._confirm_cancel)
+
+    def _confirm_cancel(self, job_id: int) -> None:
+        from ..dialogs.confirm import ConfirmDialog
+
+        def answered(answer: str | None) -> None:
+            if answer != "cancel_job":
+                return
+            with self.service_call("Not canceled") as call:
+                try:
+                    st.cancel_job(job_id, self.user, self.managers)
+                except UserError as exc:
+                    self.show_message(f"Cancel refused: {exc}")
+                    return
+            if call.ok:
+                with self.service_call():
+                    self._changed(job_id, f"Batch job {job_id}: cancel asked for.", wake=True)
+
+        self.app.push_screen(ConfirmDialog(
+            "Cancel batch job", f"Cancel batch job {job_id}? Tasks not started will not run; "
+            "running tasks are stopped.",
+            [("cancel_job", "Cancel job"), ("keep", "Keep running")], default="keep"), answered)
+
+    # -- Copy ---------------------------------------------------------------------------------------
+
+    def action_copy(self) -> None:
+        self.with_saved_job(self._open_copy)
+
+    def _open_copy(self, job_id: int) -> None:
+        from ..dialogs.copy import CopyDialog
+
+        job = self._job(job_id)
+
+        def done(result: CopyResult | None) -> None:
+            if result is None:
+                return
+            with self.service_call("Not copied") as call:
+                try:
+                    new = jobs.copy_job(job_id, user=self.user, description=result.description or None,
+                                        start=result.start or None)
+                except UserError as exc:
+                    self.show_message(f"Copy refused: {exc}")
+                    return
+            if call.failed:
+                return
+            with self.service_call():
+                self.grid.reload(keep_key=False)
+                self.grid.move_to_key(new.id)
+                self.load_record(self.grid.cursor_key)
+                self.show_message(f"Copied batch job {job_id} to {new.id} (Withhold).", "note")
+
+        self.app.push_screen(CopyDialog(job_id, job.description, wall(job.scheduled_start, job.time_zone),
+                                        job.time_zone), done)

@@ -1,0 +1,168 @@
+"""What the record forms (Batch jobs, Batch tasks, Batch groups) share: the keys of a record,
+dirty tracking, the unsaved-changes prompt, delete confirmation, and re-reading a record that
+was changed since the form read it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.binding import Binding
+
+from ...errors import Conflict
+from .base import BaseScreen
+
+
+def record_bindings(prefix: str, *, show_back: bool = True) -> list[Binding]:
+    """The ERP's keys of a record form, with ids under prefix ("jobs.save") for keymaps."""
+    return [
+        Binding("ctrl+n", "new", "New", id=f"{prefix}.new"),
+        Binding("ctrl+s", "save", "Save", id=f"{prefix}.save"),
+        Binding("alt+f9,ctrl+delete", "delete", "Delete", key_display="Alt+F9", id=f"{prefix}.delete"),
+        Binding("f5", "refresh", "Refresh", id=f"{prefix}.refresh"),
+        Binding("escape", "back", "Back", show=show_back, id=f"{prefix}.back"),
+    ]
+
+
+class RecordForm(BaseScreen):
+    """A grid of records and, below it, the form of the one under the cursor.
+
+    A subclass says what is in its form (``form_values``), how to read a record
+    into it (``reread``) and how to save it (``save``); the base knows whether
+    the form holds changes, asks before they are lost, confirms a delete and,
+    when a save is refused because the record changed since it was read, offers
+    to read it again.
+    """
+
+    #: How messages name a record: "batch job", "task", "batch group".
+    RECORD = "record"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._new = False  # the form holds a record not saved yet
+        self._loaded: Any = None  # the form's values as read; None: no record in the form
+
+    # -- what a subclass provides ------------------------------------------------
+
+    def form_values(self) -> Any:
+        """What the form shows now, comparable with what was loaded."""
+        raise NotImplementedError
+
+    def record_name(self) -> str:
+        """The record in the form, as a sentence starts with it: "Batch job 7"."""
+        return f"The new {self.RECORD}" if self._new else self.RECORD.capitalize()
+
+    def save(self) -> bool:
+        """Save the form; on a refusal say why, keep the input and return False."""
+        raise NotImplementedError
+
+    def reread(self) -> None:
+        """Read the record in the form (or the one under the cursor) again, dropping edits."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Forget the form's edits (the next load fills it)."""
+        self._new = False
+        self._loaded = None
+
+    # -- dirty tracking ----------------------------------------------------------
+
+    def mark_loaded(self) -> None:
+        self._loaded = self.form_values()
+
+    def is_dirty(self) -> bool:
+        if self._new:
+            return True
+        return self._loaded is not None and self.form_values() != self._loaded
+
+    # -- asking --------------------------------------------------------------------
+
+    def ask_unsaved(self, then: Callable[[], object], stay: Callable[[], object]) -> None:
+        """The form holds changes: Save (then), Discard (then) or Keep editing (stay)."""
+        from ..dialogs.confirm import ConfirmDialog
+
+        def answered(answer: str | None) -> None:
+            saved = False
+            if answer == "save":
+                with self.service_call("Not saved"):
+                    saved = self.save()
+            elif answer == "discard":
+                self.discard()
+            with self.service_call():
+                (then if saved or answer == "discard" else stay)()
+
+        self.app.push_screen(ConfirmDialog(
+            "Unsaved changes", f"{self.record_name()} has changes that are not saved.",
+            [("save", "Save"), ("discard", "Discard"), ("cancel", "Keep editing")], default="save",
+        ), answered)
+
+    def confirm_delete(self, question: str, delete: Callable[[], None]) -> None:
+        """Delete only after a confirmation (Cancel is the default)."""
+        from ..dialogs.confirm import ConfirmDialog
+
+        def answered(answer: str | None) -> None:
+            if answer == "delete":
+                delete()
+
+        self.app.push_screen(ConfirmDialog("Delete", question, [("delete", "Delete"), ("cancel", "Cancel")],
+                                           default="cancel"), answered)
+
+    # -- a record changed since it was read --------------------------------------------
+
+    def refused_as_changed(self, exc: Conflict) -> None:
+        """A save made from an older read (a batch server or another user changed the
+        record since): not saved, the input is kept, and re-reading it is offered."""
+        from ..dialogs.confirm import ConfirmDialog
+
+        name = self.record_name()
+        self.show_message(f"Not saved: {name} was changed since you opened it (by a batch server or another "
+                          "user). Press F5 to re-read it (your unsaved edits are lost).")
+
+        def answered(answer: str | None) -> None:
+            if answer == "reread":
+                self._reread_now(f"Re-read {name.lower()}: it shows what is saved now.")
+
+        self.app.push_screen(ConfirmDialog(
+            "Changed since you opened it",
+            f"{name} was changed since you opened it (by a batch server or another user). "
+            "Your changes are not saved.\n\nRe-read it: your unsaved edits are lost.",
+            [("reread", "Re-read"), ("keep", "Keep editing")], default="reread",
+        ), answered)
+
+    def _reread_now(self, note: str | None = None) -> None:
+        with self.service_call() as call:
+            self.discard()
+            self.reread()
+        if call.ok and note:
+            self.show_message(note, "note")
+
+    # -- the keys --------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        with self.service_call("Not saved"):
+            self.save()
+
+    def action_refresh(self) -> None:
+        """F5: the grid and the record read again; a form with changes asks first."""
+        from ..dialogs.confirm import ConfirmDialog
+
+        with self.service_call():
+            self.refresh_lists()
+            if not self.is_dirty():
+                self.reread()
+                return
+        if not self.is_dirty():
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer == "reread":
+                self._reread_now()
+
+        name = self.record_name()
+        self.app.push_screen(ConfirmDialog(
+            "Refresh", f"{name} has changes that are not saved.\n\nRe-read it: your unsaved edits are lost.",
+            [("reread", "Re-read"), ("keep", "Keep editing")], default="keep",
+        ), answered)
+
+    def refresh_lists(self) -> None:
+        """F5: what the form's lists and grid show, read again (the record is the caller's)."""
