@@ -465,6 +465,82 @@ async def test_delete_after_confirmation(ui_db):
         assert m.BatchJob.get_or_none(m.BatchJob.id == job_id) is None
 
 
+
+@sync
+async def test_live_refresh_of_a_job_s_tasks_and_history_reads_in_worker_threads(ui_db):
+    """A running job's tasks grid and the history grids are re-read off the UI thread."""
+    import threading
+
+    from batchtui.ui.widgets.paged_grid import CallableSource
+
+    job = jobs.create_job(user=USER, description="Worker read", company="DAT", scheduled_start="2026-01-01T00:00:00",
+                          time_zone="UTC")
+    jobs.add_task(job.id, user=USER, description="Sleep a bit", class_name="Sleep", params={"seconds": 0.5})
+    app = make_app(server=True, poll_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen", timeout=5)
+        tasks = app.screen
+        grid = tasks.query_one("#tasks-grid", PagedGrid)
+        readers: set[str] = set()
+
+        def spy():
+            readers.add(threading.current_thread().name)
+            return tasks._task_rows()
+
+        grid.set_source(CallableSource(spy))
+        assert readers == {threading.current_thread().name}  # set_source reads now, on this thread
+        readers.clear()
+        st.set_job_status(job.id, BatchStatus.WAITING, USER)
+        app.wake_engine()
+        assert await wait_for(pilot, lambda: grid_rows(grid)[0][5] == "Ended", timeout=20), grid_rows(grid)
+        assert readers and threading.current_thread().name not in readers, readers
+        assert message(tasks, "#task-status") == "Ended"
+        # The history of the job: its run appears and ends without F5, read in a worker too.
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", timeout=5)
+        runs = app.screen.query_one("#runs-grid", PagedGrid)
+        assert grid_rows(runs)[0][7] == "Ended"
+        st.set_job_status(job.id, BatchStatus.WAITING, USER)
+        app.wake_engine()
+        assert await wait_for(pilot, lambda: runs.row_count == 2 and grid_rows(runs)[0][7] == "Ended", timeout=20)
+    assert app._exception is None
+
+
+@sync
+async def test_a_background_read_older_than_a_reload_is_dropped(ui_db):
+    import threading
+
+    from batchtui.ui.widgets.paged_grid import CallableSource, GridRow
+
+    seed_data()
+    app = make_app(poll_interval=3600)  # no live refresh of its own meanwhile
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        grid = app.screen.query_one("#tasks-grid", PagedGrid)
+        ui_thread = threading.current_thread()
+
+        def rows():  # a worker reads what was there before; the UI thread, what is there now
+            return [GridRow(1, ["old"] * 10) if threading.current_thread() is not ui_thread
+                    else GridRow(2, ["new"] * 10)]
+
+        grid.set_source(CallableSource(rows))
+        grid.reload_in_background()  # reads ["old"] in a thread...
+        grid.reload(keep_key=False)  # ...while a reload reads ["new"] now
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert grid_rows(grid) == [["new"] * 10]
+        grid.reload_in_background()  # with nothing after it, a worker's read is shown
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert grid_rows(grid) == [["old"] * 10]
+
+
 def _many_jobs(count: int) -> None:
     """Jobs with few distinct values per column, so that sorting meets many ties."""
     now = datetime(2026, 1, 1)

@@ -17,6 +17,8 @@ No Textual here.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import peewee
 
@@ -104,3 +106,10 @@ class ThreadConnection:
                 close_quietly()
                 self.identity = identity
 
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """A worker thread's reads: on a connection of its own, on the database's file, closed after."""
+    ThreadConnection().check()
+    with m.database.connection_context():
+        yield

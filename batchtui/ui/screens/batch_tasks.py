@@ -369,10 +369,11 @@ class BatchTasksScreen(RecordForm):
         self.jobs_changed()
 
     def jobs_changed(self) -> None:
-        """Live refresh; the task in the form is re-read by itself when it changed and nothing was typed."""
+        """Live refresh. The grids are read in worker threads (a job may have thousands of
+        tasks); the task in the form is re-read by itself when it changed and nothing was typed."""
         if not self.is_mounted:
             return
-        self.grid.reload(keep_key=True)
+        self.grid.reload_in_background()
         if self.task_id is None or self._new:
             return
         task: Any = m.BatchTask.get_or_none(m.BatchTask.id == self.task_id)
@@ -383,7 +384,7 @@ class BatchTasksScreen(RecordForm):
         self._show_read_only(task)
         if not self.is_dirty() and task.version != self.task_version:
             self.load_record(task.id)
-        self.conditions_grid.reload(keep_key=True)
+        self.conditions_grid.reload_in_background()
         self._show_log()
 
     # -- actions ------------------------------------------------------------

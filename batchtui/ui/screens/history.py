@@ -55,6 +55,9 @@ class RunsSource:
     def __init__(self, job_id: int | None) -> None:
         self.job_id = job_id
 
+    def fresh(self) -> RunsSource:
+        return RunsSource(self.job_id)
+
     def _where(self, query: Any) -> Any:
         if self.job_id is not None:
             query = query.where(m.JobRun.job == self.job_id)
@@ -212,11 +215,12 @@ class HistoryScreen(BaseScreen):
         self._show_log(event.key)
 
     def jobs_changed(self) -> None:
+        """Live refresh: the grids are read in worker threads (the history grows without bound)."""
         # A refresh can arrive after the screen is pushed but before its grids are.
         if not self.is_mounted or not self.query("#attempts-grid"):
             return
         for wid in ("#runs-grid", "#run-tasks-grid", "#attempts-grid"):
-            self.query_one(wid, PagedGrid).reload(keep_key=True)
+            self.query_one(wid, PagedGrid).reload_in_background()
         self._show_log(self.query_one("#attempts-grid", PagedGrid).cursor_key)
 
     @guarded

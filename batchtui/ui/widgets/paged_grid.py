@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
 from textual.binding import Binding
 from textual.events import Click
 from textual.geometry import Size
@@ -23,10 +24,11 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import get_current_worker
 
 from ..guard import guarded
 from ..messages import ReadFailed
-from ..outage import is_db_error
+from ..outage import is_db_error, reading
 
 
 @dataclass
@@ -48,7 +50,9 @@ class GridRow:
 
 class GridSource(Protocol):
     """What a grid reads. Optional too: ``invalidate()`` (forget what was read: the
-    grid reloads) and ``index_of(key)`` (where a row stands, to find one far away)."""
+    grid reloads), ``index_of(key)`` (where a row stands, to find one far away) and
+    ``fresh()`` (a new source over the same rows, sharing nothing with this one, that
+    a worker thread may read while the grid keeps drawing from this one)."""
 
     def count(self) -> int: ...
 
@@ -82,6 +86,9 @@ class CallableSource:
 
     def invalidate(self) -> None:
         self._rows = None
+
+    def fresh(self) -> CallableSource:
+        return CallableSource(self._load)
 
     def count(self) -> int:
         return len(self._all())
@@ -151,6 +158,17 @@ class PagedGrid(ScrollView, can_focus=True):
         def control(self) -> PagedGrid:
             return self.grid
 
+    class RowsRead(Message, bubble=False):
+        """A worker read the rows (the grid's own message: see ``reload_in_background``)."""
+
+        def __init__(self, source: GridSource, generation: int, count: int,
+                     pages: dict[int, list[GridRow]]) -> None:
+            super().__init__()
+            self.source = source
+            self.generation = generation
+            self.count = count
+            self.pages = pages
+
     def __init__(self, columns: list[Column], source: GridSource, *, empty_text: str = "No records.",
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -214,6 +232,42 @@ class PagedGrid(ScrollView, can_focus=True):
         row_count = max(0, self.source.count())
         self._pages.clear()
         self._show(row_count, key, reset)
+
+    def reload_in_background(self) -> None:
+        """Re-read the rows in a worker thread (a live refresh of a grid that may be slow to
+        read: a job of thousands of tasks, the history); the grid shows them when they are
+        read, cursor and scroll kept. A source that cannot be read off the UI thread (no
+        ``fresh()``) is read now."""
+        fresh = getattr(self.source, "fresh", None)
+        if fresh is None:
+            self.reload(keep_key=True)
+            return
+        self._read_rows(fresh(), self._generation, self.cursor)
+
+    @work(thread=True, exclusive=True, group="paged-grid-read")
+    def _read_rows(self, source: GridSource, generation: int, around: int) -> None:
+        try:
+            with reading():
+                count = max(0, source.count())
+                pages = {p: source.fetch(p * PAGE, PAGE) for p in (around // PAGE - 1, around // PAGE,
+                                                                   around // PAGE + 1)
+                         if 0 <= p and p * PAGE < count}
+        except Exception as exc:
+            if not is_db_error(exc):
+                raise
+            self.app.post_message(ReadFailed(exc))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.RowsRead(source, generation, count, pages))
+
+    @guarded
+    def on_paged_grid_rows_read(self, message: RowsRead) -> None:
+        if message.generation != self._generation:
+            return  # the grid was reloaded (or its source replaced) meanwhile
+        key = self.cursor_key
+        self.source = message.source
+        self._pages = dict(message.pages)
+        self._show(message.count, key, reset=False)
 
     def _show(self, row_count: int, key: Any, reset: bool) -> None:
         """Show row_count rows (the pages read are in _pages), the cursor on key's row."""
