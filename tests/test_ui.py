@@ -445,6 +445,67 @@ async def test_stale_save_changed_by_another_user(ui_db):
         assert m.BatchJob.get_by_id(job_id).description == "Changed elsewhere v3"
 
 
+
+@sync
+async def test_stale_form_after_a_recurring_run_is_refused_and_runs_nothing_extra(ui_db):
+    """Issue #11, first defect: a recurring job (every minute, end after 3) runs once; the batch
+    server moves its scheduled start on. The form, being edited, still shows the old start; Ctrl+S
+    must not write it back (an extra run at once): the save is refused with a re-read offer."""
+    from batchtui.timeutil import utcnow
+    from batchtui.ui.format import wall
+
+    start = utcnow().replace(microsecond=0)
+    job = jobs.create_job(user=USER, description="Every minute", company="DAT", scheduled_start=start.isoformat(),
+                          time_zone="UTC")
+    jobs.add_task(job.id, user=USER, description="Takes a moment", class_name="Sleep", params={"seconds": 2})
+    jobs.set_recurrence(job.id, {"pattern": "minutes", "every": 1, "end": {"after": 3}}, user=USER)
+    old_start = m.BatchJob.get_by_id(job.id).scheduled_start
+    app = make_app(server=True, poll_interval=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert screen.job_id == job.id
+        start_field = screen.query_one("#job-start")
+        assert start_field.value == wall(old_start, "UTC")
+        # Change status > Waiting: due already, the embedded batch server starts it at once.
+        await pilot.press("t")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "ChangeStatusDialog", timeout=5)
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: m.BatchJob.get_by_id(job.id).run_count == 1, timeout=10)
+        # While it runs, the operator edits the description (the form shows the old start).
+        while app.focused is not screen.query_one("#job-description"):
+            await pilot.press("tab")
+        await pilot.press("end", *" (edited)")
+        assert screen.is_dirty() and start_field.value == wall(old_start, "UTC")
+
+        def moved_on():
+            row = m.BatchJob.get_by_id(job.id)
+            return row.status == BatchStatus.WAITING and row.scheduled_start > old_start
+
+        assert await wait_for(pilot, moved_on, timeout=20), "the run did not end / the start did not move"
+        server_start = m.BatchJob.get_by_id(job.id).scheduled_start
+        assert start_field.value == wall(old_start, "UTC")  # the form still shows the old start
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", timeout=5), \
+            f"the stale save was not refused: {message(screen, '#job-message')}"
+        dialog = app.screen
+        assert dialog.dialog_title == "Changed since you opened it"
+        assert f"Batch job {job.id} was changed since you opened it" in message(dialog, ".dialog-message")
+        assert "Re-read it: your unsaved edits are lost" in message(dialog, ".dialog-message")
+        await pilot.pause(2.0)  # an extra run would start within the server's next round (0.1 s)
+        row = m.BatchJob.get_by_id(job.id)
+        assert row.scheduled_start == server_start and row.description == "Every minute"
+        assert m.JobRun.select().where(m.JobRun.job == job.id).count() == 1
+        # Re-read: the form shows the server's start, the edit is gone.
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen and not screen.is_dirty()
+        assert start_field.value == wall(server_start, "UTC")
+        assert screen.query_one("#job-description").value == "Every minute"
+    assert app._exception is None
+    assert m.JobRun.select().where(m.JobRun.job == job.id).count() == 1
+
+
 @sync
 async def test_delete_after_confirmation(ui_db):
     seed_data()
