@@ -306,17 +306,11 @@ def _open(args) -> None:
     db.open_database(args.db)
 
 
-def _user() -> str:
-    from .config import acting_user
+def _actor():
+    """Who acts: built once, after the database is open (on PostgreSQL the role decides)."""
+    from .actor import Actor
 
-    return acting_user()
-
-
-def _managers():
-    from .config import load_config
-    from .identity import managers
-
-    return managers(load_config().managers)
+    return Actor.current()
 
 
 def _read_input(name: str) -> str:
@@ -374,7 +368,7 @@ def cmd_job_import(args) -> int:
     source = "stdin" if args.file == "-" else args.file
     data = jobfile.load_text(raw, source=f"job file {source}")
     _open(args)
-    created = jobs.import_jobs(data, user=_user())
+    created = jobs.import_jobs(data, actor=_actor())
     if args.json:
         emit_json({"jobs": created})
     else:
@@ -427,9 +421,10 @@ def _status_result(args, job) -> int:
 
 def cmd_job_status(args) -> int:
     from . import status as st
+    from .vocabulary import BatchStatus
 
     _open(args)
-    job = st.set_job_status(args.id, st.BatchStatus.from_cli(args.status), _user(), _managers())
+    job = st.set_job_status(args.id, BatchStatus.from_cli(args.status), _actor())
     return _status_result(args, job)
 
 
@@ -437,7 +432,7 @@ def cmd_job_cancel(args) -> int:
     from . import status as st
 
     _open(args)
-    job = st.cancel_job(args.id, _user(), _managers())
+    job = st.cancel_job(args.id, _actor())
     return _status_result(args, job)
 
 
@@ -445,7 +440,7 @@ def cmd_job_copy(args) -> int:
     from . import jobs
 
     _open(args)
-    job = jobs.copy_job(args.id, user=_user(), description=args.description, start=args.start)
+    job = jobs.copy_job(args.id, actor=_actor(), description=args.description, start=args.start)
     if args.json:
         emit_json({"id": job.id})
     else:
@@ -457,7 +452,7 @@ def cmd_job_delete(args) -> int:
     from . import status as st
 
     _open(args)
-    st.delete_job(args.id, _user(), _managers())
+    st.delete_job(args.id, _actor())
     if args.json:
         emit_json({"id": args.id, "deleted": True})
     else:
@@ -472,7 +467,7 @@ def cmd_job_wait(args) -> int:
     from . import models as m
     from . import status as st
     from .errors import NotFound, Refused
-    from .vocabulary import BatchStatus
+    from .vocabulary import RUNNING_JOB, BatchStatus
 
     _open(args)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -483,7 +478,7 @@ def cmd_job_wait(args) -> int:
     if current == BatchStatus.HOLD:
         raise Refused(f"job {args.id} is Withhold: it does not run until it is set to Waiting "
                       f"(batchtui job status {args.id} waiting)")
-    if current in st.RUNNING_JOB:
+    if current in RUNNING_JOB:
         run_id = job.current_run
         if run_id is None:  # pragma: no cover - a running job always has its run
             after_run_no = job.run_count - 1
@@ -567,7 +562,7 @@ def cmd_alerts(args) -> int:
     from .timeutil import iso, machine_zone
 
     _open(args)
-    user = _user()
+    user = _actor().user
     query = m.Alert.select().where(m.Alert.user == user).order_by(m.Alert.id)
     if not args.all:
         query = query.where(m.Alert.read == False)  # noqa: E712 - peewee expression
@@ -601,7 +596,7 @@ def cmd_cleanup(args) -> int:
 
     _open(args)
     count = jobs.cleanup_history(older_than_days=args.older_than, statuses=args.status or None,
-                                 company=args.company, user=args.user, acting_user=_user())
+                                 company=args.company, user=args.user, actor=_actor())
     if args.json:
         emit_json({"deleted": count})
     else:
@@ -660,6 +655,7 @@ def cmd_servers(args) -> int:
     from . import status as st
     from .vocabulary import BatchStatus
     from .timeutil import iso, machine_zone, utcnow
+    from .engine.store import served_groups
 
     _open(args)
     now = utcnow()
@@ -673,7 +669,7 @@ def cmd_servers(args) -> int:
                  and s.heartbeat >= now - timedelta(seconds=ALIVE_WITHIN))
         rows.append({
             "name": s.name, "host": s.host, "pid": s.pid, "threads": s.threads,
-            "groups": st.served_groups(s.name), "started": iso(s.started, tz),
+            "groups": served_groups(s.name), "started": iso(s.started, tz),
             "heartbeat": iso(s.heartbeat, tz), "stopped": iso(s.stopped, tz), "alive": bool(alive),
             "running": int(running.get(s.name, 0)),
         })

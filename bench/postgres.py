@@ -38,6 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.common import ROOT, Row, child_main, percentile, plain, progress, run_child, skipped, versus, within
+from batchtui.actor import Actor
 
 POLL = 0.5
 HEARTBEAT = 0.5
@@ -177,7 +178,7 @@ def throughput_child(admin_url: str, servers: int, tasks: int) -> dict:
                     procs.start(f"S{i}")
                 procs.wait_registered()
                 released = utcnow()
-                st.set_job_status(job_id, S.WAITING, "bench")
+                st.set_job_status(job_id, S.WAITING, Actor.current("bench"))
                 _wait_until(lambda: settled.count() == tasks, 300, "every task to end")
                 ended = _wait_until(lambda: m.BatchJob.get_by_id(job_id).status in JOB_FINAL, 10)
         per_task = Counter(t for (t,) in m.TaskAttempt.select(m.TaskAttempt.task).tuples())
@@ -248,7 +249,7 @@ def recovery_child(admin_url: str) -> dict:
             with Servers(url, folder) as procs:
                 procs.start("S1", *beat, threads=2)
                 procs.wait_registered()
-                st.set_job_status(job_id, S.WAITING, "bench")
+                st.set_job_status(job_id, S.WAITING, Actor.current("bench"))
                 _wait_until(lambda: executing_on_s1.count() == 2, 60, "S1 to run both tasks")
                 procs.start("S2", *beat, threads=2)
                 procs.wait_registered()

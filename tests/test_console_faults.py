@@ -41,6 +41,7 @@ from batchtui.timeutil import utcnow  # noqa: E402
 from .conftest import poll  # noqa: E402
 from .faultkit import ConsolePty, PausablePg, Procs  # noqa: E402
 from .test_faults import JOB_DONE, check_runs, kill_targets  # noqa: E402
+from batchtui.actor import Actor
 
 USER = "ops"
 CONSOLE = f"{socket.gethostname()}-console"  # the embedded batch server's name
@@ -72,7 +73,7 @@ def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twic
                 return
             if len(active) < len(jobs_):
                 active.append(jobs_[len(active)])
-                st.set_job_status(active[-1], S.WAITING, USER)
+                st.set_job_status(active[-1], S.WAITING, Actor.current(USER))
 
     def registered(pid):
         row = m.BatchServer.get_or_none(m.BatchServer.name == CONSOLE)
@@ -285,10 +286,10 @@ def outage_db(request, tmp_path, monkeypatch):
 
 
 def seed_job() -> tuple[int, int]:
-    job = jobs.create_job(user=USER, description="Month-end close", company="DAT",
+    job = jobs.create_job(actor=Actor.current(USER), description="Month-end close", company="DAT",
                           scheduled_start="2026-12-01T22:00:00", time_zone="UTC")
-    task = jobs.add_task(job.id, user=USER, description="Post invoices", class_name="Noop")
-    jobs.add_task(job.id, user=USER, description="Inventory close", class_name="Noop")
+    task = jobs.add_task(job.id, actor=Actor.current(USER), description="Post invoices", class_name="Noop")
+    jobs.add_task(job.id, actor=Actor.current(USER), description="Inventory close", class_name="Noop")
     return job.id, task.id
 
 

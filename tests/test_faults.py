@@ -22,6 +22,7 @@ from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
 from .faultkit import MARK, ROOT, ConsolePty, PausablePg, Procs, assert_one_error_line, env_for, read_marks, run_cli
+from batchtui.actor import Actor
 
 TASK_DONE = (S.FINISHED, S.ERROR, S.NOT_RUN)
 JOB_DONE = (S.FINISHED, S.ERROR, S.CANCELED)
@@ -120,7 +121,7 @@ def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice
                 return
             if len(active) < len(jobs):
                 active.append(jobs[len(active)])
-                st.set_job_status(active[-1], S.WAITING, "ops")
+                st.set_job_status(active[-1], S.WAITING, Actor.current("ops"))
 
     try:
         moments = []
@@ -311,7 +312,7 @@ def test_postgresql_stopped_and_started_again_while_a_server_runs(own_pg, tmp_pa
                                  "params": {"file": str(marks), "seconds": 0.25}} for i in range(40)]
                                + [{"key": "last", "conditions": [(f"t{i}", "ended") for i in range(40)]}],
                                status=S.HOLD)
-        st.set_job_status(job_id, S.WAITING, "ops")
+        st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     finally:
         d.close()
     procs = Procs(url, tmp_path)
@@ -367,7 +368,7 @@ def test_sqlite_folder_moved_away_and_back_while_a_server_runs(tmp_path, monkeyp
     marks = tmp_path / "marks.txt"
     d = dbmod.open_database(url)
     job_id, ids = _marked_job(marks)
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     d.close()
     procs = Procs(url, tmp_path)
     try:
@@ -408,7 +409,7 @@ def test_sqlite_file_deleted_and_restored_from_backup_server_picks_up_the_restor
     marks = tmp_path / "marks.txt"
     d = dbmod.open_database(url)
     job_id, ids = _marked_job(marks, n=30, seconds=0.2)
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     d.close()
     procs = Procs(url, tmp_path)
     try:

@@ -520,6 +520,7 @@ class BatchHistoryCleanup(DemoWork):
     def run(self, ctx: TaskContext) -> None:
         from batchtui import models
         from batchtui.errors import UserError
+        from batchtui.actor import Actor
         from batchtui.jobs import cleanup_history
 
         days = ctx.params.get("older_than_days", 30)
@@ -534,7 +535,7 @@ class BatchHistoryCleanup(DemoWork):
         try:
             with connection:
                 deleted = cleanup_history(older_than_days=days, statuses=statuses, company=company,
-                                          acting_user=ctx.run_by)
+                                          actor=Actor.current(ctx.run_by))
         except UserError as exc:
             raise BatchClassError(str(exc)) from None
         ctx.log(f"Deleted {count(deleted, 'run')}, with their tasks' attempts and logs")

@@ -136,7 +136,6 @@ class BaseScreen(GuardedPump, Screen):
         return self.app.user
 
     @property
-    def managers(self):
-        from ...identity import managers
-
-        return managers(self.app.config.managers)
+    def actor(self):
+        """Who acts, as the app built it once (user, managers, default company)."""
+        return self.app.actor

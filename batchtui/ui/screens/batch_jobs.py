@@ -501,7 +501,7 @@ class BatchJobsScreen(BaseScreen):
                 raise UserError("Company: choose the company the job runs in")
             if self._new:
                 result = jobs.create_job(
-                    user=self.user, description=values["description"], company=values["company"],
+                    actor=self.actor, description=values["description"], company=values["company"],
                     scheduled_start=start, time_zone=tz, priority=values["priority"] or "normal",
                 )
                 job_id = getattr(result, "id", result)
@@ -509,7 +509,7 @@ class BatchJobsScreen(BaseScreen):
                     job_id = job_id.get("id")
             else:
                 jobs.update_job(
-                    self.job_id, user=self.user, version=self.job_version,
+                    self.job_id, actor=self.actor, version=self.job_version,
                     description=values["description"], company=values["company"],
                     scheduled_start=start, time_zone=tz, priority=values["priority"] or "normal",
                 )
@@ -606,7 +606,7 @@ class BatchJobsScreen(BaseScreen):
             if answer != "delete":
                 return
             try:
-                st.delete_job(job_id, self.user, self.managers)
+                st.delete_job(job_id, self.actor)
             except UserError as exc:
                 self.show_message(str(exc))
                 return
@@ -648,8 +648,8 @@ class BatchJobsScreen(BaseScreen):
             try:
                 if result.time_zone and result.time_zone != job.time_zone:
                     current = m.BatchJob.get_by_id(job_id)
-                    jobs.update_job(job_id, user=self.user, version=current.version, time_zone=result.time_zone)
-                jobs.set_recurrence(job_id, result.spec, user=self.user)
+                    jobs.update_job(job_id, actor=self.actor, version=current.version, time_zone=result.time_zone)
+                jobs.set_recurrence(job_id, result.spec, actor=self.actor)
             except UserError as exc:
                 self.show_message(str(exc))
                 return
@@ -680,7 +680,7 @@ class BatchJobsScreen(BaseScreen):
             from ... import jobs
 
             try:
-                jobs.set_alert(job_id, user=self.user, alert_user=self.user, ended=result.ended,
+                jobs.set_alert(job_id, actor=self.actor, alert_user=self.user, ended=result.ended,
                                error=result.error, canceled=result.canceled, popup=result.popup,
                                email=result.email)
             except UserError as exc:
@@ -706,7 +706,7 @@ class BatchJobsScreen(BaseScreen):
             if target is None:
                 return
             try:
-                st.set_job_status(job_id, target, self.user, self.managers)
+                st.set_job_status(job_id, target, self.actor)
             except UserError as exc:
                 self.show_message(f"Change status refused: {exc}")
                 self.app.notify(visible(exc), title="Change status", severity="error")
@@ -731,7 +731,7 @@ class BatchJobsScreen(BaseScreen):
             if answer != "cancel_job":
                 return
             try:
-                st.cancel_job(job_id, self.user, self.managers)
+                st.cancel_job(job_id, self.actor)
             except UserError as exc:
                 self.show_message(f"Cancel refused: {exc}")
                 return
@@ -762,7 +762,7 @@ class BatchJobsScreen(BaseScreen):
             from ... import jobs
 
             try:
-                new = jobs.copy_job(job_id, user=self.user, description=result.description or None,
+                new = jobs.copy_job(job_id, actor=self.actor, description=result.description or None,
                                     start=result.start or None)
             except UserError as exc:
                 self.show_message(f"Copy refused: {exc}")

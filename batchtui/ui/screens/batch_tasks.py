@@ -592,9 +592,9 @@ class BatchTasksScreen(BaseScreen):
                           params=params, batch_group=v["batch_group"], ignore_failure=v["ignore_failure"],
                           max_retries=int(v["max_retries"]), condition_type=v["condition_type"])
             if self._new:
-                task = jobs.add_task(self.job_id, user=self.user, **fields)
+                task = jobs.add_task(self.job_id, actor=self.actor, **fields)
             else:
-                task = jobs.update_task(self.task_id, user=self.user, version=self.task_version, **fields)
+                task = jobs.update_task(self.task_id, actor=self.actor, version=self.task_version, **fields)
         except UserError as exc:
             self.show_message(str(exc))
             param = getattr(exc, "param", None)
@@ -620,7 +620,7 @@ class BatchTasksScreen(BaseScreen):
         try:
             if parent is None:
                 raise UserError("Parent task ID: choose the task this one waits for")
-            jobs.add_condition(self.task_id, user=self.user, parent_id=parent, expected=expected)
+            jobs.add_condition(self.task_id, actor=self.actor, parent_id=parent, expected=expected)
         except UserError as exc:
             self.show_message(str(exc))
             return False
@@ -663,7 +663,7 @@ class BatchTasksScreen(BaseScreen):
                 if answer != "delete":
                     return
                 try:
-                    jobs.delete_condition(cond, user=self.user)
+                    jobs.delete_condition(cond, actor=self.actor)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return
@@ -690,7 +690,7 @@ class BatchTasksScreen(BaseScreen):
             if answer != "delete":
                 return
             try:
-                jobs.delete_task(task_id, user=self.user)
+                jobs.delete_task(task_id, actor=self.actor)
             except UserError as exc:
                 self.show_message(str(exc))
                 return

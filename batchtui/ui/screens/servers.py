@@ -10,7 +10,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from ... import models as m
-from ... import status as st
+from ...engine.store import served_groups
+from ...vocabulary import BatchStatus
 from ...timeutil import machine_zone, utcnow
 from ..format import wall
 from ..safe_text import one_line
@@ -55,12 +56,12 @@ class BatchServersScreen(BaseScreen):
         now = self._now or utcnow()
         tz = machine_zone()
         running = dict(m.BatchTask.select(m.BatchTask.server, fn.COUNT(m.BatchTask.id))
-                       .where(m.BatchTask.status << [st.BatchStatus.EXECUTING, st.BatchStatus.CANCELLING])
+                       .where(m.BatchTask.status << [BatchStatus.EXECUTING, BatchStatus.CANCELLING])
                        .group_by(m.BatchTask.server).tuples())
         rows = []
         for s in m.BatchServer.select().order_by(m.BatchServer.name):
             alive = s.stopped is None and s.heartbeat is not None and now - s.heartbeat < ALIVE_AFTER
-            groups = ", ".join(g or "(Empty)" for g in st.served_groups(s.name))
+            groups = ", ".join(g or "(Empty)" for g in served_groups(s.name))
             rows.append(GridRow(s.name, [one_line(s.name), one_line(s.host), str(s.pid), str(s.threads),
                                          one_line(groups), wall(s.heartbeat, tz, "%Y-%m-%d %H:%M:%S"),
                                          "Yes" if alive else "No", str(running.get(s.name, 0))],
@@ -82,7 +83,7 @@ class BatchServersScreen(BaseScreen):
             return
         tasks = list(m.BatchTask.select(m.BatchTask.id, m.BatchTask.job, m.BatchTask.description)
                      .where((m.BatchTask.server == name)
-                            & (m.BatchTask.status << [st.BatchStatus.EXECUTING, st.BatchStatus.CANCELLING]))
+                            & (m.BatchTask.status << [BatchStatus.EXECUTING, BatchStatus.CANCELLING]))
                      .order_by(m.BatchTask.id).limit(20))
         if not tasks:
             detail.update(f"{one_line(name)} runs nothing now.")
