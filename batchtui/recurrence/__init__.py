@@ -48,7 +48,7 @@ command line and the console all use it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from ..errors import UserError
 from ..timeutil import zone
@@ -155,7 +155,7 @@ def occurrences(spec: dict, time_zone: str, *, after: datetime | None = None,
     if count <= 0:
         return found
     for at in iter_utc(rule, tz, None if after is None else as_utc(after)):
-        found.append(at.replace(tzinfo=timezone.utc).astimezone(tz))
+        found.append(at.replace(tzinfo=UTC).astimezone(tz))
         if len(found) >= count:
             break
     return found

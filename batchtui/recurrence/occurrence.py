@@ -9,7 +9,7 @@ made in naive UTC.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from dateutil import rrule as du
 
@@ -26,19 +26,19 @@ _WALL_MARGIN = timedelta(days=2)
 def utc_to_wall(value: datetime, tz: tzinfo) -> datetime:
     """An aware instant (or naive UTC) as the naive wall time in tz."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(tz).replace(tzinfo=None)
 
 
 def wall_to_utc(wall: datetime, tz: tzinfo) -> datetime:
     """A naive wall time in tz as naive UTC, with the DST rules of resolve_wall."""
-    return resolve_wall(wall, tz).astimezone(timezone.utc).replace(tzinfo=None)
+    return resolve_wall(wall, tz).astimezone(UTC).replace(tzinfo=None)
 
 
 def as_utc(value: datetime) -> datetime:
     """An aware datetime, or a naive one taken as UTC, as naive UTC."""
     if value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -64,14 +64,17 @@ def _calendar_kwargs(rule: Rule) -> dict:
             if rule.pattern == "years":
                 kwargs["bymonth"] = (rule.month,)
             if rule.nth is not None:
+                assert rule.weekday is not None  # nth always comes with its weekday
                 kwargs["byweekday"] = (du.weekday(rule.weekday, rule.nth),)
-            elif rule.day > 28:
-                # Day D past the month's end means the month's last day: take
-                # the last existing day among 28..D in each month.
-                kwargs["bymonthday"] = tuple(range(28, rule.day + 1))
-                kwargs["bysetpos"] = (-1,)
             else:
-                kwargs["bymonthday"] = (rule.day,)
+                assert rule.day is not None  # without nth, parse fills in the day
+                if rule.day > 28:
+                    # Day D past the month's end means the month's last day: take
+                    # the last existing day among 28..D in each month.
+                    kwargs["bymonthday"] = tuple(range(28, rule.day + 1))
+                    kwargs["bysetpos"] = (-1,)
+                else:
+                    kwargs["bymonthday"] = (rule.day,)
     kind = rule.end[0]
     kwargs["count"] = rule.end[1] if kind == "after" else None
     if kind == "by":

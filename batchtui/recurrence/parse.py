@@ -146,17 +146,7 @@ def parse(spec: Any, tz: tzinfo | None, default_start: datetime | None) -> Rule:
             raise _fail("recurrence", f"unknown key {_show(key)}")
     if "text" in spec and not isinstance(spec["text"], str):
         raise _fail("recurrence.text", f"expected text, got {_show(spec['text'])}")
-
-    if "start" in spec and spec["start"] is not None:
-        start = _parse_start(spec["start"], tz)
-    elif isinstance(default_start, datetime):
-        # The job's scheduled start: naive UTC (or aware), as stored.
-        start = _parse_start(default_start if tz is None else
-                             utc_to_wall(default_start, tz), None)
-    elif default_start is not None:
-        start = _parse_start(default_start, tz)  # text, read like "start"
-    else:
-        raise _fail("recurrence.start", "is required")
+    start = _start_of(spec, tz, default_start)
     end = _parse_end(spec.get("end"))
 
     if "rrule" in spec:
@@ -167,7 +157,23 @@ def parse(spec: Any, tz: tzinfo | None, default_start: datetime | None) -> Rule:
             raise _fail(f"recurrence.{unknown[0]}", "unknown key for an rrule recurrence "
                                                     "(allowed: rrule, start, end)")
         return _parse_rrule(spec["rrule"], start, end, tz)
+    return _parse_pattern(spec, start, end)
 
+
+def _start_of(spec: dict, tz: tzinfo | None, default_start: datetime | None) -> datetime:
+    """The object's start, else the job's scheduled start, as a naive wall time."""
+    if "start" in spec and spec["start"] is not None:
+        return _parse_start(spec["start"], tz)
+    if isinstance(default_start, datetime):
+        # The job's scheduled start: naive UTC (or aware), as stored.
+        return _parse_start(default_start if tz is None else
+                            utc_to_wall(default_start, tz), None)
+    if default_start is not None:
+        return _parse_start(default_start, tz)  # text, read like "start"
+    raise _fail("recurrence.start", "is required")
+
+
+def _parse_pattern(spec: dict, start: datetime, end: tuple) -> Rule:
     if "pattern" not in spec:
         raise _fail("recurrence.pattern", f"is required: one of {', '.join(PATTERNS)} "
                                           "(or give an rrule)")
@@ -181,17 +187,17 @@ def parse(spec: Any, tz: tzinfo | None, default_start: datetime | None) -> Rule:
     # A key given as null means "the default", as an absent key does.
     every = spec.get("every")
     every = 1 if every is None else _int(every, "recurrence.every", 1, MAX_EVERY)
-    rule = dict(start=start, end=end, pattern=pattern, every=every)
-
+    weekdays: tuple[int, ...] = ()
+    day = nth = weekday = month = None
     if pattern == "weeks":
-        rule["weekdays"] = _parse_weekdays(spec.get("weekdays"), start)
+        weekdays = _parse_weekdays(spec.get("weekdays"), start)
     elif pattern in ("months", "years"):
-        rule.update(_parse_day(spec, start))
+        day, nth, weekday = _parse_day(spec, start)
         if pattern == "years":
             month = spec.get("month")
-            rule["month"] = start.month if month is None else _int(
-                month, "recurrence.month", 1, 12)
-    return Rule(**rule)
+            month = start.month if month is None else _int(month, "recurrence.month", 1, 12)
+    return Rule(start=start, end=end, pattern=pattern, every=every, weekdays=weekdays,
+                day=day, nth=nth, weekday=weekday, month=month)
 
 
 def _parse_weekdays(value: Any, start: datetime) -> tuple[int, ...]:
@@ -205,8 +211,9 @@ def _parse_weekdays(value: Any, start: datetime) -> tuple[int, ...]:
     return tuple(sorted(days))
 
 
-def _parse_day(spec: dict, start: datetime) -> dict:
-    """Either day D of the month, or the nth weekday; default: the start's day."""
+def _parse_day(spec: dict, start: datetime) -> tuple[int | None, int | None, int | None]:
+    """(day, nth, weekday): either day D of the month, or the nth weekday;
+    default: the start's day."""
     has_day = spec.get("day") is not None
     has_nth = spec.get("nth") is not None
     has_weekday = spec.get("weekday") is not None
@@ -220,8 +227,8 @@ def _parse_day(spec: dict, start: datetime) -> dict:
     if has_nth:
         nth = NTHS[_choice(spec["nth"], "recurrence.nth", tuple(NTHS))]
         weekday = WEEKDAYS.index(_choice(spec["weekday"], "recurrence.weekday", WEEKDAYS))
-        return {"nth": nth, "weekday": weekday}
-    return {"day": start.day if not has_day else _int(spec["day"], "recurrence.day", 1, 31)}
+        return None, nth, weekday
+    return (start.day if not has_day else _int(spec["day"], "recurrence.day", 1, 31)), None, None
 
 
 # ---------------------------------------------------------------------------
@@ -249,6 +256,9 @@ _INT_RE = re.compile(r"^[+-]?\d{1,4}$")
 _BYDAY_RE = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
 
 
+_RRULE_FIELD = "recurrence.rrule"
+
+
 def _parse_rrule(text: Any, start: datetime, end: tuple, tz: tzinfo | None) -> Rule:
     """Validate RRULE text (RFC 5545, without DTSTART) into a Rule.
 
@@ -257,7 +267,23 @@ def _parse_rrule(text: Any, start: datetime, end: tuple, tz: tzinfo | None) -> R
     as a wall time in the job's zone (converted from UTC when it ends in Z).
     SECONDLY is refused: the shortest pattern is a minute.
     """
-    field = "recurrence.rrule"
+    parts, order = _rrule_parts(text)
+    freq = _rrule_freq(parts)
+    kwargs = _rrule_kwargs(parts, freq)
+    end, until, canonical = _rrule_end(parts, order, end, tz)
+    _fill_from_start(kwargs, freq, start)
+    try:
+        du.rrule(dtstart=start, until=until, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise _fail(_RRULE_FIELD, f"not a valid rule: {exc}") from None
+    text_out = ";".join(f"{name}={parts[name]}" for name in canonical)
+    return Rule(start=start, end=end, rrule=text_out,
+                rrule_kwargs=tuple(sorted(kwargs.items())), rrule_until=until)
+
+
+def _rrule_parts(text: Any) -> tuple[dict[str, str], list[str]]:
+    """The rule's NAME=VALUE parts (upper case), and their names in the given order."""
+    field = _RRULE_FIELD
     if not isinstance(text, str) or not text.strip():
         raise _fail(field, f"expected RRULE text such as FREQ=WEEKLY;BYDAY=MO, got {_show(text)}")
     body = text.strip()
@@ -281,74 +307,96 @@ def _parse_rrule(text: Any, start: datetime, end: tuple, tz: tzinfo | None) -> R
             raise _fail(field, f"{name} is given twice")
         parts[name] = value
         order.append(name)
+    return parts, order
 
+
+def _rrule_freq(parts: dict[str, str]) -> int:
     if "FREQ" not in parts:
-        raise _fail(field, "FREQ is required")
+        raise _fail(_RRULE_FIELD, "FREQ is required")
     if parts["FREQ"] not in _FREQS:
         why = ("SECONDLY is not supported; the shortest recurrence is a minute"
                if parts["FREQ"] == "SECONDLY" else f"unknown FREQ {parts['FREQ']}")
-        raise _fail(field, why)
-    freq = _FREQS[parts["FREQ"]]
+        raise _fail(_RRULE_FIELD, why)
+    return _FREQS[parts["FREQ"]]
+
+
+def _rrule_ints(parts: dict[str, str], name: str, lo: int, hi: int, signed: bool) -> list[int]:
+    values = []
+    for item in parts[name].split(","):
+        if not _INT_RE.match(item):
+            raise _fail(_RRULE_FIELD, f"{name}: {item!r} is not a whole number")
+        number = int(item)
+        if not (lo <= abs(number) <= hi and (signed or number >= 0)):
+            raise _fail(_RRULE_FIELD, f"{name}: {number} is out of range")
+        values.append(number)
+    return values
+
+
+def _rrule_one_int(parts: dict[str, str], name: str, hi: int) -> int:
+    if "," in parts[name]:
+        raise _fail(_RRULE_FIELD, f"{name} takes one number")
+    return _rrule_ints(parts, name, 1, hi, False)[0]
+
+
+def _rrule_kwargs(parts: dict[str, str], freq: int) -> dict[str, Any]:
+    """dateutil keyword arguments of the rule's parts, COUNT and UNTIL aside."""
     kwargs: dict[str, Any] = {"freq": freq, "interval": 1, "wkst": 0}
-
-    def ints(name: str, lo: int, hi: int, signed: bool) -> list[int]:
-        values = []
-        for item in parts[name].split(","):
-            if not _INT_RE.match(item):
-                raise _fail(field, f"{name}: {item!r} is not a whole number")
-            number = int(item)
-            if not (lo <= abs(number) <= hi and (signed or number >= 0)):
-                raise _fail(field, f"{name}: {number} is out of range")
-            values.append(number)
-        return values
-
-    def one_int(name: str, hi: int) -> int:
-        if "," in parts[name]:
-            raise _fail(field, f"{name} takes one number")
-        return ints(name, 1, hi, False)[0]
-
     if "INTERVAL" in parts:
-        kwargs["interval"] = one_int("INTERVAL", MAX_EVERY)
+        kwargs["interval"] = _rrule_one_int(parts, "INTERVAL", MAX_EVERY)
     if "WKST" in parts:
         if parts["WKST"] not in _RFC_DAYS:
-            raise _fail(field, f"WKST: {parts['WKST']!r} is not a weekday (MO..SU)")
+            raise _fail(_RRULE_FIELD, f"WKST: {parts['WKST']!r} is not a weekday (MO..SU)")
         kwargs["wkst"] = _RFC_DAYS.index(parts["WKST"])
     for name, (key, lo, hi, signed) in _INT_LISTS.items():
         if name in parts:
-            kwargs[key] = tuple(ints(name, lo, hi, signed))
+            kwargs[key] = tuple(_rrule_ints(parts, name, lo, hi, signed))
     if "BYDAY" in parts:
-        days = []
-        for item in parts["BYDAY"].split(","):
-            match = _BYDAY_RE.match(item)
-            if not match:
-                raise _fail(field, f"BYDAY: {item!r} is not a weekday such as MO or -1FR")
-            n = int(match.group(1)) if match.group(1) else None
-            if n is not None:
-                if freq not in (du.MONTHLY, du.YEARLY):
-                    raise _fail(field, "BYDAY: a numbered weekday needs FREQ=MONTHLY or YEARLY")
-                if n == 0 or abs(n) > (5 if freq == du.MONTHLY else 53):
-                    raise _fail(field, f"BYDAY: {item} is out of range")
-            days.append(du.weekday(_RFC_DAYS.index(match.group(2)), n))
-        kwargs["byweekday"] = tuple(days)
+        kwargs["byweekday"] = _rrule_byday(parts["BYDAY"], freq)
+    return kwargs
 
+
+def _rrule_byday(value: str, freq: int) -> tuple[du.weekday, ...]:
+    days = []
+    for item in value.split(","):
+        match = _BYDAY_RE.match(item)
+        if not match:
+            raise _fail(_RRULE_FIELD, f"BYDAY: {item!r} is not a weekday such as MO or -1FR")
+        n = int(match.group(1)) if match.group(1) else None
+        if n is not None:
+            if freq not in (du.MONTHLY, du.YEARLY):
+                raise _fail(_RRULE_FIELD, "BYDAY: a numbered weekday needs FREQ=MONTHLY or YEARLY")
+            if n == 0 or abs(n) > (5 if freq == du.MONTHLY else 53):
+                raise _fail(_RRULE_FIELD, f"BYDAY: {item} is out of range")
+        days.append(du.weekday(_RFC_DAYS.index(match.group(2)), n))
+    return tuple(days)
+
+
+def _rrule_end(parts: dict[str, str], order: list[str], end: tuple,
+               tz: tzinfo | None) -> tuple[tuple, datetime | None, list[str]]:
+    """The end (COUNT and a date-only UNTIL move there), the UNTIL with a time,
+    and the names of the parts the canonical text keeps (UNTIL rewritten in parts)."""
     canonical = [name for name in order if name not in ("COUNT", "UNTIL")]
     until = None
     if "COUNT" in parts or "UNTIL" in parts:
         if "COUNT" in parts and "UNTIL" in parts:
-            raise _fail(field, "COUNT and UNTIL cannot both be given (RFC 5545)")
+            raise _fail(_RRULE_FIELD, "COUNT and UNTIL cannot both be given (RFC 5545)")
         if end != ("never",):
             raise _fail("recurrence.end", "the rrule already ends (COUNT or UNTIL); "
                                           "give the end in one place")
         if "COUNT" in parts:
-            end = ("after", one_int("COUNT", 10**9))
+            end = ("after", _rrule_one_int(parts, "COUNT", 10**9))
         else:
             end, until = _parse_until(parts["UNTIL"], tz)
             if until is not None:
                 canonical.append("UNTIL")
                 parts["UNTIL"] = until.strftime("%Y%m%dT%H%M%S")
+    return end, until, canonical
 
-    # Fill in what dateutil would take from DTSTART, so that the rule can be
-    # restarted from a later DTSTART (see occurrence._period_start) and mean the same thing.
+
+def _fill_from_start(kwargs: dict[str, Any], freq: int, start: datetime) -> None:
+    """Fill in what dateutil would take from DTSTART, so that the rule can be
+    restarted from a later DTSTART (see occurrence._period_start) and mean the
+    same thing."""
     if not any(k in kwargs for k in ("byweekno", "byyearday", "bymonthday", "byweekday")):
         if freq == du.YEARLY:
             kwargs.setdefault("bymonth", (start.month,))
@@ -363,18 +411,10 @@ def _parse_rrule(text: Any, start: datetime, end: tuple, tz: tzinfo | None) -> R
         kwargs.setdefault("byminute", (start.minute,))
     kwargs.setdefault("bysecond", (start.second,))
 
-    try:
-        du.rrule(dtstart=start, until=until, **kwargs)
-    except (ValueError, TypeError) as exc:
-        raise _fail(field, f"not a valid rule: {exc}") from None
-    text_out = ";".join(f"{name}={parts[name]}" for name in canonical)
-    return Rule(start=start, end=end, rrule=text_out,
-                 rrule_kwargs=tuple(sorted(kwargs.items())), rrule_until=until)
-
 
 def _parse_until(value: str, tz: tzinfo | None) -> tuple[tuple, datetime | None]:
     """UNTIL as (end, wall-time until): a date becomes end.by (inclusive)."""
-    field = "recurrence.rrule"
+    field = _RRULE_FIELD
     match = _UNTIL_RE.match(value)
     if not match:
         raise _fail(field, f"UNTIL: {value!r} is not YYYYMMDD or YYYYMMDDTHHMMSS[Z]")

@@ -31,6 +31,7 @@ def to_dict(rule: Rule) -> dict:
         if rule.day is not None:
             out["day"] = rule.day
         if rule.nth is not None:
+            assert rule.weekday is not None  # nth always comes with its weekday
             out["nth"] = _NTH_BY_NUMBER[rule.nth]
             out["weekday"] = WEEKDAYS[rule.weekday]
     out["start"] = rule.start.isoformat(timespec="seconds")
@@ -61,10 +62,15 @@ def _end_phrase(rule: Rule) -> str:
 
 def _day_phrase(rule: Rule) -> str:
     """'on day 15', 'on the last Friday of March', 'on the last day of April'..."""
-    of_month = f" of {_MONTH_NAMES[rule.month - 1]}" if rule.pattern == "years" else ""
-    if rule.nth is not None:
-        return f"on the {_NTH_BY_NUMBER[rule.nth]} {_WEEKDAY_NAMES[rule.weekday]}{of_month}"
+    of_month = ""
     if rule.pattern == "years":
+        assert rule.month is not None  # parse fills in a years rule's month
+        of_month = f" of {_MONTH_NAMES[rule.month - 1]}"
+    if rule.nth is not None:
+        assert rule.weekday is not None  # nth always comes with its weekday
+        return f"on the {_NTH_BY_NUMBER[rule.nth]} {_WEEKDAY_NAMES[rule.weekday]}{of_month}"
+    assert rule.day is not None  # without nth, parse fills in the day
+    if rule.month is not None:
         longest = _MONTH_MAX_DAYS[rule.month - 1]
         if rule.day > longest or (rule.month == 2 and rule.day >= 29):
             return f"on the last day{of_month}"
@@ -81,6 +87,7 @@ def sentence(rule: Rule) -> str:
         shown = ";".join(p for p in rule.rrule.split(";") if not p.startswith("UNTIL="))
         text = f"By rule {shown}, {_end_phrase(rule)}"
         return text if len(text) <= 200 else text[:199] + "…"
+    assert rule.pattern is not None  # every rule without rrule text has its pattern
     unit = rule.pattern[:-1]
     head = f"Every {unit}" if rule.every == 1 else f"Every {rule.every} {rule.pattern}"
     if rule.elapsed:
