@@ -14,6 +14,7 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateTimeField,
+    Field,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -33,6 +34,11 @@ class JSONField(TextField):
     def python_value(self, value):
         return None if value is None else json.loads(value)
 
+
+# Annotations without a value (``job_id: Field[int]``) declare no column:
+# they tell mypy about what peewee adds by itself, the ``id`` primary key of
+# a model that names none and the ``<foreign key>_id`` accessor of each
+# foreign key (the field on the class, the raw id on a row).
 
 # A foreign key whose column leads a composite index below has index=False:
 # that index serves its look-ups, and each index less is one B-tree less to
@@ -65,6 +71,8 @@ class BatchGroupServer(BaseModel):
     group = ForeignKeyField(BatchGroup, backref="servers", on_delete="CASCADE",
                             column_name="group_name")
     server = CharField(max_length=80)
+    id: AutoField[int]
+    group_id: Field[str]
 
     class Meta:
         indexes = ((("group", "server"), True),)
@@ -101,6 +109,7 @@ class BatchJob(BaseModel):
     version = IntegerField(default=1)
     run_count = IntegerField(default=0)
     current_run = IntegerField(null=True)
+    company_id: Field[str]
 
     class Meta:
         indexes = ((("status", "scheduled_start"), False),)
@@ -130,6 +139,8 @@ class BatchTask(BaseModel):
     # next Ready task to run by walking one index (see db._migration_1).
     job_priority = IntegerField(default=1)
     job_start = DateTimeField(null=True)
+    job_id: Field[int]
+    company_id: Field[str]
 
     class Meta:
         # More (partial) indexes in db._migration_1.
@@ -142,6 +153,9 @@ class BatchConstraint(BaseModel):
     task = ForeignKeyField(BatchTask, backref="conditions", on_delete="CASCADE", index=False)
     parent = ForeignKeyField(BatchTask, backref="dependents", on_delete="CASCADE")
     expected = IntegerField()  # status.ConditionStatus
+    id: AutoField[int]
+    task_id: Field[int]
+    parent_id: Field[int]
 
     class Meta:
         indexes = ((("task", "parent"), True),)
@@ -157,6 +171,8 @@ class JobAlert(BaseModel):
     canceled = BooleanField(default=False)
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
+    id: AutoField[int]
+    job_id: Field[int]
 
     class Meta:
         indexes = ((("job", "user"), True),)
@@ -173,6 +189,7 @@ class JobRun(BaseModel):
     ended = DateTimeField(null=True, index=True)
     status = IntegerField()
     server = CharField(default="", max_length=80)
+    job_id: Field[int]
 
     class Meta:
         indexes = ((("job", "run_no"), True),)
@@ -185,6 +202,9 @@ class RunTask(BaseModel):
     task = ForeignKeyField(BatchTask, on_delete="CASCADE")
     status = IntegerField()
     retries_used = IntegerField(default=0)
+    id: AutoField[int]
+    run_id: Field[int]
+    task_id: Field[int]
 
     class Meta:
         indexes = ((("run", "task"), True),)
@@ -204,6 +224,8 @@ class TaskAttempt(BaseModel):
     log = TextField(default="")
     progress = FloatField(null=True)  # 0..1 as the batch class reports it
     progress_text = CharField(null=True, max_length=200)
+    run_id: Field[int]
+    task_id: Field[int]
 
     class Meta:
         indexes = ((("run", "task", "attempt"), False),)
@@ -223,6 +245,8 @@ class Alert(BaseModel):
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
     mailed = BooleanField(default=False)  # e-mail sent (or given up)
+    job_id: Field[int | None]
+    run_id: Field[int | None]
 
     class Meta:
         indexes = ((("user", "read"), False),)

@@ -54,8 +54,8 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    except (OSError, AttributeError):
+        pass  # no glibc or no prctl: the servers are still stopped by Servers.__exit__
 
 
 class Servers:
@@ -97,7 +97,7 @@ class Servers:
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             print(f"--- {log.name} (last {len(tail)} lines)", *tail, sep="\n", file=sys.stderr)
 
-    def __enter__(self) -> "Servers":
+    def __enter__(self) -> Servers:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
@@ -123,9 +123,8 @@ class Servers:
 
 
 def _fresh_database(admin_url: str, name: str) -> str:
-    from tests.pgserver import create_database
-
     from bench.seed import open_db
+    from tests.pgserver import create_database
 
     url = create_database(admin_url, name)
     open_db(url)
@@ -162,9 +161,9 @@ def throughput_child(admin_url: str, servers: int, tasks: int) -> dict:
 
     from batchtui import models as m
     from batchtui import status as st
+    from batchtui.timeutil import utcnow
     from batchtui.vocabulary import JOB_FINAL, TASK_FINAL
     from batchtui.vocabulary import BatchStatus as S
-    from batchtui.timeutil import utcnow
     from bench.seed import add_jobs
 
     name = f"bench_throughput_{servers}_{os.getpid()}"
@@ -231,8 +230,8 @@ def latency_child(admin_url: str, jobs: int, span: float, lead: float) -> dict:
 def recovery_child(admin_url: str) -> dict:
     from batchtui import models as m
     from batchtui import status as st
-    from batchtui.vocabulary import BatchStatus as S
     from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus as S
     from bench.seed import add_job_with_conditions
 
     name = f"bench_recovery_{os.getpid()}"
@@ -282,7 +281,8 @@ def _admin_url() -> tuple[str | None, object, str]:
         return None, None, "PostgreSQL's initdb/pg_ctl not found and BATCHTUI_BENCH_PG_URL not set"
     try:
         return server.start(), server, ""
-    except Exception as exc:
+    # initdb or pg_ctl failed, or there is no postgres user to run them as.
+    except (subprocess.CalledProcessError, OSError, LookupError) as exc:
         return None, None, f"PostgreSQL did not start: {exc}"
 
 

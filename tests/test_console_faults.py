@@ -61,6 +61,7 @@ def sync(fn):
 # -- the console killed with SIGKILL ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
     rng = random.Random(20260602)
     marks = tmp_path / "marks.txt"
@@ -333,6 +334,7 @@ async def outage_then_recovery(app, pilot, fault_break, fault_restore, after_bre
     return typed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outage_db", SQLITE_FAULTS, indirect=True)
 @sync
 async def test_sqlite_going_away_console_says_so_keeps_input_and_recovers(outage_db):
@@ -371,6 +373,7 @@ async def test_sqlite_going_away_console_says_so_keeps_input_and_recovers(outage
         conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outage_db", ["folder moved away"], indirect=True)
 @sync
 async def test_recurrence_and_alerts_entered_during_an_outage_are_kept_and_saved_after(outage_db):
@@ -489,6 +492,7 @@ def pausable_pg():
     server.stop()
 
 
+@pytest.mark.slow
 @sync
 async def test_postgresql_stopped_and_started_again_while_the_console_is_open(pausable_pg, tmp_path, monkeypatch):
     from .pgserver import create_database
@@ -568,6 +572,7 @@ async def key_sweep(app, pilot, fault_break, fault_restore, after_break=None) ->
     assert app.is_running
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outage_db", ["folder moved away"], indirect=True)
 @sync
 async def test_every_key_on_every_form_during_an_outage_never_ends_the_console(outage_db):
@@ -580,6 +585,7 @@ async def test_every_key_on_every_form_during_an_outage_never_ends_the_console(o
     assert app._exception is None
 
 
+@pytest.mark.slow
 @sync
 async def test_every_key_on_every_form_while_postgresql_is_down_never_ends_the_console(pausable_pg, tmp_path,
                                                                                       monkeypatch):

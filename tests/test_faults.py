@@ -108,6 +108,7 @@ def kill_targets(rng: random.Random, marks, count: int, label: str) -> list[int]
     return [make_job(big_job(rng, marks), description=f"{label} {j}", status=S.HOLD)[0] for j in range(count)]
 
 
+@pytest.mark.slow
 def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
     rng = random.Random(20260601)
     marks = tmp_path / "marks.txt"
@@ -156,6 +157,7 @@ def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice
 # -- two servers and operators on one SQLite file -------------------------------------
 
 
+@pytest.mark.slow
 def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_locked(database, db_url,
                                                                                             tmp_path):
     procs = Procs(db_url, tmp_path)
@@ -299,6 +301,7 @@ def own_pg(tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_postgresql_stopped_and_started_again_while_a_server_runs(own_pg, tmp_path, monkeypatch):
     from .pgserver import create_database
 

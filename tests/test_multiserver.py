@@ -99,6 +99,7 @@ def test_three_servers_run_a_thousand_tasks_with_conditions_exactly_once(servers
     assert all(join.started >= runs[ids[f"c{c}.98"]][0].ended for c in range(10))
 
 
+@pytest.mark.slow
 def test_a_killed_server_has_its_tasks_taken_back_by_another(servers):
     tasks = [{"key": f"slow{i}", "class_name": "Sleep", "params": {"seconds": 4}, "max_retries": 1}
              for i in range(6)]
