@@ -160,14 +160,16 @@ def test_each_operator_action_applies_exactly_when_the_move_table_allows_it(data
     if expected == "gone":
         assert job is None and not m.BatchTask.select().where(m.BatchTask.job == job_id).exists()
         return
-    assert job is not None and job.version == before[0]["version"] + 1
+    assert job is not None
     if expected == S.CANCELLING:
+        # The cancel moves the version on; finishing the run at once (nothing ran) moves it again.
+        assert job.version in (before[0]["version"] + 1, before[0]["version"] + 2)
         # A running job whose running tasks are stopped: Canceling, or Canceled at once when none ran.
         assert job.status in (S.CANCELLING, S.CANCELED)
         statuses = {t.status for t in m.BatchTask.select().where(m.BatchTask.job == job_id)}
         assert not statuses & {S.WAITING, S.READY, S.EXECUTING}
     else:
-        assert job.status == expected
+        assert job.status == expected and job.version == before[0]["version"] + 1
     if expected in (S.HOLD, S.WAITING) and expected != status:
         follow = TASK_MOVES["follow_job"]
         for tid, ts in zip(ids.values(), task_statuses, strict=True):

@@ -10,7 +10,8 @@ given, how a time is passed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence, Sized
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import datetime
 from typing import Any
 
@@ -107,6 +108,9 @@ class Dialect:
     def notify(self) -> None:
         """Wake the batch servers of other processes (PostgreSQL only)."""
 
+    def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
+        """Call woken() for each NOTIFY from another process until stop is set (PostgreSQL only)."""
+
 
 class PgDialect(Dialect):
     """PostgreSQL: rows are locked with SKIP LOCKED, ids come from the sequences, LISTEN/NOTIFY wakes."""
@@ -147,6 +151,28 @@ class PgDialect(Dialect):
 
     def notify(self) -> None:
         self.x(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
+        # A connection of its own, in autocommit; polling stays the fallback
+        # while it is lost, and it is opened again with back-off.
+        import psycopg
+
+        db = self.database.obj
+        params = dict(db.connect_params)
+        params.pop("prefer_psycopg3", None)
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                with psycopg.connect(dbname=db.database, autocommit=True, **params) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    delay = 0.5
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            woken()
+            except Exception as exc:  # noqa: BLE001  (any failure of the connection: retried)
+                lost(exc)
+                stop.wait(delay)
+                delay = min(30.0, delay * 2)
 
 
 def exactly(changed: int, expected: int) -> None:

@@ -36,7 +36,6 @@ from ..db import DatabaseUnavailable, file_identity, write
 from ..errors import UserError
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
-from .dialect import NOTIFY_CHANNEL
 from .mail import send_alert_mails
 from .store import Claimed, EngineStore, Outcome, ServerNameInUse
 from .workers import WorkerPool
@@ -155,28 +154,9 @@ class BatchServerEngine:
             threading.Thread(target=self._listen, name=f"batch-listen-{self.name}", daemon=True).start()
 
     def _listen(self) -> None:
-        """On PostgreSQL, wake the loop when another process NOTIFYs new work.
-
-        Polling stays the fallback: a lost connection is retried with back-off.
-        """
-        import psycopg
-
-        db = m.database.obj
-        params = dict(db.connect_params)
-        params.pop("prefer_psycopg3", None)
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(dbname=db.database, autocommit=True, **params) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    delay = 0.5
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self._outcomes.put(None)
-            except Exception as exc:
-                log.warning("batch server %s: LISTEN connection lost: %s", self.name, exc)
-                self._stop.wait(delay)
-                delay = min(30.0, delay * 2)
+        """On PostgreSQL, wake the loop when another process NOTIFYs new work."""
+        self.store.listen(self._stop, lambda: self._outcomes.put(None),
+                          lambda exc: log.warning("batch server %s: LISTEN connection lost: %s", self.name, exc))
 
     def wake(self) -> None:
         self._due_dirty = True
@@ -368,7 +348,7 @@ class BatchServerEngine:
             self._flush_logs()
         if now_mono - self._last_mail >= MAIL_EVERY:
             self._last_mail = now_mono
-            send_alert_mails(self.name)
+            send_alert_mails(self.store, self.name)
         return changed
 
     def _is_due(self) -> bool:

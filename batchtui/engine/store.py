@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -527,6 +528,19 @@ class EngineStore:
     def notify(self) -> None:
         """Wake the batch servers of other processes (PostgreSQL LISTEN/NOTIFY)."""
         self.d.notify()
+
+    def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
+        self.d.listen(stop, woken, lost)
+
+    # -- alert e-mail ------------------------------------------------------------------------
+
+    def claim_alert_mails(self, limit: int = 50) -> list[m.Alert]:
+        """Alerts to e-mail that no server has taken yet, each taken by a compare-and-set."""
+        pending = list(m.Alert.select().where((m.Alert.email == True) & (m.Alert.mailed == False))  # noqa: E712
+                       .limit(limit))
+        return [a for a in pending
+                if m.Alert.update(mailed=True).where((m.Alert.id == a.id) & (m.Alert.mailed == False))  # noqa: E712
+                .execute() == 1]
 
 
 def served_groups(server: str) -> list[str]:
