@@ -338,7 +338,7 @@ def start_due_jobs(server: str, now: datetime | None = None, limit: int = 256) -
 def _due_jobs(now: datetime, limit: int) -> list[int]:
     """The Waiting jobs due by now, highest priority first, then by start (locked on PostgreSQL).
 
-    One priority at a time, each an index range (migrations/v3_due_index.py): a single
+    One priority at a time, each an index range (db._migration_3): a single
     ORDER BY priority, start would read and sort every due job, or walk every
     Waiting job of a higher priority that is not due yet.
     """
