@@ -136,14 +136,14 @@ class BatchTask(BaseModel):
     attempts = IntegerField(default=0)  # attempts made in the current run
     version = IntegerField(default=1)
     # Copied from the job when a run starts, so that the batch server finds the
-    # next Ready task to run by walking one index (see db._migration_1).
+    # next Ready task to run by walking one index (see migrations/v1_tables.py).
     job_priority = IntegerField(default=1)
     job_start = DateTimeField(null=True)
     job_id: Field[int]
     company_id: Field[str]
 
     class Meta:
-        # More (partial) indexes in db._migration_1.
+        # More (partial) indexes in migrations/v1_tables.py.
         indexes = ((("job", "status"), False),)
 
 
