@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import time
-import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +26,8 @@ except ImportError:  # an editable install made while the package had no __init_
     from importlib.metadata import version as _version
 
     __version__ = _version("batchtui")
+
+from .text import visible
 
 PROG = "batchtui"
 
@@ -252,22 +253,6 @@ def _names(text: str) -> list[str]:
 
 
 # -- output helpers ------------------------------------------------------------------
-
-
-def visible(text: Any, keep_newlines: bool = False) -> str:
-    """Text from jobs and tasks as plain text: control characters and escape
-    sequences are shown, never sent to the terminal."""
-    text = "" if text is None else str(text)
-    out = []
-    for ch in text:
-        if keep_newlines and ch in "\n\t":
-            out.append(ch)
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def emit_json(data: Any) -> None:
