@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY
 from .alerts import cmd_alerts
 from .common import PROG
 from .groups import cmd_group_add, cmd_group_delete, cmd_group_list
@@ -93,11 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first retry delay, doubled for each retry up to 300 s (default 5; 0 retries at once)")
     p.add_argument("--exit-when-idle", action="store_true",
                    help="exit 0 once nothing is executing, ready, due or waiting for a retry")
-    p.add_argument("--heartbeat", type=_positive_float, default=5.0, metavar="SECONDS",
-                   help="how often the server writes its heartbeat (default 5)")
-    p.add_argument("--dead-after", type=_positive_float, default=30.0, metavar="SECONDS",
+    p.add_argument("--heartbeat", type=_positive_float, default=HEARTBEAT_EVERY, metavar="SECONDS",
+                   help=f"how often the server writes its heartbeat (default {HEARTBEAT_EVERY:g})")
+    p.add_argument("--dead-after", type=_positive_float, default=ALIVE_WITHIN, metavar="SECONDS",
                    help="a server whose heartbeat is older than this is declared dead and its "
-                        "tasks taken back (default 30)")
+                        f"tasks taken back (default {ALIVE_WITHIN:g})")
 
     job = command(sub, "job", "batch jobs: import, export, list, change status, cancel, copy, delete, wait, "
                               "history", None)

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 
-from peewee import fn
-
-from .. import models as m
-from .. import status as st
-from ..timeutil import iso, machine_zone, utcnow
-from ..vocabulary import BatchStatus
+from .. import servers
+from ..timeutil import iso, machine_zone
 from .common import EXIT_OK, emit, emit_json, note, open_database, table
-
-ALIVE_WITHIN = 30.0  # a server whose heartbeat is older than this is not alive
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -27,29 +20,19 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_servers(args: argparse.Namespace) -> int:
     open_database(args)
-    now = utcnow()
     tz = machine_zone()
-    running = dict(m.BatchTask.select(m.BatchTask.server, fn.COUNT(m.BatchTask.id))
-                   .where(m.BatchTask.status == BatchStatus.EXECUTING)
-                   .group_by(m.BatchTask.server).tuples())
-    rows = []
-    for s in m.BatchServer.select().order_by(m.BatchServer.name):
-        alive = (s.stopped is None and s.heartbeat is not None
-                 and s.heartbeat >= now - timedelta(seconds=ALIVE_WITHIN))
-        rows.append({
-            "name": s.name, "host": s.host, "pid": s.pid, "threads": s.threads,
-            "groups": st.served_groups(s.name), "started": iso(s.started, tz),
-            "heartbeat": iso(s.heartbeat, tz), "stopped": iso(s.stopped, tz), "alive": bool(alive),
-            "running": int(running.get(s.name, 0)),
-        })
+    listed = servers.server_rows()
     if args.json:
-        emit_json(rows)
+        emit_json([{"name": s.name, "host": s.host, "pid": s.pid, "threads": s.threads, "groups": list(s.groups),
+                    "started": iso(s.started, tz), "heartbeat": iso(s.heartbeat, tz), "stopped": iso(s.stopped, tz),
+                    "alive": s.alive, "running": s.running}
+                   for s in listed])
         return EXIT_OK
-    if not rows:
+    if not listed:
         note("no batch servers have run on this database")
         return EXIT_OK
     for line in table(["NAME", "THREADS", "GROUPS", "LAST HEARTBEAT", "ALIVE", "RUNNING"],
-                      [[r["name"], r["threads"], ", ".join(g or '""' for g in r["groups"]),
-                        r["heartbeat"] or "-", "yes" if r["alive"] else "no", r["running"]] for r in rows]):
+                      [[s.name, s.threads, ", ".join(g or '""' for g in s.groups), iso(s.heartbeat, tz) or "-",
+                        "yes" if s.alive else "no", s.running] for s in listed]):
         emit(line)
     return EXIT_OK
