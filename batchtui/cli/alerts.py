@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from .. import models as m
-from ..db import write
-from ..timeutil import iso, machine_zone
+from .. import alerts
+from ..timeutil import iso
 from .common import EXIT_OK, connect, emit, emit_json, note, table
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     actor = connect(args)
-    query = m.Alert.select().where(m.Alert.user == actor.user).order_by(m.Alert.id)
-    if not args.all:
-        query = query.where(m.Alert.read == False)  # noqa: E712 - peewee expression
-    alerts = list(query)
-    if args.read and alerts:
-        with write():
-            m.Alert.update(read=True).where(m.Alert.id << [a.id for a in alerts]).execute()
-        for a in alerts:
-            a.read = True
-    zones = {j.id: j.time_zone for j in m.BatchJob.select(m.BatchJob.id, m.BatchJob.time_zone)
-             .where(m.BatchJob.id << list({a.job_id for a in alerts if a.job_id is not None}))}
-    default_zone = machine_zone()
+    listed = alerts.list_alerts(actor, unread_only=not args.all)
+    if args.read and listed:
+        alerts.mark_read(actor, [a.id for a in listed])
     rows = [{"id": a.id, "job_id": a.job_id, "event": a.event, "message": a.message,
-             "created": iso(a.created, zones.get(a.job_id, default_zone)), "read": bool(a.read)}
-            for a in alerts]
+             "created": iso(a.created, a.time_zone), "read": a.read or args.read}
+            for a in listed]
     if args.json:
         emit_json(rows)
         return EXIT_OK
