@@ -19,6 +19,7 @@ from typing import Any
 from . import jobfile
 from . import models as m
 from . import status as st
+from .actor import Actor
 from .config import load_config
 from .db import write
 from .errors import Conflict, NotAllowed, NotFound, Refused, UserError
@@ -27,7 +28,7 @@ from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 from .timeutil import iso, local, machine_zone, utcnow
 
 __all__ = [
-    "create_job", "update_job", "set_recurrence", "set_alert", "add_task", "update_task",
+    "create_job", "update_job", "set_job", "set_recurrence", "set_alert", "add_task", "update_task",
     "delete_task", "add_condition", "delete_condition", "import_jobs", "export_job", "copy_job",
     "job_history", "list_jobs", "cleanup_history", "task_key_for", "iso_scheduled",
 ]
@@ -221,6 +222,55 @@ def update_job(job_id, *, user, version: int, description=_UNSET, company=_UNSET
             raise Conflict(f"job {job_id} was changed by another user since you opened it; reload it (F5)")
     _notify()
     return st.get_job(job_id)
+
+
+def set_job(job_id: int, *, actor: Actor, if_version: int | None = None, description: Any = _UNSET,
+            scheduled_start: Any = _UNSET, priority: Any = _UNSET, company: Any = _UNSET) -> m.BatchJob:
+    """`batchtui job set`: change fields of a job that is not Executing or Canceling.
+
+    With if_version, only while the job is still at that version (a script's
+    compare-and-set: "job 7 was changed since version 3" otherwise). The
+    checks are update_job's; the write is one UPDATE guarded by the version
+    and the status, whose row count says whether it won.
+    """
+    with write():
+        job = st.get_job(job_id)
+        actor.check_may_manage(job.id, job.created_by)
+        expected = job.version if if_version is None else int(if_version)
+        if job.version != expected:
+            raise Conflict(f"job {job_id} was changed since version {expected}")
+        _refuse_running(job)
+        label = _label(job)
+        changes: dict[str, Any] = {}
+        if description is not _UNSET:
+            changes["description"] = jobfile.check_description(description, job=label)
+        if scheduled_start is not _UNSET:
+            changes["scheduled_start"] = _start(scheduled_start, job.time_zone, job=label)
+        if priority is not _UNSET:
+            changes["priority"] = int(jobfile.check_priority(priority, job=label))
+        if company is not _UNSET:
+            changes["company"] = _company(company, job=label)
+        if not changes:
+            raise UserError(f"job {label}: nothing to change")
+        changes["modified"] = utcnow()
+        changes["version"] = m.BatchJob.version + 1
+        done = (m.BatchJob.update(**changes)
+                .where((m.BatchJob.id == job_id) & (m.BatchJob.version == expected)
+                       & m.BatchJob.status.not_in([int(s) for s in st.RUNNING_JOB]))
+                .execute())
+        if not done:  # changed in between (PostgreSQL reads committed rows): say what it is now
+            latest = st.get_job(job_id)
+            _refuse_running(latest)
+            raise Conflict(f"job {job_id} was changed since version {expected}")
+    _notify()
+    return st.get_job(job_id)
+
+
+def _refuse_running(job: m.BatchJob) -> None:
+    current = BatchStatus(job.status)
+    if current in st.RUNNING_JOB:
+        raise Refused(f"job {_label(job)} is {current.label}: it cannot be changed while it runs "
+                      "(cancel it, or wait until it is over)")
 
 
 def set_recurrence(job_id, spec: dict | None, *, user) -> m.BatchJob:

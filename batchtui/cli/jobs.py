@@ -1,4 +1,4 @@
-"""`batchtui job ...`: import, export, list, change status, cancel, copy, delete, wait, history."""
+"""`batchtui job ...`: import, export, list, set, change status, cancel, copy, delete, wait, history."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from .. import jobfile, jobs
 from .. import models as m
 from .. import status as st
-from ..errors import NotFound, Refused
+from ..errors import NotFound, Refused, UserError
 from ..jobfile import q
 from ..vocabulary import BatchStatus
 from .common import (
@@ -108,6 +108,24 @@ def cmd_job_delete(args: argparse.Namespace) -> int:
         emit_json({"id": args.id, "deleted": True})
     else:
         emit(f"deleted job {args.id}")
+    return EXIT_OK
+
+
+_SET_FIELDS = (("description", "description"), ("start", "scheduled_start"), ("priority", "priority"),
+               ("company", "company"))
+
+
+def cmd_job_set(args: argparse.Namespace) -> int:
+    """Change fields of a job; with --if-version only if nobody changed it since that version."""
+    changes = {field: getattr(args, option) for option, field in _SET_FIELDS if getattr(args, option) is not None}
+    if not changes:
+        raise UserError(f"job {args.id}: nothing to change (give --description, --start, --priority or --company)")
+    actor = connect(args)
+    job = jobs.set_job(args.id, actor=actor, if_version=args.if_version, **changes)
+    if args.json:
+        emit_json({"id": job.id, "version": job.version, "changed": sorted(changes)})
+    else:
+        emit(f"job {job.id}: changed {', '.join(sorted(changes))} (version {job.version})")
     return EXIT_OK
 
 

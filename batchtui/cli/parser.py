@@ -18,6 +18,7 @@ from .jobs import (
     cmd_job_history,
     cmd_job_import,
     cmd_job_list,
+    cmd_job_set,
     cmd_job_status,
     cmd_job_wait,
 )
@@ -100,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a server whose heartbeat is older than this is declared dead and its "
                         f"tasks taken back (default {ALIVE_WITHIN:g})")
 
-    job = command(sub, "job", "batch jobs: import, export, list, change status, cancel, copy, delete, wait, "
-                              "history", None)
+    job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
+                              "wait, history", None)
     jobs_sub = job.add_subparsers(dest="job_command", metavar="ACTION", parser_class=_Parser, required=True)
 
     p = command(jobs_sub, "import", "create the jobs of a job file (- reads stdin)", cmd_job_import)
@@ -114,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(jobs_sub, "list", "one line per job", cmd_job_list)
     p.add_argument("--status", metavar="S", help="only jobs with this status")
+    _json_option(p)
+
+    p = command(jobs_sub, "set", "change fields of a job that is not Executing or Canceling", cmd_job_set)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--description", metavar="D")
+    p.add_argument("--start", metavar="TIME", help="scheduled start (ISO 8601; without an offset, in the job's "
+                                                   "time zone)")
+    p.add_argument("--priority", metavar="P", help="low, normal, high, critical or reserved")
+    p.add_argument("--company", metavar="C")
+    p.add_argument("--if-version", type=_whole(1, "--if-version"), metavar="N",
+                   help="refuse unless the job is still at version N (see `job export`)")
     _json_option(p)
 
     p = command(jobs_sub, "status", "change status: withhold (stop) or waiting (go)", cmd_job_status)
