@@ -179,3 +179,14 @@ def test_the_command_line_and_the_action_center_list_the_same_alerts(database, c
     assert len(cli_json(capsys, "alerts", "--read")) == 1
     monkeypatch.setenv("BATCHTUI_USER", "ops")
     assert [r["id"] for r in cli_json(capsys, "alerts")] == [mine[0]]  # eve's --read left ops' alone
+
+
+def test_the_services_and_the_command_line_load_no_textual():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import batchtui.servers, batchtui.alerts, batchtui.text, batchtui.actor, batchtui.cli; "
+            "sys.exit(any(m.split('.')[0] == 'textual' for m in sys.modules))")
+    repo = Path(__file__).resolve().parents[1]  # `python -c` imports from its working folder first
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo, timeout=60).returncode == 0
