@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Final
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from batchtui.jobfile import q
 from batchtui.text import CATEGORIES, visible
 
-ACTING = ("Cc", "Cf", "Cs", "Zl", "Zp")
+ACTING: Final = ("Cc", "Cf", "Cs", "Zl", "Zp")
 # Any code point, surrogates included, and the few that random choice seldom finds.
 ANY = st.one_of(st.characters(codec=None),
                 st.sampled_from("\x1b\x9b\x85\u00ad\u200b\u200e\u2028\u2029\u202e\u2066\u2069"
