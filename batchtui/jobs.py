@@ -16,22 +16,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import jobfile
+from . import events, jobfile
 from . import models as m
-from . import events
 from . import status as st
-from .db import write
 from .actor import Actor
+from .db import write
 from .errors import Conflict, NotAllowed, NotFound, Refused, UserError
 from .jobfile import FieldError, q
 from .rules import JOB_MOVES, initial_job_status
+from .timeutil import iso, local, machine_zone, utcnow
 from .vocabulary import JOB_FINAL, RUNNING_JOB, BatchStatus, ConditionStatus, ConditionType, Priority
 
 EDIT = JOB_MOVES["edit"]
-from .timeutil import iso, local, machine_zone, utcnow
 
 __all__ = [
-    "create_job", "update_job", "set_recurrence", "set_alert", "add_task", "update_task",
+    "create_job", "update_job", "set_job", "set_recurrence", "set_alert", "add_task", "update_task",
     "delete_task", "add_condition", "delete_condition", "import_jobs", "export_job", "copy_job",
     "job_history", "list_jobs", "cleanup_history", "task_key_for", "iso_scheduled",
 ]
@@ -226,6 +225,42 @@ def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, compan
         if company is not _UNSET:
             changes["company"] = _company(company, default=actor.default_company, job=label)
         _editable(job, actor, version, **changes)
+    _notify()
+    return st.get_job(job_id)
+
+
+def set_job(job_id: int, *, actor: Actor, if_version: int | None = None, description: Any = _UNSET,
+            scheduled_start: Any = _UNSET, priority: Any = _UNSET, company: Any = _UNSET) -> m.BatchJob:
+    """`batchtui job set`: change fields of a job that is not Executing or Canceling.
+
+    With if_version, only while the job is still at that version (a script's
+    compare-and-set: "job 7 was changed since version 3" otherwise). The
+    checks are update_job's; the write is the "edit" move, guarded by the
+    status and the version, whose row count says whether it won.
+    """
+    with write():
+        job = st.get_job(job_id)
+        st.check_can_manage(job, actor)
+        if if_version is not None and job.version != int(if_version):
+            raise Conflict(f"job {job_id} was changed since version {int(if_version)}")
+        label = _label(job)
+        changes: dict[str, Any] = {}
+        if description is not _UNSET:
+            changes["description"] = jobfile.check_description(description, job=label)
+        if scheduled_start is not _UNSET:
+            changes["scheduled_start"] = _start(scheduled_start, job.time_zone, job=label)
+        if priority is not _UNSET:
+            changes["priority"] = int(jobfile.check_priority(priority, job=label))
+        if company is not _UNSET:
+            changes["company"] = _company(company, default=actor.default_company, job=label)
+        if not changes:
+            raise UserError(f"job {label}: nothing to change")
+        try:
+            _editable(job, actor, job.version, **changes)
+        except Conflict:
+            if if_version is None:
+                raise
+            raise Conflict(f"job {job_id} was changed since version {int(if_version)}") from None
     _notify()
     return st.get_job(job_id)
 

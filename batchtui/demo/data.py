@@ -44,6 +44,7 @@ from ..config import acting_user
 from ..history import record_past_runs
 from ..rules import evaluate_conditions, retry_delay
 from ..db import write
+from ..servers import alive_names
 from ..vocabulary import BatchStatus, ConditionStatus
 from ..timeutil import local, to_utc, utcnow, zone
 from . import classes as demo_classes
@@ -354,19 +355,13 @@ def describe_result(result: dict) -> str:
     return f"The USMF demo data is loaded already ({what}); use --reset to start over."
 
 
-def _alive_servers(now: datetime) -> list[str]:
-    limit = now - timedelta(seconds=30)
-    return [s.name for s in m.BatchServer.select(m.BatchServer.name).where(
-        m.BatchServer.stopped.is_null() & (m.BatchServer.heartbeat >= limit))]
-
-
 def _clear(now: datetime) -> None:
     """Delete every job and its history, the alerts, groups and stopped servers.
 
     A batch server that is running (this console's, say) keeps its row and
     the groups it serves, so that it carries on serving them.
     """
-    alive = _alive_servers(now)
+    alive = alive_names(now)
     for model in (m.Alert, m.TaskAttempt, m.RunTask, m.JobRun, m.BatchConstraint, m.JobAlert):
         model.delete().execute()
     m.BatchJob.update(current_run=None).execute()

@@ -33,6 +33,7 @@ from .. import events
 from .. import models as m
 from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
 from ..db import DatabaseUnavailable, file_identity, write
+from ..servers import ALIVE_WITHIN
 from ..errors import UserError
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
@@ -79,7 +80,7 @@ class BatchServerEngine:
         groups: list[str] | None = None,
         on_change: Callable[[], None] | None = None,
         heartbeat: float = 5.0,
-        dead_after: float = 30.0,
+        dead_after: float = ALIVE_WITHIN,
         exit_when_idle: bool = False,
         console: bool = False,
         store: EngineStore | None = None,
@@ -581,7 +582,7 @@ def _join(lines: list[str]) -> str:
 
 def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = None, poll: float = 1.0,
           retry_base: float = 5.0, exit_when_idle: bool = False, out=None, heartbeat: float = 5.0,
-          dead_after: float = 30.0) -> int:
+          dead_after: float = ALIVE_WITHIN) -> int:
     """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM."""
     import sys
 
