@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from peewee import Expression, fn
 
@@ -46,7 +46,7 @@ def _mine(actor: Actor, unread_only: bool = False) -> Expression:
     where = m.Alert.user == actor.user
     if unread_only:
         where &= m.Alert.read == False  # noqa: E712 - a peewee expression
-    return cast(Expression, where)
+    return where
 
 
 def _infos(rows: Sequence[Any]) -> list[AlertInfo]:

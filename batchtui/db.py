@@ -67,7 +67,7 @@ class SqliteFile(SqliteDatabase):
 
         if not os.path.isfile(self.database):
             raise OperationalError(f"the database file {self.database} is missing")
-        return super()._connect()
+        return super()._connect()  # type: ignore[misc]  # peewee's annotations leave out _connect
 
 
 def open_database(url: str | None = None, migrate: bool = True) -> Database:

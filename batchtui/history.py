@@ -59,96 +59,118 @@ def record_past_runs(job_id: int, runs: list[dict[str, Any]], now: datetime | No
             raise Refused(f"job {job_id} is {current.label}: its history cannot be written while it runs")
         tasks = {t.id: t for t in m.BatchTask.select(m.BatchTask.id, m.BatchTask.ignore_failure)
                  .where(m.BatchTask.job == job_id)}
-        previous_start = None
-        outcomes: list[BatchStatus] = []
-        for i, run in enumerate(runs):
-            where = f"job {job_id}, past run #{i + 1}"
-            started, ended = run["started"], run["ended"]
-            if not (started <= ended <= now):
-                raise ValueError(f"{where}: needs started <= ended <= now")
-            if previous_start is not None and started < previous_start:
-                raise ValueError(f"{where}: runs must be given oldest first")
-            previous_start = started
-            pairs = []
-            for t in run["tasks"]:
-                if t["task_id"] not in tasks:
-                    raise ValueError(f"{where}: task {t['task_id']} is not a task of the job")
-                status = BatchStatus(t["status"])
-                if status not in TASK_FINAL:
-                    raise ValueError(f"{where}: task {t['task_id']} cannot be {status.label} in a run that is over")
-                for a in t["attempts"]:
-                    if BatchStatus(a["status"]) not in PAST_ATTEMPT:
-                        raise ValueError(f"{where}: an attempt cannot end {BatchStatus(a['status']).label}")
-                    if not (started <= a["started"] <= a["ended"] <= ended):
-                        raise ValueError(f"{where}: task {t['task_id']}'s attempts must lie within the run")
-                if status == BatchStatus.NOT_RUN and t["attempts"]:
-                    raise ValueError(f"{where}: task {t['task_id']} did not run but has attempts")
-                pairs.append((status, tasks[t["task_id"]].ignore_failure))
-            expected = job_outcome(BatchStatus.EXECUTING, pairs)
-            given = run.get("status")
-            outcome = expected if given is None else BatchStatus(given)
-            if outcome not in JOB_FINAL:
-                raise ValueError(f"{where}: a run that is over is Ended, Error or Canceled, not {outcome.label}")
-            if outcome != BatchStatus.CANCELED and outcome != expected:
-                raise ValueError(f"{where}: its tasks make it {expected.label}, not {outcome.label}")
-            outcomes.append(outcome)
-
-        first_no = job.run_count + 1
-        rows = [{"job": job_id, "run_no": first_no + i, "scheduled": run["scheduled"], "started": run["started"],
-                 "ended": run["ended"], "status": int(outcomes[i]), "server": run.get("server", "")}
-                for i, run in enumerate(runs)]
-        for chunk in _past_chunks(rows, 100):
-            m.JobRun.insert_many(chunk).execute()
-        ids = {r.run_no: r.id for r in m.JobRun.select(m.JobRun.id, m.JobRun.run_no)
-               .where((m.JobRun.job == job_id) & (m.JobRun.run_no >= first_no))}
-        run_ids = [ids[first_no + i] for i in range(len(runs))]
-        results, attempts, alerts = [], [], []
-        subs = list(m.JobAlert.select().where(m.JobAlert.job == job_id))
-        for i, run in enumerate(runs):
-            run_id = run_ids[i]
-            for t in run["tasks"]:
-                results.append({"run": run_id, "task": t["task_id"], "status": int(t["status"]),
-                                "retries_used": t.get("retries_used", max(0, len(t["attempts"]) - 1))})
-                for n, a in enumerate(t["attempts"], start=1):
-                    attempts.append({"run": run_id, "task": t["task_id"], "attempt": n, "status": int(a["status"]),
-                                     "started": a["started"], "ended": a["ended"], "server": a.get("server", ""),
-                                     "log": a.get("log", "")})
-            event = EVENT_OF[outcomes[i]]
-            for sub in subs:
-                if getattr(sub, event):
-                    alerts.append({
-                        "user": sub.user, "job": job_id, "run": run_id, "event": event,
-                        "message": f"Batch job {job_id} '{job.description}' {outcomes[i].label.lower()}"
-                                   f" (run {first_no + i}).",
-                        "created": run["ended"], "read": False, "popup": sub.popup, "email": sub.email,
-                        "mailed": True,
-                    })
-        for model, batch in ((m.RunTask, results), (m.TaskAttempt, attempts), (m.Alert, alerts)):
-            for chunk in _past_chunks(batch, 100):
-                model.insert_many(chunk).execute()
-
-        last, outcome = runs[-1], outcomes[-1]
-        for t in last["tasks"]:
-            tried = t["attempts"]
-            m.BatchTask.update(
-                status=int(t["status"]), retries_used=t.get("retries_used", max(0, len(tried) - 1)),
-                attempts=len(tried), server=tried[-1].get("server", "") if tried else None,
-                attempt=None, not_before=None,
-            ).where(m.BatchTask.id == t["task_id"]).execute()
-        changes = {"status": outcome}
-        if job.recurrence and outcome != BatchStatus.CANCELED:
-            from . import recurrence
-
-            nxt = recurrence.next_occurrence(job.recurrence, job.time_zone, max(last["ended"], last["scheduled"]))
-            if nxt is not None:
-                changes = {"status": BatchStatus.WAITING, "scheduled_start": nxt}
-        done = (m.BatchJob.update(run_count=job.run_count + len(runs), current_run=run_ids[-1], modified=now,
-                                  version=m.BatchJob.version + 1, **changes)
-                .where((m.BatchJob.id == job_id) & (m.BatchJob.status == current)).execute())
-        if not done:
-            raise Refused(f"job {job_id} changed status meanwhile; try again")
+        outcomes = _check_runs(job_id, runs, tasks, now)
+        run_ids = _write_runs(job, runs, outcomes)
+        _settle_job(job, current, runs, outcomes, run_ids, now)
     events.changed()
     return run_ids
+
+
+def _check_runs(job_id: int, runs: list[dict[str, Any]], tasks: dict[int, Any], now: datetime) -> list[BatchStatus]:
+    """Each run's outcome, after checking that it could have happened (ValueError if not)."""
+    previous_start = None
+    outcomes: list[BatchStatus] = []
+    for i, run in enumerate(runs):
+        where = f"job {job_id}, past run #{i + 1}"
+        started, ended = run["started"], run["ended"]
+        if not (started <= ended <= now):
+            raise ValueError(f"{where}: needs started <= ended <= now")
+        if previous_start is not None and started < previous_start:
+            raise ValueError(f"{where}: runs must be given oldest first")
+        previous_start = started
+        pairs = [(_check_task(where, t, tasks, started, ended), tasks[t["task_id"]].ignore_failure)
+                 for t in run["tasks"]]
+        expected = job_outcome(BatchStatus.EXECUTING, pairs)
+        given = run.get("status")
+        outcome = expected if given is None else BatchStatus(given)
+        if outcome not in JOB_FINAL:
+            raise ValueError(f"{where}: a run that is over is Ended, Error or Canceled, not {outcome.label}")
+        if outcome != BatchStatus.CANCELED and outcome != expected:
+            raise ValueError(f"{where}: its tasks make it {expected.label}, not {outcome.label}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _check_task(where: str, t: dict[str, Any], tasks: dict[int, Any], started: datetime,
+                ended: datetime) -> BatchStatus:
+    if t["task_id"] not in tasks:
+        raise ValueError(f"{where}: task {t['task_id']} is not a task of the job")
+    status = BatchStatus(t["status"])
+    if status not in TASK_FINAL:
+        raise ValueError(f"{where}: task {t['task_id']} cannot be {status.label} in a run that is over")
+    for a in t["attempts"]:
+        if BatchStatus(a["status"]) not in PAST_ATTEMPT:
+            raise ValueError(f"{where}: an attempt cannot end {BatchStatus(a['status']).label}")
+        if not (started <= a["started"] <= a["ended"] <= ended):
+            raise ValueError(f"{where}: task {t['task_id']}'s attempts must lie within the run")
+    if status == BatchStatus.NOT_RUN and t["attempts"]:
+        raise ValueError(f"{where}: task {t['task_id']} did not run but has attempts")
+    return status
+
+
+def _write_runs(job: m.BatchJob, runs: list[dict[str, Any]], outcomes: list[BatchStatus]) -> list[int]:
+    """The runs, their tasks' results and attempts, and the alerts they raised; returns the run ids."""
+    job_id = job.id
+    first_no = job.run_count + 1
+    rows = [{"job": job_id, "run_no": first_no + i, "scheduled": run["scheduled"], "started": run["started"],
+             "ended": run["ended"], "status": int(outcomes[i]), "server": run.get("server", "")}
+            for i, run in enumerate(runs)]
+    for chunk in _past_chunks(rows, 100):
+        m.JobRun.insert_many(chunk).execute()
+    ids = {r.run_no: r.id for r in m.JobRun.select(m.JobRun.id, m.JobRun.run_no)
+           .where((m.JobRun.job == job_id) & (m.JobRun.run_no >= first_no))}
+    run_ids = [ids[first_no + i] for i in range(len(runs))]
+    results, attempts, alerts = [], [], []
+    subs = list(m.JobAlert.select().where(m.JobAlert.job == job_id))
+    for i, run in enumerate(runs):
+        run_id = run_ids[i]
+        for t in run["tasks"]:
+            results.append({"run": run_id, "task": t["task_id"], "status": int(t["status"]),
+                            "retries_used": t.get("retries_used", max(0, len(t["attempts"]) - 1))})
+            for n, a in enumerate(t["attempts"], start=1):
+                attempts.append({"run": run_id, "task": t["task_id"], "attempt": n, "status": int(a["status"]),
+                                 "started": a["started"], "ended": a["ended"], "server": a.get("server", ""),
+                                 "log": a.get("log", "")})
+        event = EVENT_OF[outcomes[i]]
+        for sub in subs:
+            if getattr(sub, event):
+                alerts.append({
+                    "user": sub.user, "job": job_id, "run": run_id, "event": event,
+                    "message": f"Batch job {job_id} '{job.description}' {outcomes[i].label.lower()}"
+                               f" (run {first_no + i}).",
+                    "created": run["ended"], "read": False, "popup": sub.popup, "email": sub.email,
+                    "mailed": True,
+                })
+    for model, batch in ((m.RunTask, results), (m.TaskAttempt, attempts), (m.Alert, alerts)):
+        for chunk in _past_chunks(batch, 100):
+            model.insert_many(chunk).execute()
+    return run_ids
+
+
+def _settle_job(job: m.BatchJob, current: int, runs: list[dict[str, Any]], outcomes: list[BatchStatus],
+                run_ids: list[int], now: datetime) -> None:
+    """The job and its tasks as after its last run (a compare-and-set on the status it was read in)."""
+    job_id = job.id
+    last, outcome = runs[-1], outcomes[-1]
+    for t in last["tasks"]:
+        tried = t["attempts"]
+        m.BatchTask.update(
+            status=int(t["status"]), retries_used=t.get("retries_used", max(0, len(tried) - 1)),
+            attempts=len(tried), server=tried[-1].get("server", "") if tried else None,
+            attempt=None, not_before=None,
+        ).where(m.BatchTask.id == t["task_id"]).execute()
+    changes: dict[str, Any] = {"status": outcome}
+    if job.recurrence and outcome != BatchStatus.CANCELED:
+        from . import recurrence
+
+        nxt = recurrence.next_occurrence(job.recurrence, job.time_zone, max(last["ended"], last["scheduled"]))
+        if nxt is not None:
+            changes = {"status": BatchStatus.WAITING, "scheduled_start": nxt}
+    done = (m.BatchJob.update(run_count=job.run_count + len(runs), current_run=run_ids[-1], modified=now,
+                              version=m.BatchJob.version + 1, **changes)
+            .where((m.BatchJob.id == job_id) & (m.BatchJob.status == current)).execute())
+    if not done:
+        raise Refused(f"job {job_id} changed status meanwhile; try again")
 
 
 def _past_chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -57,7 +57,7 @@ def pg_session() -> Session | None:
             f"pg_has_role(current_user, '{SERVER_ROLE}', 'MEMBER') "
             "FROM pg_roles r WHERE r.rolname = current_user").fetchone()
         session = Session(row[0], bool(row[1]), bool(row[2]), bool(row[3]))
-        db.batchtui_session = session
+        db.batchtui_session = session  # type: ignore[attr-defined]  # cached on the database object
     return session
 
 
@@ -65,7 +65,7 @@ def database_user() -> str | None:
     """current_user on PostgreSQL (unless a superuser); None where the OS user applies."""
     try:
         session = pg_session()
-    except Exception:  # no database open yet, or it is away: the OS user applies
+    except Exception:  # noqa: BLE001  (no database open yet, or it is away: the OS user applies)
         return None
     if session is None or session.superuser:
         return None

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import UserError
 from .text import visible
-from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 from .timeutil import machine_zone, to_utc, utcnow, zone
+from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 MAX_DESCRIPTION = 200
 MAX_KEY = 200
@@ -544,7 +544,7 @@ def check_time(value: Any, time_zone: str, *, job=None, task=None, field: str) -
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     if not isinstance(value, str) or not value.strip():
         raise FieldError(f"expected an ISO 8601 date/time such as 2026-12-01T22:00:00, got {kind(value)}",
                          job=job, task=task, field=field)
@@ -620,4 +620,4 @@ def normalize_recurrence(spec: Any, start: datetime, time_zone: str, *, job=None
 def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -88,6 +88,10 @@ def _editable(job: m.BatchJob, actor: Actor, version: int | None = None, **chang
         raise Conflict(_stale(job.id))
 
 
+def _stale_task(task_id: int) -> str:
+    return f"task {task_id} was changed since you read it (by another user); re-read it and make your change again"
+
+
 def _stale(job_id: int) -> str:
     return (f"job {job_id} was changed since you read it (by a batch server or another user); "
             "re-read it and make your change again")
@@ -362,7 +366,7 @@ def update_task(task_id, *, actor: Actor, version: int, **fields) -> m.BatchTask
         job = st.get_job(task.job_id)
         _editable(job, actor)
         if int(version) != task.version:
-            raise Conflict(f"task {task_id} was changed since you read it (by another user); re-read it and make your change again")
+            raise Conflict(_stale_task(task_id))
         label, tlabel = _label(job), _task_label(task)
         changes: dict[str, Any] = {}
         if "description" in fields:
@@ -397,7 +401,7 @@ def update_task(task_id, *, actor: Actor, version: int, **fields) -> m.BatchTask
         done = m.BatchTask.update(**changes).where(
             (m.BatchTask.id == task_id) & (m.BatchTask.version == task.version)).execute()
         if not done:
-            raise Conflict(f"task {task_id} was changed since you read it (by another user); re-read it and make your change again")
+            raise Conflict(_stale_task(task_id))
     return _get_task(task_id)
 
 
@@ -636,6 +640,7 @@ def job_history(job_id) -> list[dict]:
         if run.ended is not None:
             retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
         row = _run_dict(run, tz)
+        assert row is not None  # a run, so a row
         row["tasks"] = []
         for t in tasks:
             if t.id not in statuses:
@@ -668,7 +673,8 @@ def list_jobs(status=None) -> list[dict]:
                                  field="status") from None
         query = query.where(m.BatchJob.status == int(status))
     return [
-        {"id": j.id, "status": BatchStatus(j.status).cli, "scheduled_start": iso_scheduled(j.scheduled_start, j.time_zone),
+        {"id": j.id, "status": BatchStatus(j.status).cli,
+         "scheduled_start": iso_scheduled(j.scheduled_start, j.time_zone),
          "description": j.description, "company": j.company_id, "created_by": j.created_by}
         for j in query
     ]
@@ -736,8 +742,8 @@ def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, 
 def group_rows() -> list[dict]:
     """Batch groups with the servers assigned to them, by name."""
     servers: dict[str, list[str]] = {}
-    for group, server in (m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
-                          .order_by(m.BatchGroupServer.server).tuples()):
+    for group, server in m.tuples(m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
+                                  .order_by(m.BatchGroupServer.server)):
         servers.setdefault(group, []).append(server)
     return [{"name": g.name, "description": g.description, "servers": servers.get(g.name, [])}
             for g in m.BatchGroup.select().order_by(m.BatchGroup.name)]

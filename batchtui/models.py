@@ -7,6 +7,8 @@ Times are naive UTC datetimes (see timeutil). Statuses are the integers of
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 from peewee import (
     AutoField,
@@ -266,3 +268,8 @@ ALL_MODELS = [
     TaskAttempt,
     Alert,
 ]
+
+
+def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query as tuples (peewee's annotations type ``.tuples()`` as model instances)."""
+    return iter(query.tuples())

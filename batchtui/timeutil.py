@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import tz as dtz
@@ -106,6 +107,10 @@ def iso(value: datetime | None, tz_name: str | None = None) -> str | None:
     return aware.isoformat(timespec="milliseconds")
 
 
+@overload
+def local(value: datetime, tz_name: str) -> datetime: ...
+@overload
+def local(value: None, tz_name: str) -> None: ...
 def local(value: datetime | None, tz_name: str) -> datetime | None:
     if value is None:
         return None

@@ -37,8 +37,8 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import ROOT, Row, child_main, percentile, plain, progress, run_child, skipped, versus, within
 from batchtui.actor import Actor
+from bench.common import ROOT, Row, child_main, percentile, plain, progress, run_child, skipped, versus, within
 
 POLL = 0.5
 HEARTBEAT = 0.5

@@ -11,11 +11,11 @@ from hypothesis import strategies as hs
 
 from batchtui import jobs
 from batchtui import models as m
+from batchtui.actor import Actor
 from batchtui.errors import Conflict, NotAllowed
+from batchtui.vocabulary import BatchStatus
 
 from .faultkit import assert_one_error_line, call_main, run_cli, sqlite_dump, sqlite_state
-from batchtui.actor import Actor
-from batchtui.vocabulary import BatchStatus
 
 # -- two operators editing the same job ------------------------------------------------
 

@@ -15,8 +15,8 @@ import pytest
 
 from batchtui import cli
 from batchtui import models as m
-from batchtui.vocabulary import BatchStatus
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,13 +35,13 @@ from batchtui import db as dbmod  # noqa: E402
 from batchtui import jobs  # noqa: E402
 from batchtui import models as m  # noqa: E402
 from batchtui import status as st  # noqa: E402
-from batchtui.vocabulary import BatchStatus as S  # noqa: E402
+from batchtui.actor import Actor
 from batchtui.timeutil import utcnow  # noqa: E402
+from batchtui.vocabulary import BatchStatus as S  # noqa: E402
 
 from .conftest import poll  # noqa: E402
 from .faultkit import ConsolePty, PausablePg, Procs  # noqa: E402
 from .test_faults import JOB_DONE, check_runs, kill_targets  # noqa: E402
-from batchtui.actor import Actor
 
 USER = "ops"
 CONSOLE = f"{socket.gethostname()}-console"  # the embedded batch server's name

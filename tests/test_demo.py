@@ -11,16 +11,16 @@ import pytest
 from batchtui import jobs
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.classes import TaskCanceled, TaskContext, describe_class, get_class, validate_params
 from batchtui.demo import COMPANIES, MARKER_JOB, describe_result, load_demo
 from batchtui.demo.classes import DEMO_CLASSES, InventoryRecalculation
-from batchtui.vocabulary import BatchStatus as S
-from batchtui.timeutil import utcnow
-
-from .conftest import job_status, wait_for
-from batchtui.actor import Actor
 from batchtui.engine.store import served_groups
 from batchtui.history import record_past_runs
+from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus as S
+
+from .conftest import job_status, wait_for
 
 
 def _forget_demo_classes():

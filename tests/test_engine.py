@@ -13,13 +13,13 @@ import pytest
 
 from batchtui import models as m
 from batchtui import status as st
-from batchtui.vocabulary import BatchStatus as S
+from batchtui.actor import Actor
+from batchtui.engine.store import EngineStore
+from batchtui.errors import NotAllowed, Refused
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, task_statuses, wait_for
-from batchtui.actor import Actor
-from batchtui.errors import NotAllowed, Refused
-from batchtui.engine.store import EngineStore
 
 FINAL = (S.FINISHED, S.ERROR, S.CANCELED)
 

@@ -18,11 +18,11 @@ import pytest
 from batchtui import db as dbmod
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
 from .faultkit import MARK, ROOT, ConsolePty, PausablePg, Procs, assert_one_error_line, env_for, read_marks, run_cli
-from batchtui.actor import Actor
 
 TASK_DONE = (S.FINISHED, S.ERROR, S.NOT_RUN)
 JOB_DONE = (S.FINISHED, S.ERROR, S.CANCELED)

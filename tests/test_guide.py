@@ -15,8 +15,8 @@ from batchtui import models as m
 from batchtui import status as st
 from batchtui.demo import guide
 from batchtui.demo.guide import STEPS, GuideSession
-from batchtui.vocabulary import BatchStatus
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus
 
 USER = "ops"
 
@@ -223,9 +223,9 @@ def test_a_step_done_out_of_order_is_ticked_but_not_current(database):
 textual = pytest.importorskip("textual")
 
 from batchtui import db  # noqa: E402
-from batchtui.ui.app import BatchTuiApp  # noqa: E402
 from batchtui.actor import Actor
 from batchtui.engine.store import EngineStore, Outcome
+from batchtui.ui.app import BatchTuiApp  # noqa: E402
 
 
 def sync(fn):

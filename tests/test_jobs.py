@@ -9,10 +9,10 @@ import pytest
 from batchtui import jobfile, jobs
 from batchtui import models as m
 from batchtui import status as st
-from batchtui.errors import Conflict, NotAllowed, NotFound, Refused, UserError
-from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
-from batchtui.timeutil import utcnow
 from batchtui.actor import Actor
+from batchtui.errors import Conflict, NotAllowed, NotFound, Refused, UserError
+from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import pytest
 
 from batchtui import models as m
 from batchtui import status as st
-from batchtui.vocabulary import BatchStatus as S
-from batchtui.timeutil import utcnow
-
-from .conftest import job_status, make_job, wait_for
 from batchtui.actor import Actor
 from batchtui.engine.store import EngineStore
+from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus as S
+
+from .conftest import job_status, make_job, wait_for
 
 
 class Servers:

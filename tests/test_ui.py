@@ -14,12 +14,12 @@ pytest.importorskip("textual")
 from batchtui import db, jobs  # noqa: E402
 from batchtui import models as m  # noqa: E402
 from batchtui import status as st  # noqa: E402
+from batchtui.actor import Actor
+from batchtui.engine.store import EngineStore, Outcome, served_groups
 from batchtui.status import BatchStatus  # noqa: E402
 from batchtui.ui.app import BatchTuiApp  # noqa: E402
 from batchtui.ui.safe_text import visible  # noqa: E402
 from batchtui.ui.widgets.paged_grid import PagedGrid  # noqa: E402
-from batchtui.actor import Actor
-from batchtui.engine.store import EngineStore, Outcome, served_groups
 
 USER = "ops"
 T0 = datetime(2026, 3, 2, 14, 0, 0)  # a fixed "now" (naive UTC) for the history data

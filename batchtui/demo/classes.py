@@ -519,8 +519,8 @@ class BatchHistoryCleanup(DemoWork):
 
     def run(self, ctx: TaskContext) -> None:
         from batchtui import models
-        from batchtui.errors import UserError
         from batchtui.actor import Actor
+        from batchtui.errors import UserError
         from batchtui.jobs import cleanup_history
 
         days = ctx.params.get("older_than_days", 30)

@@ -31,22 +31,22 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+
 from peewee import fn
 
-from .. import events, jobs
+from .. import events, jobs, recurrence
 from .. import models as m
-from .. import recurrence
 from .. import status as st
-from ..classes import validate_params
 from ..actor import Actor
+from ..classes import validate_params
 from ..config import acting_user
+from ..db import write
 from ..history import record_past_runs
 from ..rules import evaluate_conditions, retry_delay
-from ..db import write
 from ..servers import alive_names
-from ..vocabulary import BatchStatus, ConditionStatus
 from ..timeutil import local, to_utc, utcnow, zone
+from ..vocabulary import BatchStatus, ConditionStatus
 from . import classes as demo_classes
 
 __all__ = ["load_demo", "is_loaded", "describe_result", "COMPANIES", "GROUPS", "SERVERS", "MARKER_JOB"]
@@ -331,8 +331,8 @@ def load_demo(reset: bool = False, now: datetime | None = None) -> dict:
 
 
 def counts() -> dict:
-    statuses = {BatchStatus(s).cli: n for s, n in m.BatchJob.select(m.BatchJob.status, fn.COUNT(m.BatchJob.id))
-                .group_by(m.BatchJob.status).tuples()}
+    statuses = {BatchStatus(s).cli: n for s, n in m.tuples(m.BatchJob.select(m.BatchJob.status, fn.COUNT(m.BatchJob.id))
+                                                         .group_by(m.BatchJob.status))}
     return {
         "companies": m.Company.select().count(),
         "batch_groups": m.BatchGroup.select().count(),
@@ -502,7 +502,7 @@ def _occurrences(job: m.BatchJob, after: datetime, before: datetime) -> list[dat
 
 
 def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _ms(rng: random.Random, lo: float, hi: float) -> timedelta:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import datetime
 from typing import Any
 
-from peewee import Database, PostgresqlDatabase, __exception_wrapper__
+from peewee import Database, PostgresqlDatabase, __exception_wrapper__  # type: ignore[attr-defined]  # not in peewee's annotations
 
 NOTIFY_CHANNEL = "batchtui"
 
@@ -47,7 +47,7 @@ class Dialect:
             cursor.execute(self.sql(text), params)
         return cursor
 
-    def many(self, text: str, rows: list[Sequence[Any]]) -> int:
+    def many(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
         """executemany; returns how many rows it changed."""
         if not rows:
             return 0
@@ -57,7 +57,7 @@ class Dialect:
             cursor.executemany(self.sql(text), rows)
         return int(cursor.rowcount)
 
-    def many_exactly(self, text: str, rows: list[Sequence[Any]]) -> None:
+    def many_exactly(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
         """executemany of compare-and-set updates that must all apply."""
         exactly(self.many(text, rows), len(rows))
 
@@ -90,7 +90,7 @@ class Dialect:
         """SQLite's planner, without statistics, sometimes picks the wrong index."""
         return f"{table} INDEXED BY {index}"
 
-    def insert_ids(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> list[int]:
+    def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
         """Insert rows and return their new ids, in order.
 
         SQLite: the write lock is held, so the ids after the current maximum
@@ -136,7 +136,7 @@ class PgDialect(Dialect):
     def hint(self, table: str, index: str) -> str:
         return table
 
-    def insert_ids(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> list[int]:
+    def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
         # The ids are taken from the table's sequence in one statement, then
         # the rows inserted with them in one executemany (a pipeline).
         if not rows:

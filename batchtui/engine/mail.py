@@ -8,6 +8,7 @@ import threading
 from email.message import EmailMessage
 
 from ..config import load_config
+from ..errors import UserError
 from .store import EngineStore
 
 log = logging.getLogger("batchtui.engine")
@@ -20,7 +21,7 @@ def send_alert_mails(store: EngineStore, server: str) -> int:
         return 0
     try:
         cfg = load_config()
-    except Exception as exc:
+    except UserError as exc:  # a broken config file: said in the log, tried again next time
         log.error("alerts not mailed: %s", exc)
         return 0
     if not cfg.smtp.configured:

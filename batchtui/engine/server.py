@@ -17,24 +17,23 @@ job or pending retry), a worker finishes, or ``wake()`` is called; at most
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import signal
 import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from .. import events
 from .. import models as m
 from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
 from ..db import DatabaseUnavailable, file_identity, write
-from ..servers import ALIVE_WITHIN
 from ..errors import UserError
+from ..servers import ALIVE_WITHIN
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .mail import send_alert_mails
@@ -243,7 +242,7 @@ class BatchServerEngine:
                     if self.error:
                         self.error = None
                         changed = True
-                except Exception as exc:  # database gone, locked beyond the timeout...
+                except Exception as exc:  # noqa: BLE001  (database gone, locked, a bug: the loop backs off, never dies)
                     _close_quietly()
                     self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
                     log.error("%s", self.error)
@@ -253,8 +252,8 @@ class BatchServerEngine:
                 if changed and self.on_change is not None:
                     try:
                         self.on_change()
-                    except Exception:
-                        pass
+                    except Exception:  # noqa: BLE001  (the console's callback must not stop the server)
+                        log.exception("batch server %s: on_change failed", self.name)
                 if stopping and self._shutdown_step():
                     break
                 if self.exit_when_idle and not stopping and self._idle():
@@ -513,7 +512,7 @@ class BatchServerEngine:
                 if self._unfinished:
                     self._finish_runs()
                 self.store.mark_stopped(self.name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (stopping goes on: the pool and checkpointer still stop)
             log.error("batch server %s: could not record its stop: %s", self.name, exc)
         if self._pool is not None:
             self._pool.shutdown()
@@ -523,8 +522,8 @@ class BatchServerEngine:
         if self.on_change is not None:
             try:
                 self.on_change()
-            except Exception:
-                pass
+            except Exception:  # noqa: BLE001  (the console's callback must not stop the server)
+                log.exception("batch server %s: on_change failed", self.name)
 
     # -- running one attempt ---------------------------------------------------
 
@@ -552,7 +551,7 @@ class BatchServerEngine:
             result = "canceled"
         except (BatchClassError, UserError) as exc:
             r.lines.append(f"Error: {exc}")
-        except BaseException as exc:  # a batch class's bug: keep the traceback in the log
+        except BaseException as exc:  # noqa: BLE001  (a batch class's bug: keep the traceback in the log)
             r.lines.append(f"Error: {type(exc).__name__}: {exc}")
             r.lines.append(traceback.format_exc().rstrip())
         if r.cancel.is_set() and result != "ended":
@@ -572,7 +571,7 @@ def _connected():
 def _close_quietly() -> None:
     try:
         m.database.close()
-    except Exception:
+    except Exception:  # noqa: BLE001  (closing a connection that is already broken)
         pass
 
 

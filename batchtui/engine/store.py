@@ -25,8 +25,8 @@ from typing import Any
 from .. import models as m
 from ..db import write
 from ..errors import UserError
-from ..timeutil import utcnow as _utcnow
 from ..rules import JOB_MOVES, TASK_MOVES, evaluate_conditions, retry_delay, run_outcome, sql_in
+from ..timeutil import utcnow as _utcnow
 from ..vocabulary import ACTIVE_TASK, EVENT_OF, TASK_FINAL, BatchStatus
 from .dialect import Dialect, as_datetime, chunks, exactly, in_marks
 
@@ -500,7 +500,8 @@ class EngineStore:
     def dead_servers(self, name: str, limit: datetime) -> list[DeadServer]:
         """Other servers whose last heartbeat is older than limit and that are not marked stopped."""
         return [DeadServer(s.name, s.heartbeat) for s in m.BatchServer.select().where(
-            (m.BatchServer.stopped.is_null()) & (m.BatchServer.heartbeat < limit) & (m.BatchServer.name != name))]
+            (m.BatchServer.stopped.is_null()) & (m.BatchServer.heartbeat < limit) & (m.BatchServer.name != name))
+            if s.heartbeat is not None]
 
     def declare_dead(self, dead: str, limit: datetime, now: datetime) -> bool:
         """Mark a server stopped; True for the one server whose compare-and-set won."""
@@ -546,8 +547,8 @@ class EngineStore:
 def served_groups(server: str) -> list[str]:
     """The batch groups a server runs: those mapped to it, and the Empty group
     unless the Empty group is mapped to particular servers."""
-    mapped = [g for (g,) in m.BatchGroupServer.select(m.BatchGroupServer.group)
-              .where(m.BatchGroupServer.server == server).tuples()]
+    mapped = [g for (g,) in m.tuples(m.BatchGroupServer.select(m.BatchGroupServer.group)
+                                     .where(m.BatchGroupServer.server == server))]
     empty_mapped = m.BatchGroupServer.select().where(m.BatchGroupServer.group == "").exists()
     groups = set(mapped)
     if not empty_mapped:

@@ -10,7 +10,7 @@ No Textual here.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from peewee import JOIN
 

@@ -17,10 +17,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Awaitable, Callable
 
 FIXED = datetime(2026, 3, 2, 14, 0, 0)  # naive UTC: a Monday afternoon
 USER = "admin"
@@ -31,7 +31,7 @@ SIZE = (120, 40)
 class Shot:
     name: str
     what: str
-    steps: Callable[["object"], Awaitable[None]] | None = None
+    steps: Callable[[object], Awaitable[None]] | None = None
     size: tuple[int, int] = SIZE
 
 

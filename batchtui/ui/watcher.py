@@ -25,7 +25,7 @@ No Textual here: the app passes in what to call.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .. import models as m
 from .outage import ThreadConnection, close_quietly, reason

@@ -22,7 +22,7 @@ class AlertSettings:
     email: bool = False
 
     @classmethod
-    def from_row(cls, row) -> "AlertSettings":
+    def from_row(cls, row) -> AlertSettings:
         if row is None:
             return cls()
         return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email))

@@ -15,13 +15,13 @@ from textual.widgets import Footer, Input, Label, Select, Static
 from ... import models as m
 from ... import status as st
 from ...errors import UserError
-from ...vocabulary import BatchStatus, Priority
 from ...timeutil import machine_zone, utcnow
+from ...vocabulary import BatchStatus, Priority
 from ..format import priority_label, status_label, status_style, wall
-from ..safe_text import one_line, safe, visible
 from ..outage import DB_ERRORS
 from ..paging import KeysetPager
 from ..progress import bar, job_progress
+from ..safe_text import one_line, safe, visible
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
 
@@ -669,7 +669,7 @@ class BatchJobsScreen(BaseScreen):
         self._with_saved_job(self._open_alerts)
 
     def _open_alerts(self, job_id: int) -> None:
-        from ..dialogs.alerts import AlertSettings, AlertsDialog
+        from ..dialogs.alerts import AlertsDialog, AlertSettings
 
         row = m.JobAlert.get_or_none((m.JobAlert.job == job_id) & (m.JobAlert.user == self.user))
         current = AlertSettings.from_row(row)

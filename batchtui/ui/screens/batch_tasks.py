@@ -10,15 +10,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import (Checkbox, Footer, Input, Label, Select, Static, TabbedContent, TabPane)
+from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TabbedContent, TabPane
 
 from ... import models as m
 from ...errors import UserError
 from ...vocabulary import BatchStatus, ConditionStatus, ConditionType
 from ..format import condition_label, status_label, status_style, wall, yes_no
 from ..outage import DB_ERRORS
-from ..safe_text import one_line, safe, visible
 from ..progress import attempt_fraction, bar, task_progress
+from ..safe_text import one_line, safe, visible
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb, MessageLine
 

@@ -70,7 +70,7 @@ class GuidePanel(Vertical):
     GuidePanel #guide-done { height: auto; color: $success; text-style: bold; }
     """
 
-    def __init__(self, guide: "TaskGuide") -> None:
+    def __init__(self, guide: TaskGuide) -> None:
         super().__init__(id="task-guide")
         self.guide = guide
         self.can_focus = False

@@ -9,8 +9,9 @@ the operator left it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -123,26 +124,26 @@ class PagedGrid(GuardedPump, ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, always_update=False, repaint=False)
 
     class CursorMoved(Message):
-        def __init__(self, grid: "PagedGrid", index: int, key: Any) -> None:
+        def __init__(self, grid: PagedGrid, index: int, key: Any) -> None:
             super().__init__()
             self.grid = grid
             self.index = index
             self.key = key
 
         @property
-        def control(self) -> "PagedGrid":
+        def control(self) -> PagedGrid:
             return self.grid
 
     class HeaderSelected(Message):
         """The operator clicked a column's header (to sort by it)."""
 
-        def __init__(self, grid: "PagedGrid", column_key: str) -> None:
+        def __init__(self, grid: PagedGrid, column_key: str) -> None:
             super().__init__()
             self.grid = grid
             self.column_key = column_key
 
         @property
-        def control(self) -> "PagedGrid":
+        def control(self) -> PagedGrid:
             return self.grid
 
     def __init__(self, columns: list[Column], source: GridSource, *, empty_text: str = "No records.",
