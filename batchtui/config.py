@@ -138,5 +138,5 @@ def acting_user() -> str:
         return user
     try:
         return getpass.getuser()
-    except Exception:  # no passwd entry for the uid (containers)
+    except (KeyError, OSError):  # no passwd entry for the uid (containers): KeyError, OSError from 3.13
         return str(os.getuid())

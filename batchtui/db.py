@@ -1,4 +1,7 @@
-"""Choosing and opening the database, its pragmas, and schema migrations."""
+"""Choosing and opening the database, its pragmas, and write transactions.
+
+The schema and its history are in the migrations package; open_database runs it.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +17,10 @@ from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect as url_connect
 
 from . import models
-from .vocabulary import BatchStatus
 from .errors import UserError
+from .migrations import migrate_schema
 
 APP = "batchtui"
-SCHEMA_VERSION = 3
 
 
 def _adapt_datetime(value: datetime) -> str:
@@ -51,7 +53,6 @@ def is_postgres(db: Database | None = None) -> bool:
     return isinstance(db, PostgresqlDatabase)
 
 
-
 class SqliteFile(SqliteDatabase):
     """A SQLite database whose file is never created by a (re)connection.
 
@@ -66,7 +67,7 @@ class SqliteFile(SqliteDatabase):
 
         if not os.path.isfile(self.database):
             raise OperationalError(f"the database file {self.database} is missing")
-        return super()._connect()
+        return super()._connect()  # type: ignore[misc]  # peewee's annotations leave out _connect
 
 
 def open_database(url: str | None = None, migrate: bool = True) -> Database:
@@ -171,101 +172,3 @@ def write():
     else:
         with db.atomic(lock_type="IMMEDIATE"):
             yield db
-
-
-# -- migrations -------------------------------------------------------------
-
-
-def _migration_1(db: Database) -> None:
-    db.create_tables(models.ALL_MODELS)
-    # The batch server's claim order: Ready tasks by job priority (highest
-    # first), job start, task ID. A descending column needs raw DDL.
-    # Partial indexes hold only the rows the batch server looks for, so most
-    # status changes of a task do not touch them.
-    db.execute_sql(
-        "CREATE INDEX IF NOT EXISTS batch_task_claim_order ON batch_task "
-        f"(job_priority DESC, job_start, id) WHERE status = {int(BatchStatus.READY)}"
-    )
-    db.execute_sql(
-        "CREATE INDEX IF NOT EXISTS batch_task_retry ON batch_task (not_before) "
-        "WHERE not_before IS NOT NULL"
-    )
-    # The Batch jobs grid pages by keyset on (sort column, id): one index per
-    # column an operator sorts by. Status is left out on purpose: it changes
-    # with every run, and the grid's status filter uses the (status, start) one.
-    for column in ("description", "scheduled_start", "recurrence_text", "created_by", "priority"):
-        db.execute_sql(f"CREATE INDEX IF NOT EXISTS batch_job_by_{column} ON batch_job ({column}, id)")
-    models.BatchGroup.get_or_create(name="", defaults={"description": "Empty batch group"})
-    models.Company.get_or_create(id="DAT", defaults={"name": "Default company"})
-
-
-def _migration_2(db: Database) -> None:
-    # PostgreSQL: Created by / Run by from current_user, owners and managers
-    # enforced by the database (see identity.py). Nothing to do on SQLite.
-    from .identity import install_guards
-
-    install_guards(db)
-
-
-def _migration_3(db: Database) -> None:
-    # The batch server's start order: Waiting jobs by priority (highest
-    # first), then start, walked one priority at a time up to now
-    # (status.start_due_jobs). Without it, 20,000 jobs due at once were all
-    # read and sorted for every 256 started. Partial: only Waiting jobs, so
-    # a run's other status changes leave it alone.
-    db.execute_sql(
-        "CREATE INDEX IF NOT EXISTS batch_job_due ON batch_job "
-        f"(priority DESC, scheduled_start, id) WHERE status = {int(BatchStatus.WAITING)}"
-    )
-
-
-MIGRATIONS = [(1, _migration_1), (2, _migration_2), (3, _migration_3)]
-
-
-def migrate_schema(db: Database) -> None:
-    """Bring the schema to SCHEMA_VERSION; safe when several processes start at once."""
-    pg = is_postgres(db)
-    with db.connection_context() if db.is_closed() else _nullctx():
-        if pg:
-            # CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalogs: serialise.
-            db.execute_sql("SELECT pg_advisory_lock(7262001)")
-        try:
-            # Up to date: nothing written, so a PostgreSQL role that may not
-            # create tables (any operator but the owner) opens it all the same.
-            if _has_schema_table(db, pg) and _current_version(db) == SCHEMA_VERSION:
-                return
-            db.execute_sql("CREATE TABLE IF NOT EXISTS batchtui_schema (version INTEGER NOT NULL)")
-            with write():
-                current = _current_version(db)
-                if current > SCHEMA_VERSION:
-                    raise UserError(
-                        f"the database has schema version {current}, newer than this "
-                        f"batchtui ({SCHEMA_VERSION}): upgrade batchtui"
-                    )
-                for version, step in MIGRATIONS:
-                    if version > current:
-                        step(db)
-                        db.execute_sql("DELETE FROM batchtui_schema")
-                        db.execute_sql(
-                            f"INSERT INTO batchtui_schema (version) VALUES ({int(version)})"
-                        )
-        finally:
-            if pg:
-                db.execute_sql("SELECT pg_advisory_unlock(7262001)")
-
-
-def _has_schema_table(db: Database, pg: bool) -> bool:
-    if pg:
-        return db.execute_sql("SELECT to_regclass('batchtui_schema') IS NOT NULL").fetchone()[0]
-    return db.execute_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batchtui_schema'"
-                          ).fetchone() is not None
-
-
-def _current_version(db: Database) -> int:
-    row = db.execute_sql("SELECT MAX(version) FROM batchtui_schema").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-@contextmanager
-def _nullctx():
-    yield

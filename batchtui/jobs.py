@@ -16,18 +16,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import jobfile
+from . import events, jobfile
 from . import models as m
 from . import status as st
-from .config import load_config
+from .actor import Actor
 from .db import write
 from .errors import Conflict, NotAllowed, NotFound, Refused, UserError
 from .jobfile import FieldError, q
-from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
+from .rules import JOB_MOVES, initial_job_status
 from .timeutil import iso, local, machine_zone, utcnow
+from .vocabulary import JOB_FINAL, RUNNING_JOB, BatchStatus, ConditionStatus, ConditionType, Priority
+
+EDIT = JOB_MOVES["edit"]
 
 __all__ = [
-    "create_job", "update_job", "set_recurrence", "set_alert", "add_task", "update_task",
+    "create_job", "update_job", "set_job", "set_recurrence", "set_alert", "add_task", "update_task",
     "delete_task", "add_condition", "delete_condition", "import_jobs", "export_job", "copy_job",
     "job_history", "list_jobs", "cleanup_history", "task_key_for", "iso_scheduled",
 ]
@@ -47,12 +50,6 @@ TASK_FIELDS = ("description", "class_name", "params", "company", "batch_group", 
 # -- helpers -------------------------------------------------------------------
 
 
-def _managers():
-    from .identity import managers
-
-    return managers(load_config().managers)
-
-
 def _label(job: m.BatchJob) -> str:
     return f"{job.id} {q(job.description)}"
 
@@ -68,23 +65,44 @@ def _get_task(task_id: int) -> m.BatchTask:
     return task
 
 
-def _editable(job: m.BatchJob, user: str) -> None:
-    """The user may manage the job and it is not running."""
-    st.check_can_manage(job, user, _managers())
+def _editable(job: m.BatchJob, actor: Actor, version: int | None = None, **changes: Any) -> None:
+    """Change a job that the actor may manage and that is not running (the "edit" move).
+
+    A compare-and-set on its status (and on ``version`` when the caller read
+    one): the job's version moves on for any change to it or its tasks,
+    conditions, recurrence; on PostgreSQL its row stays locked until the
+    transaction commits, so no batch server starts a run in between.
+    """
+    st.check_can_manage(job, actor)
     current = BatchStatus(job.status)
-    if current in st.RUNNING_JOB:
+    if not EDIT.allows(current):
         raise Refused(
             f"job {_label(job)} is {current.label}: it cannot be changed while it runs "
             "(cancel it, or wait until it is over)"
         )
+    query = m.BatchJob.update(modified=utcnow(), version=m.BatchJob.version + 1, **changes).where(
+        (m.BatchJob.id == job.id) & (m.BatchJob.status == job.status))
+    if version is not None:
+        query = query.where(m.BatchJob.version == int(version))
+    if query.execute() != 1:
+        raise Conflict(_stale(job.id))
 
 
-def _company(company_id: str, *, job=None, task=None, field="company") -> str:
+def _stale_task(task_id: int) -> str:
+    return f"task {task_id} was changed since you read it (by another user); re-read it and make your change again"
+
+
+def _stale(job_id: int) -> str:
+    return (f"job {job_id} was changed since you read it (by a batch server or another user); "
+            "re-read it and make your change again")
+
+
+def _company(company_id: str, *, default: str | None = None, job=None, task=None, field="company") -> str:
     """The company must exist; the default company exists on every database."""
     company_id = jobfile.check_company_id(company_id, job=job, task=task, field=field)
     if m.Company.get_or_none(m.Company.id == company_id) is not None:
         return company_id
-    if company_id == load_config().default_company:
+    if default is not None and company_id == default:
         m.Company.get_or_create(id=company_id, defaults={"name": ""})
         return company_id
     known = [c.id for c in m.Company.select(m.Company.id).order_by(m.Company.id).limit(20)]
@@ -137,10 +155,8 @@ def _key_taken(job_id: int, key: str, exclude: int | None = None) -> bool:
 
 
 def _notify() -> None:
-    """Wake a batch server running in this process (the console's)."""
-    notify = getattr(st, "_notify", None)
-    if notify is not None:
-        notify()
+    """Wake the batch servers (the console's, and on PostgreSQL the others)."""
+    events.changed()
 
 
 def iso_scheduled(value: datetime | None, tz: str) -> str | None:
@@ -162,7 +178,7 @@ def task_key_for(task_id: int) -> str:
 # -- jobs ----------------------------------------------------------------------
 
 
-def create_job(*, user, description, company=None, scheduled_start=None, time_zone=None,
+def create_job(*, actor: Actor, description, company=None, scheduled_start=None, time_zone=None,
                priority="normal", status="withhold") -> m.BatchJob:
     """A new batch job (the Batch jobs form's New); it starts in Withhold unless asked otherwise."""
     description = jobfile.check_description(description)
@@ -173,30 +189,31 @@ def create_job(*, user, description, company=None, scheduled_start=None, time_zo
     if isinstance(status, BatchStatus):
         status = status.cli
     try:
-        initial = st.initial_job_status(status)
+        initial = initial_job_status(status)
     except ValueError:
         initial = jobfile.check_file_status(status, job=label)
     now = utcnow()
     with write():
-        company = _company(load_config().default_company if company is None else company, job=label)
+        company = _company(actor.default_company if company is None else company, default=actor.default_company,
+                           job=label)
         job = m.BatchJob.create(
             description=description, company=company, scheduled_start=start, time_zone=time_zone,
             status=initial, priority=int(prio), recurrence=None, recurrence_text="",
-            created_by=user, run_by=user, created=now, modified=now, version=1,
+            created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
         )
     if initial == BatchStatus.WAITING:
         _notify()
     return st.get_job(job.id)
 
 
-def update_job(job_id, *, user, version: int, description=_UNSET, company=_UNSET,
+def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, company=_UNSET,
                scheduled_start=_UNSET, time_zone=_UNSET, priority=_UNSET) -> m.BatchJob:
     """Save the job form; refused if someone else saved the job since `version` was read."""
     with write():
         job = st.get_job(job_id)
-        _editable(job, user)
+        st.check_can_manage(job, actor)
         if int(version) != job.version:
-            raise Conflict(f"job {job_id} was changed by another user since you opened it; reload it (F5)")
+            raise Conflict(_stale(job_id))
         label = _label(job)
         changes: dict[str, Any] = {}
         if description is not _UNSET:
@@ -210,20 +227,49 @@ def update_job(job_id, *, user, version: int, description=_UNSET, company=_UNSET
         if priority is not _UNSET:
             changes["priority"] = int(jobfile.check_priority(priority, job=label))
         if company is not _UNSET:
-            changes["company"] = _company(company, job=label)
-        changes["modified"] = utcnow()
-        changes["version"] = m.BatchJob.version + 1
-        done = (m.BatchJob.update(**changes)
-                .where((m.BatchJob.id == job_id) & (m.BatchJob.version == job.version)
-                       & (m.BatchJob.status == job.status))
-                .execute())
-        if not done:
-            raise Conflict(f"job {job_id} was changed by another user since you opened it; reload it (F5)")
+            changes["company"] = _company(company, default=actor.default_company, job=label)
+        _editable(job, actor, version, **changes)
     _notify()
     return st.get_job(job_id)
 
 
-def set_recurrence(job_id, spec: dict | None, *, user) -> m.BatchJob:
+def set_job(job_id: int, *, actor: Actor, if_version: int | None = None, description: Any = _UNSET,
+            scheduled_start: Any = _UNSET, priority: Any = _UNSET, company: Any = _UNSET) -> m.BatchJob:
+    """`batchtui job set`: change fields of a job that is not Executing or Canceling.
+
+    With if_version, only while the job is still at that version (a script's
+    compare-and-set: "job 7 was changed since version 3" otherwise). The
+    checks are update_job's; the write is the "edit" move, guarded by the
+    status and the version, whose row count says whether it won.
+    """
+    with write():
+        job = st.get_job(job_id)
+        st.check_can_manage(job, actor)
+        if if_version is not None and job.version != int(if_version):
+            raise Conflict(f"job {job_id} was changed since version {int(if_version)}")
+        label = _label(job)
+        changes: dict[str, Any] = {}
+        if description is not _UNSET:
+            changes["description"] = jobfile.check_description(description, job=label)
+        if scheduled_start is not _UNSET:
+            changes["scheduled_start"] = _start(scheduled_start, job.time_zone, job=label)
+        if priority is not _UNSET:
+            changes["priority"] = int(jobfile.check_priority(priority, job=label))
+        if company is not _UNSET:
+            changes["company"] = _company(company, default=actor.default_company, job=label)
+        if not changes:
+            raise UserError(f"job {label}: nothing to change")
+        try:
+            _editable(job, actor, job.version, **changes)
+        except Conflict:
+            if if_version is None:
+                raise
+            raise Conflict(f"job {job_id} was changed since version {int(if_version)}") from None
+    _notify()
+    return st.get_job(job_id)
+
+
+def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
     """Save the Recurrence dialog: the pattern, its sentence, and the job's next start.
 
     The job's scheduled start becomes the recurrence's first occurrence (the
@@ -232,7 +278,6 @@ def set_recurrence(job_id, spec: dict | None, *, user) -> m.BatchJob:
     """
     with write():
         job = st.get_job(job_id)
-        _editable(job, user)
         changes: dict[str, Any]
         if spec is None:
             changes = {"recurrence": None, "recurrence_text": ""}
@@ -249,13 +294,12 @@ def set_recurrence(job_id, spec: dict | None, *, user) -> m.BatchJob:
 
                 first = recurrence.next_occurrence(norm, job.time_zone, now) or first
             changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first}
-        m.BatchJob.update(modified=utcnow(), version=m.BatchJob.version + 1, **changes).where(
-            m.BatchJob.id == job_id).execute()
+        _editable(job, actor, **changes)
     _notify()
     return st.get_job(job_id)
 
 
-def set_alert(job_id, *, user, alert_user, ended=False, error=False, canceled=False, popup=False,
+def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, canceled=False, popup=False,
               email=False) -> m.JobAlert:
     """Save the Alerts dialog for one user of one job; saving again replaces it.
 
@@ -266,8 +310,8 @@ def set_alert(job_id, *, user, alert_user, ended=False, error=False, canceled=Fa
         job = st.get_job(job_id)
         label = _label(job)
         alert_user = jobfile.check_user(alert_user, job=label, field="alerts.user")
-        if alert_user != user:
-            st.check_can_manage(job, user, _managers())
+        if alert_user != actor.user:
+            st.check_can_manage(job, actor)
         flags = {}
         for name, value in (("ended", ended), ("error", error), ("canceled", canceled),
                             ("popup", popup), ("email", email)):
@@ -280,12 +324,12 @@ def set_alert(job_id, *, user, alert_user, ended=False, error=False, canceled=Fa
 # -- tasks ---------------------------------------------------------------------
 
 
-def add_task(job_id, *, user, description, class_name, params=None, company=None, batch_group="",
+def add_task(job_id, *, actor: Actor, description, class_name, params=None, company=None, batch_group="",
              ignore_failure=False, max_retries=0, condition_type="all", key=None) -> m.BatchTask:
     """A new task of a job (the Batch tasks form's New)."""
     with write():
         job = st.get_job(job_id)
-        _editable(job, user)
+        _editable(job, actor)
         label = _label(job)
         description = jobfile.check_description(description, job=label)
         tlabel = q(description if key is None else key)
@@ -312,7 +356,7 @@ def add_task(job_id, *, user, description, class_name, params=None, company=None
     return _get_task(task.id)
 
 
-def update_task(task_id, *, user, version: int, **fields) -> m.BatchTask:
+def update_task(task_id, *, actor: Actor, version: int, **fields) -> m.BatchTask:
     """Save the task form; refused if the task was saved by someone else since `version`."""
     unknown = [f for f in fields if f not in TASK_FIELDS]
     if unknown:
@@ -320,9 +364,9 @@ def update_task(task_id, *, user, version: int, **fields) -> m.BatchTask:
     with write():
         task = _get_task(task_id)
         job = st.get_job(task.job_id)
-        _editable(job, user)
+        _editable(job, actor)
         if int(version) != task.version:
-            raise Conflict(f"task {task_id} was changed by another user since you opened it; reload it (F5)")
+            raise Conflict(_stale_task(task_id))
         label, tlabel = _label(job), _task_label(task)
         changes: dict[str, Any] = {}
         if "description" in fields:
@@ -357,25 +401,25 @@ def update_task(task_id, *, user, version: int, **fields) -> m.BatchTask:
         done = m.BatchTask.update(**changes).where(
             (m.BatchTask.id == task_id) & (m.BatchTask.version == task.version)).execute()
         if not done:
-            raise Conflict(f"task {task_id} was changed by another user since you opened it; reload it (F5)")
+            raise Conflict(_stale_task(task_id))
     return _get_task(task_id)
 
 
-def delete_task(task_id, *, user) -> None:
+def delete_task(task_id, *, actor: Actor) -> None:
     """Delete a task; the conditions on it and its own go with it."""
     with write():
         task = _get_task(task_id)
         job = st.get_job(task.job_id)
-        _editable(job, user)
+        _editable(job, actor)
         m.BatchTask.delete().where(m.BatchTask.id == task_id).execute()
 
 
-def add_condition(task_id, *, user, parent_id, expected="ended") -> m.BatchConstraint:
+def add_condition(task_id, *, actor: Actor, parent_id, expected="ended") -> m.BatchConstraint:
     """A row of the Has conditions grid: the task waits for its parent to reach `expected`."""
     with write():
         task = _get_task(task_id)
         job = st.get_job(task.job_id)
-        _editable(job, user)
+        _editable(job, actor)
         label, tlabel = _label(job), _task_label(task)
         field = "conditions.task"
         expected = jobfile.check_condition_status(expected, job=label, task=tlabel, field="conditions.status")
@@ -411,21 +455,21 @@ def _condition_graph(job_id: int) -> dict[int, list[int]]:
     return graph
 
 
-def delete_condition(condition_id, *, user) -> None:
+def delete_condition(condition_id, *, actor: Actor) -> None:
     with write():
         row = m.BatchConstraint.get_or_none(m.BatchConstraint.id == condition_id)
         if row is None:
             raise NotFound(f"condition {condition_id}: no such condition")
         task = _get_task(row.task_id)
         job = st.get_job(task.job_id)
-        _editable(job, user)
+        _editable(job, actor)
         m.BatchConstraint.delete().where(m.BatchConstraint.id == condition_id).execute()
 
 
 # -- job files -------------------------------------------------------------------
 
 
-def import_jobs(data, *, user) -> list[dict]:
+def import_jobs(data, *, actor: Actor) -> list[dict]:
     """Create the jobs of a job file (text or parsed JSON), all of them or none.
 
     Returns [{"id": N, "tasks": {"KEY": TASK_ID, ...}}, ...] in file order.
@@ -435,10 +479,11 @@ def import_jobs(data, *, user) -> list[dict]:
     specs = jobfile.parse_jobs(data)
     now = utcnow()
     created: list[dict] = []
-    default_company = load_config().default_company
+    default_company = actor.default_company
     with write():
         for spec in specs:
-            company = _company(default_company if spec.company is None else spec.company, job=spec.label)
+            company = _company(default_company if spec.company is None else spec.company, default=default_company,
+                               job=spec.label)
             for t in spec.tasks:
                 t.company = _company(company if t.company is None else t.company, job=spec.label,
                                      task=q(t.key))
@@ -447,7 +492,7 @@ def import_jobs(data, *, user) -> list[dict]:
                 description=spec.description, company=company, scheduled_start=spec.scheduled_start,
                 time_zone=spec.time_zone, status=int(spec.status), priority=int(spec.priority),
                 recurrence=spec.recurrence, recurrence_text=spec.recurrence_text[:300],
-                created_by=user, run_by=user, created=now, modified=now, version=1,
+                created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
             )
             ids: dict[str, int] = {}
             for t in spec.tasks:
@@ -529,7 +574,7 @@ def export_job(job_id) -> dict:
     }
 
 
-def copy_job(job_id, *, user, description=None, start=None) -> m.BatchJob:
+def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJob:
     """Copy batch job: tasks, conditions, alerts and recurrence come along; the copy is Withhold.
 
     The copy belongs to (and runs as) the user who makes it. With `start`,
@@ -552,7 +597,7 @@ def copy_job(job_id, *, user, description=None, start=None) -> m.BatchJob:
         copy = m.BatchJob.create(
             description=new_description, company=job.company_id, scheduled_start=scheduled,
             time_zone=job.time_zone, status=int(BatchStatus.HOLD), priority=job.priority,
-            recurrence=recurrence, recurrence_text=text, created_by=user, run_by=user,
+            recurrence=recurrence, recurrence_text=text, created_by=actor.user, run_by=actor.user,
             created=now, modified=now, version=1,
         )
         ids: dict[int, int] = {}
@@ -595,6 +640,7 @@ def job_history(job_id) -> list[dict]:
         if run.ended is not None:
             retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
         row = _run_dict(run, tz)
+        assert row is not None  # a run, so a row
         row["tasks"] = []
         for t in tasks:
             if t.id not in statuses:
@@ -627,24 +673,25 @@ def list_jobs(status=None) -> list[dict]:
                                  field="status") from None
         query = query.where(m.BatchJob.status == int(status))
     return [
-        {"id": j.id, "status": BatchStatus(j.status).cli, "scheduled_start": iso_scheduled(j.scheduled_start, j.time_zone),
+        {"id": j.id, "status": BatchStatus(j.status).cli,
+         "scheduled_start": iso_scheduled(j.scheduled_start, j.time_zone),
          "description": j.description, "company": j.company_id, "created_by": j.created_by}
         for j in query
     ]
 
 
-def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, acting_user=None) -> int:
+def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, actor: Actor | None = None) -> int:
     """Batch job history clean-up: delete runs that ended more than `older_than_days` ago.
 
     Filters: the run's final status (ended, error, canceled), the job's
-    company, the job's creator. With `acting_user` (the command line passes
-    it), a user who is not a batch job manager cleans up their own jobs only.
+    company, the job's creator. With `actor` (the command line and the console
+    pass it), a user who is not a batch job manager cleans up their own jobs only.
     Returns how many runs were deleted (their attempts and logs go with them).
     """
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float)) \
             or older_than_days != older_than_days or older_than_days < 0:
         raise FieldError(f"{older_than_days!r} is not a number of days (0 or more)", field="older_than")
-    final = {s.cli: s for s in st.JOB_FINAL}
+    final = {s.cli: s for s in JOB_FINAL}
     codes = None
     if statuses:
         codes = []
@@ -655,11 +702,11 @@ def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, 
                 raise FieldError(f"{q(s)} is not the status of a run that is over "
                                  f"(one of {', '.join(sorted(final))})", field="status")
             codes.append(int(final[s]))
-    if acting_user is not None and not load_config().is_manager(acting_user):
-        if user is not None and user != acting_user:
-            raise NotAllowed(f"user {acting_user!r} may clean up the history of their own jobs only "
+    if actor is not None and not actor.is_manager:
+        if user is not None and user != actor.user:
+            raise NotAllowed(f"user {actor.user!r} may clean up the history of their own jobs only "
                              "(a batch job manager may clean up anyone's)")
-        user = acting_user
+        user = actor.user
     cutoff = utcnow() - timedelta(days=min(float(older_than_days), 100_000.0))
     with write():
         if company is not None:
@@ -684,7 +731,7 @@ def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, 
             m.RunTask.delete().where(m.RunTask.run << part).execute()
             m.TaskAttempt.delete().where(m.TaskAttempt.run << part).execute()
             m.BatchJob.update(current_run=None).where(
-                (m.BatchJob.current_run << part) & ~(m.BatchJob.status << list(st.RUNNING_JOB))).execute()
+                (m.BatchJob.current_run << part) & ~(m.BatchJob.status << list(RUNNING_JOB))).execute()
             m.JobRun.delete().where(m.JobRun.id << part).execute()
     return len(ids)
 
@@ -695,8 +742,8 @@ def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, 
 def group_rows() -> list[dict]:
     """Batch groups with the servers assigned to them, by name."""
     servers: dict[str, list[str]] = {}
-    for group, server in (m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
-                          .order_by(m.BatchGroupServer.server).tuples()):
+    for group, server in m.tuples(m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
+                                  .order_by(m.BatchGroupServer.server)):
         servers.setdefault(group, []).append(server)
     return [{"name": g.name, "description": g.description, "servers": servers.get(g.name, [])}
             for g in m.BatchGroup.select().order_by(m.BatchGroup.name)]

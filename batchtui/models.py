@@ -7,6 +7,8 @@ Times are naive UTC datetimes (see timeutil). Statuses are the integers of
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 from peewee import (
     AutoField,
@@ -14,6 +16,7 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateTimeField,
+    Field,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -33,6 +36,11 @@ class JSONField(TextField):
     def python_value(self, value):
         return None if value is None else json.loads(value)
 
+
+# Annotations without a value (``job_id: Field[int]``) declare no column:
+# they tell mypy about what peewee adds by itself, the ``id`` primary key of
+# a model that names none and the ``<foreign key>_id`` accessor of each
+# foreign key (the field on the class, the raw id on a row).
 
 # A foreign key whose column leads a composite index below has index=False:
 # that index serves its look-ups, and each index less is one B-tree less to
@@ -65,6 +73,8 @@ class BatchGroupServer(BaseModel):
     group = ForeignKeyField(BatchGroup, backref="servers", on_delete="CASCADE",
                             column_name="group_name")
     server = CharField(max_length=80)
+    id: AutoField[int]
+    group_id: Field[str]
 
     class Meta:
         indexes = ((("group", "server"), True),)
@@ -101,6 +111,7 @@ class BatchJob(BaseModel):
     version = IntegerField(default=1)
     run_count = IntegerField(default=0)
     current_run = IntegerField(null=True)
+    company_id: Field[str]
 
     class Meta:
         indexes = ((("status", "scheduled_start"), False),)
@@ -127,12 +138,14 @@ class BatchTask(BaseModel):
     attempts = IntegerField(default=0)  # attempts made in the current run
     version = IntegerField(default=1)
     # Copied from the job when a run starts, so that the batch server finds the
-    # next Ready task to run by walking one index (see db._migration_1).
+    # next Ready task to run by walking one index (see migrations/v1_tables.py).
     job_priority = IntegerField(default=1)
     job_start = DateTimeField(null=True)
+    job_id: Field[int]
+    company_id: Field[str]
 
     class Meta:
-        # More (partial) indexes in db._migration_1.
+        # More (partial) indexes in migrations/v1_tables.py.
         indexes = ((("job", "status"), False),)
 
 
@@ -142,6 +155,9 @@ class BatchConstraint(BaseModel):
     task = ForeignKeyField(BatchTask, backref="conditions", on_delete="CASCADE", index=False)
     parent = ForeignKeyField(BatchTask, backref="dependents", on_delete="CASCADE")
     expected = IntegerField()  # status.ConditionStatus
+    id: AutoField[int]
+    task_id: Field[int]
+    parent_id: Field[int]
 
     class Meta:
         indexes = ((("task", "parent"), True),)
@@ -157,6 +173,8 @@ class JobAlert(BaseModel):
     canceled = BooleanField(default=False)
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
+    id: AutoField[int]
+    job_id: Field[int]
 
     class Meta:
         indexes = ((("job", "user"), True),)
@@ -173,6 +191,7 @@ class JobRun(BaseModel):
     ended = DateTimeField(null=True, index=True)
     status = IntegerField()
     server = CharField(default="", max_length=80)
+    job_id: Field[int]
 
     class Meta:
         indexes = ((("job", "run_no"), True),)
@@ -185,6 +204,9 @@ class RunTask(BaseModel):
     task = ForeignKeyField(BatchTask, on_delete="CASCADE")
     status = IntegerField()
     retries_used = IntegerField(default=0)
+    id: AutoField[int]
+    run_id: Field[int]
+    task_id: Field[int]
 
     class Meta:
         indexes = ((("run", "task"), True),)
@@ -204,6 +226,8 @@ class TaskAttempt(BaseModel):
     log = TextField(default="")
     progress = FloatField(null=True)  # 0..1 as the batch class reports it
     progress_text = CharField(null=True, max_length=200)
+    run_id: Field[int]
+    task_id: Field[int]
 
     class Meta:
         indexes = ((("run", "task", "attempt"), False),)
@@ -223,6 +247,8 @@ class Alert(BaseModel):
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
     mailed = BooleanField(default=False)  # e-mail sent (or given up)
+    job_id: Field[int | None]
+    run_id: Field[int | None]
 
     class Meta:
         indexes = ((("user", "read"), False),)
@@ -242,3 +268,8 @@ ALL_MODELS = [
     TaskAttempt,
     Alert,
 ]
+
+
+def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query as tuples (peewee's annotations type ``.tuples()`` as model instances)."""
+    return iter(query.tuples())

@@ -7,7 +7,8 @@ may carry an offset; a time without one is read in the job's time zone.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import tz as dtz
@@ -16,7 +17,7 @@ from .errors import UserError
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def machine_zone() -> str:
@@ -74,8 +75,8 @@ def resolve_wall(naive: datetime, tz: tzinfo) -> datetime:
         return aware
     # In a gap, the two folds read the wall time with the offsets before and
     # after the transition; the transition instant lies between them.
-    a = naive.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
-    b = naive.replace(tzinfo=tz, fold=1).astimezone(timezone.utc)
+    a = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    b = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
     lo, hi = min(a, b), max(a, b)
     after = hi.astimezone(tz).utcoffset()
     while (hi - lo) > timedelta(seconds=1):
@@ -93,20 +94,24 @@ def to_utc(value: datetime, tz: tzinfo | None = None) -> datetime:
         if tz is None:
             raise ValueError("naive time with no zone")
         value = resolve_wall(value, tz)
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def iso(value: datetime | None, tz_name: str | None = None) -> str | None:
     """Naive UTC as ISO 8601 with offset, in tz_name (default UTC), milliseconds."""
     if value is None:
         return None
-    aware = value.replace(tzinfo=timezone.utc)
+    aware = value.replace(tzinfo=UTC)
     if tz_name:
         aware = aware.astimezone(zone(tz_name))
     return aware.isoformat(timespec="milliseconds")
 
 
+@overload
+def local(value: datetime, tz_name: str) -> datetime: ...
+@overload
+def local(value: None, tz_name: str) -> None: ...
 def local(value: datetime | None, tz_name: str) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc).astimezone(zone(tz_name))
+    return value.replace(tzinfo=UTC).astimezone(zone(tz_name))

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from .errors import UserError
+from .text import visible
 from .timeutil import to_utc, zone
 from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
@@ -56,9 +57,12 @@ def q(text: Any, limit: int = 60) -> str:
         return text if len(text) <= limit else text[: limit - 1] + "…"
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    if "'" in text or not text.isprintable():
-        return repr(text)
-    return f"'{text}'"
+    text = visible(text)
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def _jsonable(value: Any) -> bool:

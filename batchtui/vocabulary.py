@@ -30,7 +30,7 @@ class BatchStatus(IntEnum):
         return _CLI[self]
 
     @classmethod
-    def from_cli(cls, text: str) -> "BatchStatus":
+    def from_cli(cls, text: str) -> BatchStatus:
         for status, name in _CLI.items():
             if name == text:
                 return status
@@ -83,7 +83,7 @@ class ConditionStatus(IntEnum):
         return {0: "ended", 1: "error", 2: "ended_or_error"}[int(self)]
 
     @classmethod
-    def from_cli(cls, text: str) -> "ConditionStatus":
+    def from_cli(cls, text: str) -> ConditionStatus:
         for c in cls:
             if c.cli == text:
                 return c
@@ -126,7 +126,7 @@ class Priority(IntEnum):
         return self.name.lower()
 
     @classmethod
-    def from_cli(cls, text: str) -> "Priority":
+    def from_cli(cls, text: str) -> Priority:
         for p in cls:
             if p.cli == text:
                 return p

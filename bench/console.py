@@ -42,7 +42,7 @@ def console_available() -> str | None:
         from batchtui.ui.app import BatchTuiApp  # noqa: F401
         from batchtui.ui.screens.batch_jobs import BatchJobsScreen  # noqa: F401
         from batchtui.ui.widgets.paged_grid import PagedGrid  # noqa: F401
-    except Exception as exc:
+    except ImportError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from bench.common import Row, child_main, percentile, progress, run_child, versus, within
 
@@ -71,7 +71,7 @@ def batchtui_child(folder: str, offsets: list[float], lead: float) -> dict:
     for task_id, attempt_started, scheduled, run_started in query:
         attempt.append((attempt_started - scheduled).total_seconds())
         run.append((run_started - scheduled).total_seconds())
-        code.append(STARTED[task_id] - scheduled.replace(tzinfo=timezone.utc).timestamp())
+        code.append(STARTED[task_id] - scheduled.replace(tzinfo=UTC).timestamp())
     return {"attempt": summary(attempt), "run": summary(run), "code": summary(code)}
 
 
@@ -84,7 +84,7 @@ def apscheduler_child(folder: str, offsets: list[float], lead: float) -> dict:
     base = utcnow() + timedelta(seconds=lead)
     for o in offsets:
         due = base + timedelta(seconds=o)
-        peer.add(stamp, due, args=(due.replace(tzinfo=timezone.utc).timestamp(),))
+        peer.add(stamp, due, args=(due.replace(tzinfo=UTC).timestamp(),))
     peer.resume()
     if utcnow() >= base:
         raise SystemExit("APScheduler resumed after the first job was due: raise the lead time")

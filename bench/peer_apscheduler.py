@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
@@ -64,7 +64,7 @@ class Counted:
         self.scheduler.start(paused=True)
 
     def add(self, func, run_date: datetime, args: tuple = ()) -> None:
-        self.scheduler.add_job(func, "date", run_date=run_date.replace(tzinfo=timezone.utc), args=args)
+        self.scheduler.add_job(func, "date", run_date=run_date.replace(tzinfo=UTC), args=args)
 
     def resume(self) -> None:
         self.scheduler.resume()

@@ -37,6 +37,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+from batchtui.actor import Actor
 from bench.common import ROOT, Row, child_main, percentile, plain, progress, run_child, skipped, versus, within
 
 POLL = 0.5
@@ -53,8 +54,8 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    except (OSError, AttributeError):
+        pass  # no glibc or no prctl: the servers are still stopped by Servers.__exit__
 
 
 class Servers:
@@ -96,7 +97,7 @@ class Servers:
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             print(f"--- {log.name} (last {len(tail)} lines)", *tail, sep="\n", file=sys.stderr)
 
-    def __enter__(self) -> "Servers":
+    def __enter__(self) -> Servers:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
@@ -122,9 +123,8 @@ class Servers:
 
 
 def _fresh_database(admin_url: str, name: str) -> str:
-    from tests.pgserver import create_database
-
     from bench.seed import open_db
+    from tests.pgserver import create_database
 
     url = create_database(admin_url, name)
     open_db(url)
@@ -161,9 +161,9 @@ def throughput_child(admin_url: str, servers: int, tasks: int) -> dict:
 
     from batchtui import models as m
     from batchtui import status as st
+    from batchtui.timeutil import utcnow
     from batchtui.vocabulary import JOB_FINAL, TASK_FINAL
     from batchtui.vocabulary import BatchStatus as S
-    from batchtui.timeutil import utcnow
     from bench.seed import add_jobs
 
     name = f"bench_throughput_{servers}_{os.getpid()}"
@@ -177,7 +177,7 @@ def throughput_child(admin_url: str, servers: int, tasks: int) -> dict:
                     procs.start(f"S{i}")
                 procs.wait_registered()
                 released = utcnow()
-                st.set_job_status(job_id, S.WAITING, "bench")
+                st.set_job_status(job_id, S.WAITING, Actor.current("bench"))
                 _wait_until(lambda: settled.count() == tasks, 300, "every task to end")
                 ended = _wait_until(lambda: m.BatchJob.get_by_id(job_id).status in JOB_FINAL, 10)
         per_task = Counter(t for (t,) in m.TaskAttempt.select(m.TaskAttempt.task).tuples())
@@ -230,8 +230,8 @@ def latency_child(admin_url: str, jobs: int, span: float, lead: float) -> dict:
 def recovery_child(admin_url: str) -> dict:
     from batchtui import models as m
     from batchtui import status as st
-    from batchtui.vocabulary import BatchStatus as S
     from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus as S
     from bench.seed import add_job_with_conditions
 
     name = f"bench_recovery_{os.getpid()}"
@@ -248,7 +248,7 @@ def recovery_child(admin_url: str) -> dict:
             with Servers(url, folder) as procs:
                 procs.start("S1", *beat, threads=2)
                 procs.wait_registered()
-                st.set_job_status(job_id, S.WAITING, "bench")
+                st.set_job_status(job_id, S.WAITING, Actor.current("bench"))
                 _wait_until(lambda: executing_on_s1.count() == 2, 60, "S1 to run both tasks")
                 procs.start("S2", *beat, threads=2)
                 procs.wait_registered()
@@ -281,7 +281,8 @@ def _admin_url() -> tuple[str | None, object, str]:
         return None, None, "PostgreSQL's initdb/pg_ctl not found and BATCHTUI_BENCH_PG_URL not set"
     try:
         return server.start(), server, ""
-    except Exception as exc:
+    # initdb or pg_ctl failed, or there is no postgres user to run them as.
+    except (subprocess.CalledProcessError, OSError, LookupError) as exc:
         return None, None, f"PostgreSQL did not start: {exc}"
 
 

@@ -40,7 +40,7 @@ def table(rows: list[Row]) -> str:
 
     def show(cells):
         return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     out = [show(header), show(["-" * w for w in widths])]
     out += [show(line) for line in lines]
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"== {name}")
         try:
             rows += importlib.import_module(f"bench.{name}").run(args.quick)
-        except Exception as exc:
+        # A failed benchmark is a row of the table (traceback above); the others still run.
+        except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             failed.append(name)
             rows.append(Row(f"{name}", None, "", note=f"FAILED: {type(exc).__name__}: {exc}"))

@@ -9,15 +9,15 @@ default needs no change here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Iterable, Sequence
 
 from peewee import AutoField, fn
 
 from batchtui import models as m
 from batchtui.db import is_postgres, open_database, write
-from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType
 
 CHUNK = 5000
 
@@ -55,7 +55,7 @@ def insert_rows(model, rows: Sequence[dict], chunk: int = CHUNK) -> None:
     with write():
         cursor = db.cursor()
         for start in range(0, len(rows), chunk):
-            batch = [tuple(c(row[n]) for c, n in zip(convert, given)) + tail
+            batch = [tuple(c(row[n]) for c, n in zip(convert, given, strict=True)) + tail
                      for row in rows[start:start + chunk]]
             cursor.executemany(sql, batch)
 
@@ -98,7 +98,7 @@ def add_jobs(due: Iterable[datetime], tasks_per_job: int = 1, class_name: str = 
     now = utcnow()
     job_ids = list(next_ids(m.BatchJob, len(due)))
     task_ids = iter(next_ids(m.BatchTask, len(due) * tasks_per_job))
-    jobs = [job_row(jid, when, status, f"{description} {jid}", now) for jid, when in zip(job_ids, due)]
+    jobs = [job_row(jid, when, status, f"{description} {jid}", now) for jid, when in zip(job_ids, due, strict=True)]
     tasks = [task_row(next(task_ids), jid, f"t{i + 1}", status, class_name, params)
              for jid in job_ids for i in range(tasks_per_job)]
     insert_rows(m.BatchJob, jobs)
@@ -118,7 +118,7 @@ def add_job_with_conditions(tasks: list[dict], due: datetime | None = None,
     """
     now = utcnow()
     (job_id,) = next_ids(m.BatchJob, 1)
-    ids = dict(zip((t["key"] for t in tasks), next_ids(m.BatchTask, len(tasks))))
+    ids = dict(zip((t["key"] for t in tasks), next_ids(m.BatchTask, len(tasks)), strict=True))
     insert_rows(m.BatchJob, [job_row(job_id, due or now, status, "bench job with conditions", now)])
     insert_rows(m.BatchTask, [
         task_row(ids[t["key"]], job_id, t["key"], status, t.get("class_name", "Noop"), t.get("params"),

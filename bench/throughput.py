@@ -30,8 +30,8 @@ def batchtui_child(folder: str, tasks: int, layout: str, threads: int = THREADS)
     """Child: run `tasks` Noop tasks in one job (layout "one_job") or one per job ("many_jobs")."""
     from batchtui import models as m
     from batchtui.engine import BatchServerEngine
-    from batchtui.vocabulary import BatchStatus
     from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus
     from bench.seed import add_jobs, open_db
 
     open_db(f"sqlite:///{folder}/batchtui.db")

@@ -9,8 +9,8 @@ import pytest
 
 from batchtui import db as dbmod
 from batchtui import models as m
-from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType
 
 
 def _use_database(url, tmp_path, monkeypatch):

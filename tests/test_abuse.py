@@ -11,7 +11,9 @@ from hypothesis import strategies as hs
 
 from batchtui import jobs
 from batchtui import models as m
+from batchtui.actor import Actor
 from batchtui.errors import Conflict, NotAllowed
+from batchtui.vocabulary import BatchStatus
 
 from .faultkit import assert_one_error_line, call_main, run_cli, sqlite_dump, sqlite_state
 
@@ -19,39 +21,39 @@ from .faultkit import assert_one_error_line, call_main, run_cli, sqlite_dump, sq
 
 
 def test_second_save_of_a_job_with_a_stale_version_is_refused_and_overwrites_nothing(database):
-    job = jobs.create_job(user="ops", description="Month-end close")
+    job = jobs.create_job(actor=Actor.current("ops"), description="Month-end close")
     v = job.version
-    jobs.update_job(job.id, user="ops", version=v, description="Alice's text", priority="high")
+    jobs.update_job(job.id, actor=Actor.current("ops"), version=v, description="Alice's text", priority="high")
     alice = m.BatchJob.get_by_id(job.id).__data__.copy()
-    with pytest.raises(Conflict, match="changed by another user") as exc:
-        jobs.update_job(job.id, user="boss", version=v, description="Bob's text", priority="low")
-    assert "reload" in str(exc.value)
+    with pytest.raises(Conflict, match="changed since you read it") as exc:
+        jobs.update_job(job.id, actor=Actor.current("boss"), version=v, description="Bob's text", priority="low")
+    assert "re-read it" in str(exc.value)
     saved = m.BatchJob.get_by_id(job.id)
     assert saved.__data__ == alice and saved.description == "Alice's text" and saved.version == v + 1
     # A status change made meanwhile also makes an open form stale.
     from batchtui import status as st
 
-    st.set_job_status(job.id, st.BatchStatus.WAITING, "ops")
-    with pytest.raises(Conflict, match="changed by another user"):
-        jobs.update_job(job.id, user="ops", version=v + 1, description="late")
+    st.set_job_status(job.id, BatchStatus.WAITING, Actor.current("ops"))
+    with pytest.raises(Conflict, match="changed since you read it"):
+        jobs.update_job(job.id, actor=Actor.current("ops"), version=v + 1, description="late")
     assert m.BatchJob.get_by_id(job.id).description == "Alice's text"
 
 
 def test_second_save_of_a_task_with_a_stale_version_is_refused_and_overwrites_nothing(database):
-    job = jobs.create_job(user="ops", description="j")
-    task = jobs.add_task(job.id, user="ops", description="Post invoices", class_name="Sleep",
+    job = jobs.create_job(actor=Actor.current("ops"), description="j")
+    task = jobs.add_task(job.id, actor=Actor.current("ops"), description="Post invoices", class_name="Sleep",
                          params={"seconds": 1})
     v = task.version
-    jobs.update_task(task.id, user="ops", version=v, params={"seconds": 2}, max_retries=2)
-    with pytest.raises(Conflict, match="changed by another user") as exc:
-        jobs.update_task(task.id, user="boss", version=v, params={"seconds": 9}, description="Bob")
-    assert "reload" in str(exc.value)
+    jobs.update_task(task.id, actor=Actor.current("ops"), version=v, params={"seconds": 2}, max_retries=2)
+    with pytest.raises(Conflict, match="changed since you read it") as exc:
+        jobs.update_task(task.id, actor=Actor.current("boss"), version=v, params={"seconds": 9}, description="Bob")
+    assert "re-read it" in str(exc.value)
     saved = m.BatchTask.get_by_id(task.id)
     assert (saved.params, saved.max_retries, saved.description) == ({"seconds": 2}, 2, "Post invoices")
 
 
 def test_two_operators_saving_at_the_same_moment_exactly_one_wins(database):
-    job = jobs.create_job(user="ops", description="race")
+    job = jobs.create_job(actor=Actor.current("ops"), description="race")
     for round_no in range(15):
         v = m.BatchJob.get_by_id(job.id).version
         results: dict[str, object] = {}
@@ -61,7 +63,7 @@ def test_two_operators_saving_at_the_same_moment_exactly_one_wins(database):
             barrier.wait()
             try:
                 with m.database.connection_context():
-                    jobs.update_job(job.id, user="ops", version=v, description=f"{who} {round_no}")
+                    jobs.update_job(job.id, actor=Actor.current("ops"), version=v, description=f"{who} {round_no}")
                 results[who] = "saved"
             except Conflict as exc:
                 results[who] = exc
@@ -74,26 +76,27 @@ def test_two_operators_saving_at_the_same_moment_exactly_one_wins(database):
         winners = [w for w, r in results.items() if r == "saved"]
         assert len(winners) == 1, results
         loser = ({"alice", "bob"} - set(winners)).pop()
-        assert "changed by another user" in str(results[loser])
+        assert "changed since you read it" in str(results[loser])
         row = m.BatchJob.get_by_id(job.id)
         assert row.description == f"{winners[0]} {round_no}" and row.version == v + 1
 
 
 def test_only_owner_or_manager_may_edit_through_the_job_service(database):
-    job = jobs.create_job(user="ops", description="mine")
-    task = jobs.add_task(job.id, user="ops", description="t", class_name="Noop")
+    job = jobs.create_job(actor=Actor.current("ops"), description="mine")
+    task = jobs.add_task(job.id, actor=Actor.current("ops"), description="t", class_name="Noop")
     with pytest.raises(NotAllowed):
-        jobs.update_job(job.id, user="mallory", version=job.version, description="pwned")
+        jobs.update_job(job.id, actor=Actor.current("mallory"), version=job.version, description="pwned")
     with pytest.raises(NotAllowed):
-        jobs.update_task(task.id, user="mallory", version=task.version, class_name="ShellCommand",
+        jobs.update_task(task.id, actor=Actor.current("mallory"), version=task.version, class_name="ShellCommand",
                          params={"command": "id"})
     with pytest.raises(NotAllowed):
-        jobs.add_task(job.id, user="mallory", description="extra", class_name="Noop")
+        jobs.add_task(job.id, actor=Actor.current("mallory"), description="extra", class_name="Noop")
     with pytest.raises(NotAllowed):
-        jobs.set_alert(job.id, user="mallory", alert_user="ops", email=True)
+        jobs.set_alert(job.id, actor=Actor.current("mallory"), alert_user="ops", email=True)
     assert m.BatchJob.get_by_id(job.id).description == "mine"
     assert m.BatchTask.get_by_id(task.id).class_name == "Noop"
-    jobs.update_job(job.id, user="boss", version=job.version, description="by the manager")
+    version = m.BatchJob.get_by_id(job.id).version  # adding the task moved it on
+    jobs.update_job(job.id, actor=Actor.current("boss"), version=version, description="by the manager")
     assert m.BatchJob.get_by_id(job.id).description == "by the manager"
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from batchtui import cli
 from batchtui import models as m
-from batchtui.vocabulary import BatchStatus
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -368,6 +368,125 @@ def test_another_user_is_refused_and_a_manager_allowed(env, capsys, monkeypatch)
     code, _, _ = run(capsys, "job", "delete", str(job_id))
     assert code == 0
     assert job_count() == 0
+
+
+# -- job set ------------------------------------------------------------------------------
+
+
+def _export(capsys, job_id) -> dict:
+    code, out, err = run(capsys, "job", "export", str(job_id))
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _set_job(capsys, tmp_path) -> int:
+    return import_job(capsys, tmp_path, {"description": "Nightly", "company": "DAT", "time_zone": "America/Chicago",
+                                         "scheduled_start": "2026-12-01T22:00:00", "priority": "normal",
+                                         "tasks": [_task()]})["jobs"][0]["id"]
+
+
+def test_job_set_changes_each_field_and_bumps_the_version(env, capsys):
+    job_id = _set_job(capsys, env)
+    version = _export(capsys, job_id)["version"]
+    for option, value, key, shown in [
+        ("--description", "Nightly close", "description", "Nightly close"),
+        ("--start", "2026-12-24T23:30:00", "scheduled_start", "2026-12-24T23:30:00-06:00"),  # the job's zone
+        ("--start", "2026-12-25T08:00:00+00:00", "scheduled_start", "2026-12-25T02:00:00-06:00"),
+        ("--priority", "critical", "priority", "critical"),
+        ("--company", "USMF", "company", "USMF"),
+    ]:
+        code, out, err = run(capsys, "job", "set", str(job_id), option, value)
+        assert code == 0 and err == [], (option, err)
+        assert out.strip() == f"job {job_id}: changed {key} (version {version + 1})"
+        job = _export(capsys, job_id)
+        assert job[key] == shown and job["version"] == version + 1
+        version += 1
+    # Several at once, with --if-version and --json; the tasks and status are as they were.
+    code, out, err = run(capsys, "job", "set", str(job_id), "--priority", "low", "--description", "Close",
+                         "--if-version", str(version), "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"id": job_id, "version": version + 1, "changed": ["description", "priority"]}
+    job = _export(capsys, job_id)
+    assert (job["description"], job["priority"], job["status"], len(job["tasks"])) == ("Close", "low", "withhold", 1)
+
+
+def test_job_set_with_a_stale_version_is_refused_and_changes_nothing(env, capsys):
+    job_id = _set_job(capsys, env)
+    seen = _export(capsys, job_id)["version"]
+    assert run(capsys, "job", "set", str(job_id), "--priority", "high")[0] == 0  # someone else's change
+    before = _export(capsys, job_id)
+    code, out, err = run(capsys, "job", "set", str(job_id), "--description", "Mine", "--priority", "low",
+                         "--if-version", str(seen))
+    assert code == 2 and out == ""
+    assert err == [f"batchtui: error: job {job_id} was changed since version {seen}"]
+    assert _export(capsys, job_id) == before
+    code, _, err = run(capsys, "job", "set", str(job_id), "--description", "Mine",
+                       "--if-version", str(before["version"]))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("status, label", [(BatchStatus.EXECUTING, "Executing"),
+                                           (BatchStatus.CANCELLING, "Canceling")])
+def test_job_set_is_refused_while_the_job_runs(env, capsys, status, label):
+    job_id = _set_job(capsys, env)
+    with m.database.connection_context():
+        m.BatchJob.update(status=status).where(m.BatchJob.id == job_id).execute()
+    before = _export(capsys, job_id)
+    for extra in ([], ["--if-version", str(before["version"])]):
+        code, out, err = run(capsys, "job", "set", str(job_id), "--description", "Changed", *extra)
+        assert code == 2 and out == ""
+        assert_one_error(err, f"job {job_id} 'Nightly' is {label}", "cannot be changed while it runs")
+    assert _export(capsys, job_id) == before
+
+
+@pytest.mark.parametrize("option, value, field", [
+    ("--priority", "urgent", "field priority"),
+    ("--start", "next tuesday", "field scheduled_start"),
+    ("--start", "2026-13-01T00:00:00", "field scheduled_start"),
+    ("--company", "NOPE", "field company"),
+    ("--company", "WAYTOOLONGCOMPANY", "field company"),
+    ("--description", "", "field description"),
+    ("--description", "two\nlines", "field description"),
+])
+def test_job_set_bad_values_name_the_field(env, capsys, option, value, field):
+    job_id = _set_job(capsys, env)
+    before = _export(capsys, job_id)
+    code, out, err = run(capsys, "job", "set", str(job_id), option, value)
+    assert code == 2 and out == ""
+    assert_one_error(err, f"job {job_id} 'Nightly'", field)
+    assert "Traceback" not in "".join(err)
+    assert _export(capsys, job_id) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--if-version", "3"], "nothing to change"),
+    ([], "nothing to change"),
+    (["--priority", "low", "--if-version", "0"], "--if-version must be 1 or more"),
+    (["--priority", "low", "--if-version", "x"], "--if-version must be a whole number"),
+])
+def test_job_set_usage(env, capsys, args, fragment):
+    job_id = _set_job(capsys, env)
+    code, out, err = run(capsys, "job", "set", str(job_id), *args)
+    assert code == 2 and out == ""
+    assert_one_error(err, fragment)
+    code, _, err = run(capsys, "job", "set", "999", "--priority", "low")
+    assert code == 2
+    assert_one_error(err, "job 999: no such batch job")
+
+
+def test_job_set_on_another_users_job_is_refused_and_a_manager_allowed(env, capsys, monkeypatch):
+    job_id = _set_job(capsys, env)
+    before = _export(capsys, job_id)
+    monkeypatch.setenv("BATCHTUI_USER", "eve")
+    code, out, err = run(capsys, "job", "set", str(job_id), "--description", "Eve's now")
+    assert code == 2 and out == ""
+    assert_one_error(err, "'eve'", "may not change it", "'ops'")
+    assert _export(capsys, job_id) == before
+    monkeypatch.setenv("BATCHTUI_USER", "boss")
+    code, _, err = run(capsys, "job", "set", str(job_id), "--description", "Boss's change")
+    assert code == 0, err
+    job = _export(capsys, job_id)
+    assert job["description"] == "Boss's change" and job["created_by"] == "ops"
 
 
 # -- usage errors, database errors ------------------------------------------------------

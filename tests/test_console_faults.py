@@ -35,8 +35,9 @@ from batchtui import db as dbmod  # noqa: E402
 from batchtui import jobs  # noqa: E402
 from batchtui import models as m  # noqa: E402
 from batchtui import status as st  # noqa: E402
-from batchtui.vocabulary import BatchStatus as S  # noqa: E402
+from batchtui.actor import Actor
 from batchtui.timeutil import utcnow  # noqa: E402
+from batchtui.vocabulary import BatchStatus as S  # noqa: E402
 
 from .conftest import poll  # noqa: E402
 from .faultkit import ConsolePty, PausablePg, Procs  # noqa: E402
@@ -60,6 +61,7 @@ def sync(fn):
 # -- the console killed with SIGKILL ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
     rng = random.Random(20260602)
     marks = tmp_path / "marks.txt"
@@ -72,7 +74,7 @@ def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twic
                 return
             if len(active) < len(jobs_):
                 active.append(jobs_[len(active)])
-                st.set_job_status(active[-1], S.WAITING, USER)
+                st.set_job_status(active[-1], S.WAITING, Actor.current(USER))
 
     def registered(pid):
         row = m.BatchServer.get_or_none(m.BatchServer.name == CONSOLE)
@@ -285,10 +287,10 @@ def outage_db(request, tmp_path, monkeypatch):
 
 
 def seed_job() -> tuple[int, int]:
-    job = jobs.create_job(user=USER, description="Month-end close", company="DAT",
+    job = jobs.create_job(actor=Actor.current(USER), description="Month-end close", company="DAT",
                           scheduled_start="2026-12-01T22:00:00", time_zone="UTC")
-    task = jobs.add_task(job.id, user=USER, description="Post invoices", class_name="Noop")
-    jobs.add_task(job.id, user=USER, description="Inventory close", class_name="Noop")
+    task = jobs.add_task(job.id, actor=Actor.current(USER), description="Post invoices", class_name="Noop")
+    jobs.add_task(job.id, actor=Actor.current(USER), description="Inventory close", class_name="Noop")
     return job.id, task.id
 
 
@@ -332,6 +334,7 @@ async def outage_then_recovery(app, pilot, fault_break, fault_restore, after_bre
     return typed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outage_db", SQLITE_FAULTS, indirect=True)
 @sync
 async def test_sqlite_going_away_console_says_so_keeps_input_and_recovers(outage_db):
@@ -370,6 +373,7 @@ async def test_sqlite_going_away_console_says_so_keeps_input_and_recovers(outage
         conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outage_db", ["folder moved away"], indirect=True)
 @sync
 async def test_recurrence_and_alerts_entered_during_an_outage_are_kept_and_saved_after(outage_db):
@@ -488,6 +492,7 @@ def pausable_pg():
     server.stop()
 
 
+@pytest.mark.slow
 @sync
 async def test_postgresql_stopped_and_started_again_while_the_console_is_open(pausable_pg, tmp_path, monkeypatch):
     from .pgserver import create_database
@@ -567,6 +572,7 @@ async def key_sweep(app, pilot, fault_break, fault_restore, after_break=None) ->
     assert app.is_running
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outage_db", ["folder moved away"], indirect=True)
 @sync
 async def test_every_key_on_every_form_during_an_outage_never_ends_the_console(outage_db):
@@ -579,6 +585,7 @@ async def test_every_key_on_every_form_during_an_outage_never_ends_the_console(o
     assert app._exception is None
 
 
+@pytest.mark.slow
 @sync
 async def test_every_key_on_every_form_while_postgresql_is_down_never_ends_the_console(pausable_pg, tmp_path,
                                                                                       monkeypatch):

@@ -11,11 +11,14 @@ import pytest
 from batchtui import jobs
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.classes import TaskCanceled, TaskContext, describe_class, get_class, validate_params
 from batchtui.demo import COMPANIES, MARKER_JOB, describe_result, load_demo
 from batchtui.demo.classes import DEMO_CLASSES, InventoryRecalculation
-from batchtui.vocabulary import BatchStatus as S
+from batchtui.engine.store import served_groups
+from batchtui.history import record_past_runs
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, wait_for
 
@@ -78,7 +81,7 @@ def test_load_demo_fills_companies_groups_servers_and_jobs_in_every_status(datab
     # so the console's own batch server runs the live demo jobs.
     assert all(s.stopped is not None and s.heartbeat < NOW for s in m.BatchServer.select())
     assert not m.BatchGroupServer.select().where(m.BatchGroupServer.group == "").exists()
-    assert st.served_groups("console") == [""]
+    assert served_groups("console") == [""]
 
     usmf = m.BatchJob.select().where(m.BatchJob.company == "USMF").count()
     assert 25 <= usmf <= 40 and result["jobs"] == m.BatchJob.select().count()
@@ -129,8 +132,8 @@ def test_load_demo_twice_changes_nothing(database):
 def test_reset_starts_over_without_leftovers(database):
     first = load_demo(now=NOW)
     before = snapshot()
-    extra = jobs.create_job(user=USER, description="my own job", company="DAT")
-    jobs.add_task(extra.id, user=USER, description="nap", class_name="Sleep", params={"seconds": 1})
+    extra = jobs.create_job(actor=Actor.current(USER), description="my own job", company="DAT")
+    jobs.add_task(extra.id, actor=Actor.current(USER), description="nap", class_name="Sleep", params={"seconds": 1})
     m.BatchGroup.create(name="OLD", description="a group of mine")
     m.BatchServer.create(name="gone", host="h", pid=1, threads=2, started=NOW, heartbeat=NOW - timedelta(hours=2))
     m.BatchServer.create(name="alive", host="h", pid=1, threads=2, started=utcnow(), heartbeat=utcnow())
@@ -227,8 +230,9 @@ def test_the_first_live_job_runs_retries_and_ends_with_an_alert(database, engine
     job = m.BatchJob.select().where((m.BatchJob.status == S.WAITING) & (m.BatchJob.recurrence.is_null())).get()
     # Make it quick: no waiting for its start, no seconds of work.
     for task in m.BatchTask.select().where(m.BatchTask.job == job.id):
-        jobs.update_task(task.id, user=USER, version=task.version, params={**task.params, "seconds": 0})
-    jobs.update_job(job.id, user=USER, version=job.version, scheduled_start=utcnow())
+        jobs.update_task(task.id, actor=Actor.current(USER), version=task.version, params={**task.params, "seconds": 0})
+    job = st.get_job(job.id)  # each task change moved the job's version on
+    jobs.update_job(job.id, actor=Actor.current(USER), version=job.version, scheduled_start=utcnow())
     engine_factory(name="console")
     wait_for(lambda: job_status(job.id) in FINAL, timeout=30)
     assert job_status(job.id) == S.FINISHED
@@ -246,12 +250,12 @@ def test_the_first_live_job_runs_retries_and_ends_with_an_alert(database, engine
 
 
 def _job_with(tasks, description="demo classes"):
-    job = jobs.create_job(user=USER, description=description, company="USMF", status="withhold")
+    job = jobs.create_job(actor=Actor.current(USER), description=description, company="USMF", status="withhold")
     ids = {}
     for key, class_name, params, retries in tasks:
-        ids[key] = jobs.add_task(job.id, user=USER, description=key, class_name=class_name, params=params,
+        ids[key] = jobs.add_task(job.id, actor=Actor.current(USER), description=key, class_name=class_name, params=params,
                                  max_retries=retries, key=key).id
-    st.set_job_status(job.id, S.WAITING, USER)
+    st.set_job_status(job.id, S.WAITING, Actor.current(USER))
     return job.id, ids
 
 
@@ -367,8 +371,8 @@ def test_batch_history_cleanup_really_deletes_old_history(database):
 
 
 def test_record_past_runs_refuses_runs_that_could_not_have_happened(database):
-    job = jobs.create_job(user=USER, description="history", company="USMF")
-    task = jobs.add_task(job.id, user=USER, description="a", class_name="Noop")
+    job = jobs.create_job(actor=Actor.current(USER), description="history", company="USMF")
+    task = jobs.add_task(job.id, actor=Actor.current(USER), description="a", class_name="Noop")
     t0 = utcnow() - timedelta(hours=1)
 
     def run(**changes):
@@ -380,13 +384,13 @@ def test_record_past_runs_refuses_runs_that_could_not_have_happened(database):
         return r
 
     with pytest.raises(ValueError, match="not Error"):
-        st.record_past_runs(job.id, [run(status=S.ERROR)])
+        record_past_runs(job.id, [run(status=S.ERROR)])
     with pytest.raises(ValueError, match="over by|now"):
-        st.record_past_runs(job.id, [run(ended=utcnow() + timedelta(hours=1))])
+        record_past_runs(job.id, [run(ended=utcnow() + timedelta(hours=1))])
     with pytest.raises(ValueError, match="cannot be Executing"):
-        st.record_past_runs(job.id, [run(tasks=[{"task_id": task.id, "status": S.EXECUTING, "attempts": []}])])
+        record_past_runs(job.id, [run(tasks=[{"task_id": task.id, "status": S.EXECUTING, "attempts": []}])])
     assert not m.JobRun.select().exists()
-    (run_id,) = st.record_past_runs(job.id, [run()])
+    (run_id,) = record_past_runs(job.id, [run()])
     job = m.BatchJob.get_by_id(job.id)
     assert (job.status, job.run_count, job.current_run) == (S.FINISHED, 1, run_id)
     assert m.BatchTask.get_by_id(task.id).status == S.FINISHED

@@ -13,8 +13,11 @@ import pytest
 
 from batchtui import models as m
 from batchtui import status as st
-from batchtui.vocabulary import BatchStatus as S
+from batchtui.actor import Actor
+from batchtui.engine.store import EngineStore
+from batchtui.errors import NotAllowed, Refused
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, task_statuses, wait_for
 
@@ -130,7 +133,7 @@ def test_cancel_stops_a_running_task(engine_factory):
     ])
     engine_factory()
     wait_for(lambda: task_statuses(ids)["long"] == S.EXECUTING)
-    st.cancel_job(job_id, "ops")
+    st.cancel_job(job_id, Actor.current("ops"))
     assert job_status(job_id) in (S.CANCELLING, S.CANCELED)
     wait_for(lambda: job_status(job_id) == S.CANCELED, timeout=5)
     assert task_statuses(ids) == {"long": S.CANCELED, "next": S.NOT_RUN}
@@ -140,13 +143,13 @@ def test_cancel_stops_a_running_task(engine_factory):
 
 def test_cancel_a_waiting_job_and_refusals(database):
     job_id, _ = make_job([{"key": "a"}], start=utcnow() + timedelta(hours=1))
-    st.cancel_job(job_id, "ops")
+    st.cancel_job(job_id, Actor.current("ops"))
     assert job_status(job_id) == S.CANCELED
-    with pytest.raises(st.Refused, match="nothing to cancel"):
-        st.cancel_job(job_id, "ops")
-    with pytest.raises(st.NotAllowed, match="may not change"):
-        st.set_job_status(job_id, S.WAITING, "intruder")
-    st.set_job_status(job_id, S.WAITING, "boss", managers=["boss"])
+    with pytest.raises(Refused, match="nothing to cancel"):
+        st.cancel_job(job_id, Actor.current("ops"))
+    with pytest.raises(NotAllowed, match="may not change"):
+        st.set_job_status(job_id, S.WAITING, Actor.current("intruder"))
+    st.set_job_status(job_id, S.WAITING, Actor.of("boss", managers=["boss"]))
     assert job_status(job_id) == S.WAITING
 
 
@@ -155,10 +158,10 @@ def test_withhold_is_not_picked_up_and_waiting_is(engine_factory):
     engine = engine_factory()
     time.sleep(0.5)
     assert job_status(job_id) == S.HOLD
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     wait_for(lambda: job_status(job_id) == S.FINISHED)
-    with pytest.raises(st.Refused):
-        st.set_job_status(job_id, S.CANCELLING, "ops")
+    with pytest.raises(Refused):
+        st.set_job_status(job_id, S.CANCELLING, Actor.current("ops"))
     assert engine.running_count == 0
 
 
@@ -251,7 +254,7 @@ def test_restart_takes_back_what_a_killed_server_left_executing(database, db_url
         assert first.status == S.ERROR and "aos1 restarted" in first.log
         assert "interrupted" in attempts(ids["lost"])[0].log
     finally:
-        st.cancel_job(job_id, "ops")
+        st.cancel_job(job_id, Actor.current("ops"))
         engine.stop(grace=1)
     assert job_status(job_id) == S.CANCELED
 
@@ -264,8 +267,8 @@ def test_a_dead_server_is_declared_by_another_and_its_tasks_taken_back(engine_fa
     m.BatchJob.update(status=S.WAITING, scheduled_start=utcnow() + timedelta(days=1)).where(
         m.BatchJob.id == job_id).execute()
     with m.database.atomic():
-        st.start_due_jobs("ghost", now=utcnow() + timedelta(days=2))
-        (claimed,) = st.claim_ready_tasks("ghost", [""], 1)
+        EngineStore().start_due_jobs("ghost", now=utcnow() + timedelta(days=2))
+        (claimed,) = EngineStore().claim_ready_tasks("ghost", [""], 1)
     engine_factory(heartbeat=0.1, dead_after=30)
     wait_for(lambda: job_status(job_id) == S.FINISHED)
     first, second = attempts(ids["a"])
@@ -333,7 +336,7 @@ def test_a_run_left_executing_with_every_task_settled_is_finished_by_the_heartbe
     job_id, ids = make_job([{"key": "a"}], status=S.HOLD)
     with m.database.atomic():
         m.BatchJob.update(status=S.WAITING).where(m.BatchJob.id == job_id).execute()
-        st.start_due_jobs("elsewhere")
+        EngineStore().start_due_jobs("elsewhere")
     # As if a server had settled the task but died before finishing the run.
     m.BatchTask.update(status=S.FINISHED).where(m.BatchTask.id == ids["a"]).execute()
     assert job_status(job_id) == S.EXECUTING

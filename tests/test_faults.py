@@ -18,6 +18,7 @@ import pytest
 from batchtui import db as dbmod
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
@@ -107,6 +108,7 @@ def kill_targets(rng: random.Random, marks, count: int, label: str) -> list[int]
     return [make_job(big_job(rng, marks), description=f"{label} {j}", status=S.HOLD)[0] for j in range(count)]
 
 
+@pytest.mark.slow
 def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice(database, db_url, tmp_path):
     rng = random.Random(20260601)
     marks = tmp_path / "marks.txt"
@@ -120,7 +122,7 @@ def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice
                 return
             if len(active) < len(jobs):
                 active.append(jobs[len(active)])
-                st.set_job_status(active[-1], S.WAITING, "ops")
+                st.set_job_status(active[-1], S.WAITING, Actor.current("ops"))
 
     try:
         moments = []
@@ -155,6 +157,7 @@ def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice
 # -- two servers and operators on one SQLite file -------------------------------------
 
 
+@pytest.mark.slow
 def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_database_is_locked(database, db_url,
                                                                                             tmp_path):
     procs = Procs(db_url, tmp_path)
@@ -298,6 +301,7 @@ def own_pg(tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_postgresql_stopped_and_started_again_while_a_server_runs(own_pg, tmp_path, monkeypatch):
     from .pgserver import create_database
 
@@ -311,7 +315,7 @@ def test_postgresql_stopped_and_started_again_while_a_server_runs(own_pg, tmp_pa
                                  "params": {"file": str(marks), "seconds": 0.25}} for i in range(40)]
                                + [{"key": "last", "conditions": [(f"t{i}", "ended") for i in range(40)]}],
                                status=S.HOLD)
-        st.set_job_status(job_id, S.WAITING, "ops")
+        st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     finally:
         d.close()
     procs = Procs(url, tmp_path)
@@ -367,7 +371,7 @@ def test_sqlite_folder_moved_away_and_back_while_a_server_runs(tmp_path, monkeyp
     marks = tmp_path / "marks.txt"
     d = dbmod.open_database(url)
     job_id, ids = _marked_job(marks)
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     d.close()
     procs = Procs(url, tmp_path)
     try:
@@ -408,7 +412,7 @@ def test_sqlite_file_deleted_and_restored_from_backup_server_picks_up_the_restor
     marks = tmp_path / "marks.txt"
     d = dbmod.open_database(url)
     job_id, ids = _marked_job(marks, n=30, seconds=0.2)
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     d.close()
     procs = Procs(url, tmp_path)
     try:

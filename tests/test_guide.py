@@ -15,8 +15,8 @@ from batchtui import models as m
 from batchtui import status as st
 from batchtui.demo import guide
 from batchtui.demo.guide import STEPS, GuideSession
-from batchtui.vocabulary import BatchStatus
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus
 
 USER = "ops"
 
@@ -25,24 +25,24 @@ USER = "ops"
 
 
 def new_job(description="Guide job", company="USMF", user=USER):
-    return jobs.create_job(user=user, description=description, company=company)
+    return jobs.create_job(actor=Actor.current(user), description=description, company=company)
 
 
 def run_once(job_id, result="ended"):
     """One run of the job, settled as the engine would: every task ends with ``result``."""
-    st.set_job_status(job_id, BatchStatus.WAITING, USER)
+    st.set_job_status(job_id, BatchStatus.WAITING, Actor.current(USER))
     now = utcnow() + timedelta(seconds=5)
-    st.start_due_jobs("AOS1", now=now)
+    EngineStore().start_due_jobs("AOS1", now=now)
     rounds = 0
-    while claimed := st.claim_ready_tasks("AOS1", [""], 8, now=now):
-        st.finish_attempts([st.Outcome(c.task_id, c.attempt_id, result) for c in claimed], retry_base=0,
+    while claimed := EngineStore().claim_ready_tasks("AOS1", [""], 8, now=now):
+        EngineStore().finish_attempts([Outcome(c.task_id, c.attempt_id, result) for c in claimed], retry_base=0,
                            now=now)
         rounds += 1
     assert rounds and m.JobRun.get(m.JobRun.job == job_id).ended is not None
 
 
 def step_done(session: GuideSession) -> list[int]:
-    return [s.number for s, ok in zip(STEPS, session.evaluate().done) if ok]
+    return [s.number for s, ok in zip(STEPS, session.evaluate().done, strict=True) if ok]
 
 
 def test_steps_follow_the_procedure():
@@ -79,7 +79,7 @@ def test_follows_the_newest_job_of_the_user_since_the_start(database):
 def test_recurrence(database):
     job = new_job()
     assert not guide.has_recurrence(m.BatchJob.get_by_id(job.id), USER)
-    jobs.set_recurrence(job.id, {"pattern": "days", "every": 1}, user=USER)
+    jobs.set_recurrence(job.id, {"pattern": "days", "every": 1}, actor=Actor.current(USER))
     assert guide.has_recurrence(m.BatchJob.get_by_id(job.id), USER)
     assert not guide.has_recurrence(None, USER)
 
@@ -87,20 +87,20 @@ def test_recurrence(database):
 def test_alerts_of_the_acting_user(database):
     job = new_job()
     assert not guide.has_alerts(job, USER)
-    jobs.set_alert(job.id, user="jane", alert_user="jane", ended=True, popup=True)
+    jobs.set_alert(job.id, actor=Actor.current("jane"), alert_user="jane", ended=True, popup=True)
     assert not guide.has_alerts(job, USER)  # someone else's alert
-    jobs.set_alert(job.id, user=USER, alert_user=USER, popup=True)
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, popup=True)
     assert not guide.has_alerts(job, USER)  # pop-up, but on no event
-    jobs.set_alert(job.id, user=USER, alert_user=USER, error=True)
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, error=True)
     assert guide.has_alerts(job, USER)
 
 
 def test_one_task_then_two(database):
     job = new_job()
     assert not guide.has_task(job, USER) and not guide.has_two_tasks(job, USER)
-    jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
+    jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
     assert guide.has_task(job, USER) and not guide.has_two_tasks(job, USER)
-    jobs.add_task(job.id, user=USER, description="Second", class_name="Noop")
+    jobs.add_task(job.id, actor=Actor.current(USER), description="Second", class_name="Noop")
     assert guide.has_two_tasks(job, USER)
     other = new_job("Other")
     assert not guide.has_task(other, USER)
@@ -108,45 +108,45 @@ def test_one_task_then_two(database):
 
 def test_condition(database):
     job = new_job()
-    t1 = jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
-    t2 = jobs.add_task(job.id, user=USER, description="Second", class_name="Noop")
+    t1 = jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
+    t2 = jobs.add_task(job.id, actor=Actor.current(USER), description="Second", class_name="Noop")
     assert not guide.has_condition(job, USER)
     other = new_job("Other")
-    o1 = jobs.add_task(other.id, user=USER, description="A", class_name="Noop")
-    o2 = jobs.add_task(other.id, user=USER, description="B", class_name="Noop")
-    jobs.add_condition(o2.id, user=USER, parent_id=o1.id)
+    o1 = jobs.add_task(other.id, actor=Actor.current(USER), description="A", class_name="Noop")
+    o2 = jobs.add_task(other.id, actor=Actor.current(USER), description="B", class_name="Noop")
+    jobs.add_condition(o2.id, actor=Actor.current(USER), parent_id=o1.id)
     assert not guide.has_condition(job, USER)  # a condition of another job
-    jobs.add_condition(t2.id, user=USER, parent_id=t1.id, expected="ended")
+    jobs.add_condition(t2.id, actor=Actor.current(USER), parent_id=t1.id, expected="ended")
     assert guide.has_condition(job, USER)
 
 
 @pytest.mark.parametrize("fields", [{"ignore_failure": True}, {"max_retries": 3}])
 def test_failure_handling(database, fields):
     job = new_job()
-    task = jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
+    task = jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
     assert not guide.has_failure_handling(job, USER)
-    jobs.update_task(task.id, user=USER, version=task.version, **fields)
+    jobs.update_task(task.id, actor=Actor.current(USER), version=task.version, **fields)
     assert guide.has_failure_handling(job, USER)
 
 
 def test_released_once_waiting_and_after_it_ran(database):
     job = new_job()
-    jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
+    jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
     assert not guide.is_released(m.BatchJob.get_by_id(job.id), USER)
-    st.set_job_status(job.id, BatchStatus.WAITING, USER)
+    st.set_job_status(job.id, BatchStatus.WAITING, Actor.current(USER))
     assert guide.is_released(m.BatchJob.get_by_id(job.id), USER)
     run_once(job.id)
     assert guide.is_released(m.BatchJob.get_by_id(job.id), USER)
     # Put back on hold after a run: the step stays done.
-    st.set_job_status(job.id, BatchStatus.HOLD, USER)
+    st.set_job_status(job.id, BatchStatus.HOLD, Actor.current(USER))
     assert guide.is_released(m.BatchJob.get_by_id(job.id), USER)
 
 
 def test_ran_and_alerted(database):
     job = new_job()
-    jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
-    jobs.set_alert(job.id, user=USER, alert_user=USER, ended=True, error=True, popup=True)
-    st.set_job_status(job.id, BatchStatus.WAITING, USER)
+    jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, ended=True, error=True, popup=True)
+    st.set_job_status(job.id, BatchStatus.WAITING, Actor.current(USER))
     assert not guide.ran_and_alerted(m.BatchJob.get_by_id(job.id), USER)
     run_once(job.id)
     job = m.BatchJob.get_by_id(job.id)
@@ -159,8 +159,8 @@ def test_ran_and_alerted(database):
 
 def test_no_alert_asked_for_that_outcome_still_ends_the_walk(database):
     job = new_job()
-    jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
-    jobs.set_alert(job.id, user=USER, alert_user=USER, error=True, popup=True)
+    jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, error=True, popup=True)
     run_once(job.id)
     job = m.BatchJob.get_by_id(job.id)
     assert m.Alert.select().where(m.Alert.job == job.id).count() == 0
@@ -171,8 +171,8 @@ def test_no_alert_asked_for_that_outcome_still_ends_the_walk(database):
 
 def test_a_run_without_the_expected_alert_is_not_done(database):
     job = new_job()
-    jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
-    jobs.set_alert(job.id, user=USER, alert_user=USER, ended=True, popup=True)
+    jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, ended=True, popup=True)
     run_once(job.id)
     m.Alert.delete().execute()  # the alert has not reached the user (yet)
     assert not guide.ran_and_alerted(m.BatchJob.get_by_id(job.id), USER)
@@ -185,21 +185,21 @@ def test_session_walks_the_steps_in_order(database):
     progress = session.evaluate()
     assert progress.done_count == 1 and progress.current.number == 2
     assert "USMF" in progress.note  # the job is not in the procedure's company
-    jobs.update_job(job.id, user=USER, version=m.BatchJob.get_by_id(job.id).version, company="USMF")
+    jobs.update_job(job.id, actor=Actor.current(USER), version=m.BatchJob.get_by_id(job.id).version, company="USMF")
     assert session.evaluate().note == ""
-    jobs.set_recurrence(job.id, {"pattern": "days", "every": 1, "end": {"after": 1}}, user=USER)
+    jobs.set_recurrence(job.id, {"pattern": "days", "every": 1, "end": {"after": 1}}, actor=Actor.current(USER))
     assert session.evaluate().current.number == 3
-    jobs.set_alert(job.id, user=USER, alert_user=USER, ended=True, popup=True)
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, ended=True, popup=True)
     assert session.evaluate().current.number == 4
-    t1 = jobs.add_task(job.id, user=USER, description="First", class_name="Noop")
+    t1 = jobs.add_task(job.id, actor=Actor.current(USER), description="First", class_name="Noop")
     assert session.evaluate().current.number == 5
-    t2 = jobs.add_task(job.id, user=USER, description="Second", class_name="Noop")
+    t2 = jobs.add_task(job.id, actor=Actor.current(USER), description="Second", class_name="Noop")
     assert session.evaluate().current.number == 6
-    jobs.add_condition(t2.id, user=USER, parent_id=t1.id)
+    jobs.add_condition(t2.id, actor=Actor.current(USER), parent_id=t1.id)
     assert session.evaluate().current.number == 7
-    jobs.update_task(t2.id, user=USER, version=m.BatchTask.get_by_id(t2.id).version, max_retries=2)
+    jobs.update_task(t2.id, actor=Actor.current(USER), version=m.BatchTask.get_by_id(t2.id).version, max_retries=2)
     assert session.evaluate().current.number == 8
-    st.set_job_status(job.id, BatchStatus.WAITING, USER)
+    st.set_job_status(job.id, BatchStatus.WAITING, Actor.current(USER))
     progress = session.evaluate()
     assert progress.current.number == 9 and progress.live[0].startswith("Status: Waiting, next start ")
     run_once(job.id)
@@ -211,7 +211,7 @@ def test_session_walks_the_steps_in_order(database):
 def test_a_step_done_out_of_order_is_ticked_but_not_current(database):
     session = GuideSession(USER)
     job = new_job()
-    jobs.set_alert(job.id, user=USER, alert_user=USER, ended=True)
+    jobs.set_alert(job.id, actor=Actor.current(USER), alert_user=USER, ended=True)
     progress = session.evaluate()
     assert progress.done[:3] == (True, False, True)
     assert progress.current.number == 2
@@ -223,6 +223,8 @@ def test_a_step_done_out_of_order_is_ticked_but_not_current(database):
 textual = pytest.importorskip("textual")
 
 from batchtui import db  # noqa: E402
+from batchtui.actor import Actor  # noqa: E402
+from batchtui.engine.store import EngineStore, Outcome  # noqa: E402
 from batchtui.ui.app import BatchTuiApp  # noqa: E402
 
 

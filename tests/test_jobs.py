@@ -9,9 +9,10 @@ import pytest
 from batchtui import jobfile, jobs
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.errors import Conflict, NotAllowed, NotFound, Refused, UserError
-from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 
 @pytest.fixture
@@ -21,9 +22,9 @@ def svc(database):
 
 
 def new_job(**kw):
-    kw.setdefault("user", "ops")
+    user = kw.pop("user", "ops")
     kw.setdefault("description", "Month-end close")
-    return jobs.create_job(**kw)
+    return jobs.create_job(actor=Actor.current(user), **kw)
 
 
 def set_status(job_id, status):
@@ -88,65 +89,64 @@ def test_create_job_refuses_bad_values(svc, kw, fragment):
 
 def test_update_job_checks_version_and_bumps_it(svc):
     job = new_job()
-    updated = jobs.update_job(job.id, user="ops", version=1, description="Renamed", priority="high",
+    updated = jobs.update_job(job.id, actor=Actor.current("ops"), version=1, description="Renamed", priority="high",
                               scheduled_start="2027-01-01T00:00:00", time_zone="UTC", company="USMF")
     assert updated.version == 2
     assert (updated.description, updated.priority, updated.company_id) == ("Renamed", Priority.HIGH, "USMF")
     assert updated.scheduled_start == datetime(2027, 1, 1)
-    with pytest.raises(Conflict, match=f"job {job.id} was changed by another user since you opened it; "
-                                       r"reload it \(F5\)"):
-        jobs.update_job(job.id, user="ops", version=1, description="Stale")
+    with pytest.raises(Conflict, match=f"job {job.id} was changed since you read it"):
+        jobs.update_job(job.id, actor=Actor.current("ops"), version=1, description="Stale")
     assert st.get_job(job.id).description == "Renamed"
     # Only the fields given change.
-    again = jobs.update_job(job.id, user="ops", version=2, priority="low")
+    again = jobs.update_job(job.id, actor=Actor.current("ops"), version=2, priority="low")
     assert (again.description, again.priority, again.version) == ("Renamed", Priority.LOW, 3)
 
 
 def test_update_job_permission_and_running(svc):
     job = new_job()
     with pytest.raises(NotAllowed):
-        jobs.update_job(job.id, user="eve", version=1, description="Mine now")
-    assert jobs.update_job(job.id, user="boss", version=1, description="By a manager").version == 2
+        jobs.update_job(job.id, actor=Actor.current("eve"), version=1, description="Mine now")
+    assert jobs.update_job(job.id, actor=Actor.current("boss"), version=1, description="By a manager").version == 2
     for status in (BatchStatus.EXECUTING, BatchStatus.CANCELLING):
         set_status(job.id, status)
         with pytest.raises(Refused, match=status.label):
-            jobs.update_job(job.id, user="ops", version=2, description="While it runs")
+            jobs.update_job(job.id, actor=Actor.current("ops"), version=2, description="While it runs")
     with pytest.raises(NotFound):
-        jobs.update_job(999, user="ops", version=1, description="x")
+        jobs.update_job(999, actor=Actor.current("ops"), version=1, description="x")
 
 
 def test_set_recurrence_sets_text_and_first_occurrence(svc):
     job = new_job(scheduled_start="2026-12-01T22:00:00", time_zone="America/Chicago")
     job = jobs.set_recurrence(job.id, {"pattern": "months", "nth": "last", "weekday": "fri",
-                                       "end": {"after": 12}}, user="ops")
+                                       "end": {"after": 12}}, actor=Actor.current("ops"))
     assert job.recurrence["start"] == "2026-12-01T22:00:00" and job.recurrence["every"] == 1
     assert job.recurrence_text == "Every month on the last Friday at 22:00, 12 times"
     assert job.scheduled_start == datetime(2026, 12, 26, 4, 0)  # Fri 25 Dec 22:00 in Chicago
     assert job.version == 2
     with pytest.raises(UserError, match="field recurrence.every"):
-        jobs.set_recurrence(job.id, {"pattern": "days", "every": 0}, user="ops")
+        jobs.set_recurrence(job.id, {"pattern": "days", "every": 0}, actor=Actor.current("ops"))
     with pytest.raises(UserError, match="field recurrence.end.by"):
         jobs.set_recurrence(job.id, {"pattern": "days", "start": "2026-05-01T00:00:00",
-                                     "end": {"by": "2026-04-01"}}, user="ops")
-    job = jobs.set_recurrence(job.id, None, user="ops")
+                                     "end": {"by": "2026-04-01"}}, actor=Actor.current("ops"))
+    job = jobs.set_recurrence(job.id, None, actor=Actor.current("ops"))
     assert job.recurrence is None and job.recurrence_text == ""
 
 
 def test_set_alert_replaces_and_is_per_user(svc):
     job = new_job()
-    jobs.set_alert(job.id, user="ops", alert_user="ops", error=True, popup=True)
-    jobs.set_alert(job.id, user="ops", alert_user="ops", ended=True)
+    jobs.set_alert(job.id, actor=Actor.current("ops"), alert_user="ops", error=True, popup=True)
+    jobs.set_alert(job.id, actor=Actor.current("ops"), alert_user="ops", ended=True)
     rows = list(m.JobAlert.select().where(m.JobAlert.job == job.id))
     assert len(rows) == 1
     assert (rows[0].ended, rows[0].error, rows[0].popup) == (True, False, False)
     # Anyone may subscribe themselves; setting someone else's takes the right to manage the job.
-    jobs.set_alert(job.id, user="eve", alert_user="eve", canceled=True)
+    jobs.set_alert(job.id, actor=Actor.current("eve"), alert_user="eve", canceled=True)
     with pytest.raises(NotAllowed):
-        jobs.set_alert(job.id, user="eve", alert_user="cfo", ended=True)
-    jobs.set_alert(job.id, user="ops", alert_user="cfo", ended=True, email=True)
+        jobs.set_alert(job.id, actor=Actor.current("eve"), alert_user="cfo", ended=True)
+    jobs.set_alert(job.id, actor=Actor.current("ops"), alert_user="cfo", ended=True, email=True)
     assert m.JobAlert.select().where(m.JobAlert.job == job.id).count() == 3
     with pytest.raises(UserError, match="field alerts.error"):
-        jobs.set_alert(job.id, user="ops", alert_user="ops", error="yes")
+        jobs.set_alert(job.id, actor=Actor.current("ops"), alert_user="ops", error="yes")
 
 
 # -- tasks and conditions ----------------------------------------------------------
@@ -154,14 +154,14 @@ def test_set_alert_replaces_and_is_per_user(svc):
 
 def test_add_task_takes_the_job_status_and_defaults(svc):
     job = new_job(company="USMF")
-    task = jobs.add_task(job.id, user="ops", description="Post invoices", class_name="Sleep",
+    task = jobs.add_task(job.id, actor=Actor.current("ops"), description="Post invoices", class_name="Sleep",
                          params={"seconds": 2})
     assert task.status == BatchStatus.HOLD and task.key == "Post invoices"
     assert (task.company_id, task.batch_group, task.ignore_failure, task.max_retries, task.condition_type) == (
         "USMF", "", False, 0, ConditionType.ALL)
     assert task.params == {"seconds": 2}
-    st.set_job_status(job.id, BatchStatus.WAITING, "ops")
-    second = jobs.add_task(job.id, user="ops", description="Post invoices", class_name="Noop",
+    st.set_job_status(job.id, BatchStatus.WAITING, Actor.current("ops"))
+    second = jobs.add_task(job.id, actor=Actor.current("ops"), description="Post invoices", class_name="Noop",
                            batch_group="Finance", ignore_failure=True, max_retries=5, condition_type="any",
                            company="DAT")
     assert second.status == BatchStatus.WAITING
@@ -169,7 +169,7 @@ def test_add_task_takes_the_job_status_and_defaults(svc):
     assert (second.batch_group, second.ignore_failure, second.max_retries, second.condition_type) == (
         "Finance", True, 5, ConditionType.ANY)
     with pytest.raises(UserError, match="field key"):
-        jobs.add_task(job.id, user="ops", description="x", class_name="Noop", key="Post invoices")
+        jobs.add_task(job.id, actor=Actor.current("ops"), description="x", class_name="Noop", key="Post invoices")
 
 
 @pytest.mark.parametrize("kw,fragment", [
@@ -190,7 +190,7 @@ def test_add_task_refuses_bad_values_naming_job_task_field(svc, kw, fragment):
     args = {"description": "close", "class_name": "Noop"}
     args.update(kw)
     with pytest.raises(UserError) as info:
-        jobs.add_task(job.id, user="ops", **args)
+        jobs.add_task(job.id, actor=Actor.current("ops"), **args)
     message = str(info.value)
     assert message.startswith(f"job {job.id} 'Month-end close'"), message
     assert fragment in message
@@ -201,76 +201,76 @@ def test_add_task_refuses_bad_values_naming_job_task_field(svc, kw, fragment):
 def test_param_error_exposes_the_parameter(svc):
     job = new_job()
     with pytest.raises(UserError) as info:
-        jobs.add_task(job.id, user="ops", description="t", class_name="Sleep", params={"seconds": "x"})
+        jobs.add_task(job.id, actor=Actor.current("ops"), description="t", class_name="Sleep", params={"seconds": "x"})
     assert info.value.param == "seconds" and info.value.field == "params.seconds"
 
 
 def test_add_task_refused_while_running_or_for_others(svc):
     job = new_job()
     with pytest.raises(NotAllowed):
-        jobs.add_task(job.id, user="eve", description="t", class_name="Noop")
+        jobs.add_task(job.id, actor=Actor.current("eve"), description="t", class_name="Noop")
     set_status(job.id, BatchStatus.EXECUTING)
     with pytest.raises(Refused, match="Executing"):
-        jobs.add_task(job.id, user="ops", description="t", class_name="Noop")
+        jobs.add_task(job.id, actor=Actor.current("ops"), description="t", class_name="Noop")
 
 
 def test_update_task_checks_version_and_validates(svc):
     job = new_job()
-    task = jobs.add_task(job.id, user="ops", description="t", class_name="Sleep", params={"seconds": 1})
-    updated = jobs.update_task(task.id, user="ops", version=1, description="Renamed", max_retries=3,
+    task = jobs.add_task(job.id, actor=Actor.current("ops"), description="t", class_name="Sleep", params={"seconds": 1})
+    updated = jobs.update_task(task.id, actor=Actor.current("ops"), version=1, description="Renamed", max_retries=3,
                                params={"seconds": 5}, condition_type="any", batch_group="Finance")
     assert updated.version == 2
     assert (updated.description, updated.max_retries, updated.params, updated.condition_type,
             updated.batch_group) == ("Renamed", 3, {"seconds": 5}, ConditionType.ANY, "Finance")
     assert updated.key == "t"  # the key is the task's identifier in job files: it stays
-    with pytest.raises(Conflict, match=f"task {task.id} was changed by another user"):
-        jobs.update_task(task.id, user="ops", version=1, description="Stale")
+    with pytest.raises(Conflict, match=f"task {task.id} was changed since you read it"):
+        jobs.update_task(task.id, actor=Actor.current("ops"), version=1, description="Stale")
     # Changing the class checks the kept parameters against the new class.
     with pytest.raises(UserError, match="field params.seconds"):
-        jobs.update_task(task.id, user="ops", version=2, class_name="Noop")
-    assert jobs.update_task(task.id, user="ops", version=2, class_name="Noop", params={}).class_name == "Noop"
+        jobs.update_task(task.id, actor=Actor.current("ops"), version=2, class_name="Noop")
+    assert jobs.update_task(task.id, actor=Actor.current("ops"), version=2, class_name="Noop", params={}).class_name == "Noop"
     with pytest.raises(UserError, match="field max_retries"):
-        jobs.update_task(task.id, user="ops", version=3, max_retries=9)
+        jobs.update_task(task.id, actor=Actor.current("ops"), version=3, max_retries=9)
     with pytest.raises(UserError, match="unknown field"):
-        jobs.update_task(task.id, user="ops", version=3, colour="red")
+        jobs.update_task(task.id, actor=Actor.current("ops"), version=3, colour="red")
     with pytest.raises(NotFound):
-        jobs.update_task(999, user="ops", version=1, description="x")
+        jobs.update_task(999, actor=Actor.current("ops"), version=1, description="x")
 
 
 def test_delete_task_takes_its_conditions(svc):
     job = new_job()
-    a = jobs.add_task(job.id, user="ops", description="a", class_name="Noop")
-    b = jobs.add_task(job.id, user="ops", description="b", class_name="Noop")
-    jobs.add_condition(b.id, user="ops", parent_id=a.id)
+    a = jobs.add_task(job.id, actor=Actor.current("ops"), description="a", class_name="Noop")
+    b = jobs.add_task(job.id, actor=Actor.current("ops"), description="b", class_name="Noop")
+    jobs.add_condition(b.id, actor=Actor.current("ops"), parent_id=a.id)
     with pytest.raises(NotAllowed):
-        jobs.delete_task(a.id, user="eve")
-    jobs.delete_task(a.id, user="ops")
+        jobs.delete_task(a.id, actor=Actor.current("eve"))
+    jobs.delete_task(a.id, actor=Actor.current("ops"))
     assert m.BatchConstraint.select().count() == 0
     assert [t.key for t in m.BatchTask.select()] == ["b"]
 
 
 def test_conditions_same_job_not_itself_no_cycle_no_duplicate(svc):
     job = new_job()
-    a, b, c = (jobs.add_task(job.id, user="ops", description=k, class_name="Noop") for k in "abc")
-    other = jobs.add_task(new_job(description="Other").id, user="ops", description="x", class_name="Noop")
-    row = jobs.add_condition(b.id, user="ops", parent_id=a.id, expected="ended_or_error")
+    a, b, c = (jobs.add_task(job.id, actor=Actor.current("ops"), description=k, class_name="Noop") for k in "abc")
+    other = jobs.add_task(new_job(description="Other").id, actor=Actor.current("ops"), description="x", class_name="Noop")
+    row = jobs.add_condition(b.id, actor=Actor.current("ops"), parent_id=a.id, expected="ended_or_error")
     assert row.expected == ConditionStatus.ENDED_OR_ERROR
-    jobs.add_condition(c.id, user="ops", parent_id=b.id)
+    jobs.add_condition(c.id, actor=Actor.current("ops"), parent_id=b.id)
     with pytest.raises(UserError, match="task 'b', field conditions.task: a task cannot depend on itself"):
-        jobs.add_condition(b.id, user="ops", parent_id=b.id)
+        jobs.add_condition(b.id, actor=Actor.current("ops"), parent_id=b.id)
     with pytest.raises(UserError, match="cycle: 'a' -> 'c' -> 'b' -> 'a'"):
-        jobs.add_condition(a.id, user="ops", parent_id=c.id)
+        jobs.add_condition(a.id, actor=Actor.current("ops"), parent_id=c.id)
     with pytest.raises(UserError, match="condition on task 'a' already"):
-        jobs.add_condition(b.id, user="ops", parent_id=a.id)
+        jobs.add_condition(b.id, actor=Actor.current("ops"), parent_id=a.id)
     with pytest.raises(UserError, match=f"no task {other.id} in this job"):
-        jobs.add_condition(b.id, user="ops", parent_id=other.id)
+        jobs.add_condition(b.id, actor=Actor.current("ops"), parent_id=other.id)
     with pytest.raises(UserError, match="field conditions.status"):
-        jobs.add_condition(c.id, user="ops", parent_id=a.id, expected="done")
+        jobs.add_condition(c.id, actor=Actor.current("ops"), parent_id=a.id, expected="done")
     assert m.BatchConstraint.select().count() == 2
-    jobs.delete_condition(row.id, user="ops")
+    jobs.delete_condition(row.id, actor=Actor.current("ops"))
     assert m.BatchConstraint.select().count() == 1
     with pytest.raises(NotFound):
-        jobs.delete_condition(row.id, user="ops")
+        jobs.delete_condition(row.id, actor=Actor.current("ops"))
 
 
 # -- import, export, copy ------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_conditions_same_job_not_itself_no_cycle_no_duplicate(svc):
 
 def test_import_jobs_returns_ids_and_accepts_text(svc):
     created = jobs.import_jobs('[{"description": "A", "tasks": [{"key": "k", "description": "K", '
-                               '"class": "Noop"}]}, {"description": "B"}]', user="ops")
+                               '"class": "Noop"}]}, {"description": "B"}]', actor=Actor.current("ops"))
     assert [list(c) for c in created] == [["id", "tasks"], ["id", "tasks"]]
     assert created[1]["tasks"] == {}
     task = m.BatchTask.get_by_id(created[0]["tasks"]["k"])
@@ -290,7 +290,7 @@ def test_import_is_whole_or_nothing(svc):
     data = [{"description": "A"}, {"description": "B"},
             {"description": "C", "tasks": [{"description": "t", "class": "Noop", "batch_group": "Nope"}]}]
     with pytest.raises(UserError, match="job 'C', task 't', field batch_group"):
-        jobs.import_jobs(data, user="ops")
+        jobs.import_jobs(data, actor=Actor.current("ops"))
     assert m.BatchJob.select().count() == 0 and m.BatchTask.select().count() == 0
 
 
@@ -302,8 +302,8 @@ def test_copy_job_brings_everything_and_starts_withhold(svc):
         "alerts": [{"user": "cfo", "error": True}],
         "tasks": [{"key": "a", "description": "A", "class": "Noop"},
                   {"key": "b", "description": "B", "class": "Noop", "conditions": [{"task": "a", "status": "error"}]}],
-    }, user="ops")
-    copy = jobs.copy_job(created["id"], user="eve")
+    }, actor=Actor.current("ops"))
+    copy = jobs.copy_job(created["id"], actor=Actor.current("eve"))
     assert copy.status == BatchStatus.HOLD and copy.created_by == copy.run_by == "eve"
     assert copy.description == "Source" and copy.priority == Priority.HIGH
     assert copy.scheduled_start == datetime(2026, 6, 1, 8) and copy.recurrence_text.startswith("Every 2 days")
@@ -312,16 +312,16 @@ def test_copy_job_brings_everything_and_starts_withhold(svc):
     assert exported["tasks"][1]["conditions"] == [{"task": "a", "status": "error"}]
     assert exported["alerts"] == [{"user": "cfo", "ended": False, "error": True, "canceled": False,
                                    "popup": False, "email": False}]
-    moved = jobs.copy_job(created["id"], user="ops", description="Moved", start="2026-07-01T09:30:00")
+    moved = jobs.copy_job(created["id"], actor=Actor.current("ops"), description="Moved", start="2026-07-01T09:30:00")
     assert moved.scheduled_start == datetime(2026, 7, 1, 9, 30)
     assert moved.recurrence["start"] == "2026-07-01T09:30:00"
     with pytest.raises(NotFound):
-        jobs.copy_job(999, user="ops")
+        jobs.copy_job(999, actor=Actor.current("ops"))
 
 
 def test_export_reports_last_run_and_retries(svc):
     (created,) = jobs.import_jobs({"description": "J", "time_zone": "UTC",
-                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]}, user="ops")
+                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]}, actor=Actor.current("ops"))
     job_id, task_id = created["id"], created["tasks"]["a"]
     t0 = datetime(2026, 3, 1, 12, 0, 0, 4000)
     run = m.JobRun.create(job=job_id, run_no=1, scheduled=t0.replace(microsecond=0), started=t0,
@@ -349,7 +349,7 @@ def test_export_reports_last_run_and_retries(svc):
 
 def test_history_newest_first_and_task_without_attempts(svc):
     (created,) = jobs.import_jobs({"description": "J", "time_zone": "UTC",
-                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]}, user="ops")
+                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]}, actor=Actor.current("ops"))
     job_id, task_id = created["id"], created["tasks"]["a"]
     now = utcnow()
     for n in (1, 2):
@@ -393,7 +393,7 @@ def test_cleanup_history_filters(svc):
     with pytest.raises(UserError, match="older_than"):
         jobs.cleanup_history(older_than_days=-1)
     with pytest.raises(NotAllowed):
-        jobs.cleanup_history(older_than_days=1, user="ops", acting_user="eve")
+        jobs.cleanup_history(older_than_days=1, user="ops", actor=Actor.current("eve"))
 
 
 # -- the job file parser on its own --------------------------------------------------------
@@ -417,10 +417,10 @@ def test_jobfile_messages_are_one_line_for_any_description():
 
 def test_set_recurrence_on_a_job_that_ran_skips_past_occurrences(svc):
     job = new_job(scheduled_start="2020-01-01T06:00:00", time_zone="UTC")
-    fresh = jobs.set_recurrence(job.id, {"pattern": "days"}, user="ops")
+    fresh = jobs.set_recurrence(job.id, {"pattern": "days"}, actor=Actor.current("ops"))
     assert fresh.scheduled_start == datetime(2020, 1, 1, 6)  # never ran: due at once, as in the ERP
     m.BatchJob.update(run_count=1).where(m.BatchJob.id == job.id).execute()
-    ran = jobs.set_recurrence(job.id, {"pattern": "days", "start": "2020-01-01T06:00:00"}, user="ops")
+    ran = jobs.set_recurrence(job.id, {"pattern": "days", "start": "2020-01-01T06:00:00"}, actor=Actor.current("ops"))
     now = utcnow()
     assert now < ran.scheduled_start <= now + timedelta(days=1)
     assert (ran.scheduled_start.hour, ran.scheduled_start.minute) == (6, 0)

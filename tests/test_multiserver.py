@@ -14,8 +14,10 @@ import pytest
 
 from batchtui import models as m
 from batchtui import status as st
-from batchtui.vocabulary import BatchStatus as S
+from batchtui.actor import Actor
+from batchtui.engine.store import EngineStore
 from batchtui.timeutil import utcnow
+from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
 
@@ -84,7 +86,7 @@ def test_three_servers_run_a_thousand_tasks_with_conditions_exactly_once(servers
     job_id, ids = make_job(tasks, status=S.HOLD)
     for name in ("S1", "S2", "S3"):
         servers.start(name)
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     wait_for(lambda: job_status(job_id) in (S.FINISHED, S.ERROR), timeout=180)
     assert job_status(job_id) == S.FINISHED
     runs = attempts_by_task()
@@ -97,13 +99,14 @@ def test_three_servers_run_a_thousand_tasks_with_conditions_exactly_once(servers
     assert all(join.started >= runs[ids[f"c{c}.98"]][0].ended for c in range(10))
 
 
+@pytest.mark.slow
 def test_a_killed_server_has_its_tasks_taken_back_by_another(servers):
     tasks = [{"key": f"slow{i}", "class_name": "Sleep", "params": {"seconds": 4}, "max_retries": 1}
              for i in range(6)]
     tasks.append({"key": "after", "conditions": [(f"slow{i}", "ended") for i in range(6)]})
     job_id, ids = make_job(tasks, status=S.HOLD)
     servers.start("S1", threads=2)
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     wait_for(lambda: m.BatchTask.select().where((m.BatchTask.server == "S1")
                                                 & (m.BatchTask.status == S.EXECUTING)).count() == 2)
     servers.start("S2", threads=4)
@@ -132,14 +135,14 @@ def test_a_recurring_job_seen_by_several_servers_runs_once_per_occurrence(server
                                        "end": {"never": True}})
     for name in ("S1", "S2", "S3"):
         servers.start(name)
-    st.set_job_status(job_id, S.WAITING, "ops")  # its start has passed: one made-up run
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))  # its start has passed: one made-up run
     for occurrence in range(1, 5):
         wait_for(lambda: m.BatchJob.get_by_id(job_id).run_count == occurrence
                  and job_status(job_id) == S.WAITING, timeout=30)
         # Bring the next occurrence close: every server knows it before it is due.
         m.BatchJob.update(scheduled_start=utcnow() + timedelta(seconds=0.5)).where(
             m.BatchJob.id == job_id).execute()
-        st.pg_notify()
+        EngineStore().notify()
     wait_for(lambda: m.BatchJob.get_by_id(job_id).run_count == 5, timeout=30)
     time.sleep(1)
     runs = list(m.JobRun.select().where(m.JobRun.job == job_id).order_by(m.JobRun.run_no))
@@ -156,7 +159,7 @@ def test_batch_groups_route_tasks_to_their_servers_across_processes(servers):
                            + [{"key": f"any{i}"} for i in range(20)], status=S.HOLD)
     servers.start("S1")
     servers.start("S2", "--groups", "FIN")
-    st.set_job_status(job_id, S.WAITING, "ops")
+    st.set_job_status(job_id, S.WAITING, Actor.current("ops"))
     wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=60)
     runs = attempts_by_task()
     fin = {runs[ids[f"fin{i}"]][0].server for i in range(20)}

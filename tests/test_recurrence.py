@@ -11,7 +11,8 @@ import json
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -38,7 +39,7 @@ def norm(spec: dict, tz: str = CHI, default_start: datetime = ANY_START) -> dict
 
 
 def utc(values):
-    return [v.astimezone(timezone.utc).replace(tzinfo=None) for v in values]
+    return [v.astimezone(UTC).replace(tzinfo=None) for v in values]
 
 
 def walls(values):
@@ -315,7 +316,7 @@ def test_elapsed_patterns_keep_their_rhythm(tz, spring, fall, repeated, every, p
     for day in (spring, fall):
         spec = {"pattern": pattern, "every": every, "start": f"{day}T00:00:00"}
         got = utc(occ(spec, tz, count=12))
-        assert all(b - a == step for a, b in zip(got, got[1:]))
+        assert all(b - a == step for a, b in pairwise(got))
     # Fall back: the repeated hour runs twice (two different instants).
     spec = {"pattern": "hours", "start": f"{fall}T00:00:00"}
     local = occ(spec, tz, count=5)
@@ -597,7 +598,7 @@ def normalized(spec, tz):
 def test_property_occurrences_are_increasing_after_and_agree_with_next(spec, tz, after):
     spec = normalized(spec, tz)
     got = utc(occurrences(spec, tz, after=after, count=8))
-    assert all(a < b for a, b in zip(got, got[1:]))
+    assert all(a < b for a, b in pairwise(got))
     assert all(g > after for g in got)
     assert next_occurrence(spec, tz, after) == (got[0] if got else None)
     if "after" in spec["end"]:
@@ -613,7 +614,7 @@ def test_property_restarting_from_any_point_gives_the_same_sequence(spec, tz, i,
     spec = normalized(spec, tz)
     full = utc(occurrences(spec, tz, count=60))
     assert full, "normalize accepted a recurrence without occurrences"
-    assert all(a < b for a, b in zip(full, full[1:]))
+    assert all(a < b for a, b in pairwise(full))
     if i < len(full):
         tail = utc(occurrences(spec, tz, after=full[i], count=10))
         assert tail == full[i + 1:i + 11]
@@ -635,14 +636,14 @@ def test_property_calendar_patterns_keep_the_wall_clock(spec, tz):
         step = timedelta(minutes=spec["every"]) if spec["pattern"] == "minutes" \
             else timedelta(hours=spec["every"])
         instants = utc(got)
-        assert all(b - a == step for a, b in zip(instants, instants[1:]))
+        assert all(b - a == step for a, b in pairwise(instants))
         return
     if "pattern" not in spec:
         return
     for found in got:
         wall = datetime.combine(found.date(), start.time())
         placed = wall.replace(tzinfo=zone_)
-        exists = placed.astimezone(timezone.utc).astimezone(zone_).replace(tzinfo=None) == wall
+        exists = placed.astimezone(UTC).astimezone(zone_).replace(tzinfo=None) == wall
         if exists:
             # The wall time itself, at its first occurrence (fold=0).
             assert found.replace(tzinfo=None) == wall and found.fold == 0
@@ -650,7 +651,7 @@ def test_property_calendar_patterns_keep_the_wall_clock(spec, tz):
             # In a gap: the first instant after it, later on the same day.
             assert found.replace(tzinfo=None) > wall
             assert found - timedelta(seconds=1) < found  # sanity
-            before = (found.astimezone(timezone.utc) - timedelta(seconds=1)).astimezone(zone_)
+            before = (found.astimezone(UTC) - timedelta(seconds=1)).astimezone(zone_)
             assert before.replace(tzinfo=None) < wall
 
 

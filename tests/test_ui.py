@@ -14,6 +14,8 @@ pytest.importorskip("textual")
 from batchtui import db, jobs  # noqa: E402
 from batchtui import models as m  # noqa: E402
 from batchtui import status as st  # noqa: E402
+from batchtui.actor import Actor
+from batchtui.engine.store import EngineStore, Outcome, served_groups
 from batchtui.status import BatchStatus  # noqa: E402
 from batchtui.ui.app import BatchTuiApp  # noqa: E402
 from batchtui.ui.safe_text import visible  # noqa: E402
@@ -55,35 +57,35 @@ def seed_data() -> dict:
         m.Company.get_or_create(id=cid, defaults={"name": name})
     m.BatchGroup.get_or_create(name="INVOICE", defaults={"description": "Sales invoicing"})
     m.BatchGroupServer.get_or_create(group="INVOICE", server="AOS1")
-    close = jobs.create_job(user=USER, description="Month-end close", company="USMF",
+    close = jobs.create_job(actor=Actor.current(USER), description="Month-end close", company="USMF",
                             scheduled_start="2026-12-01T22:00:00", time_zone="America/Chicago")
-    t1 = jobs.add_task(close.id, user=USER, description="Post invoices", class_name="Sleep",
+    t1 = jobs.add_task(close.id, actor=Actor.current(USER), description="Post invoices", class_name="Sleep",
                        params={"seconds": 2}, batch_group="INVOICE", max_retries=2)
-    t2 = jobs.add_task(close.id, user=USER, description="Inventory close", class_name="Noop")
-    jobs.add_condition(t2.id, user=USER, parent_id=t1.id, expected="ended")
+    t2 = jobs.add_task(close.id, actor=Actor.current(USER), description="Inventory close", class_name="Noop")
+    jobs.add_condition(t2.id, actor=Actor.current(USER), parent_id=t1.id, expected="ended")
     jobs.set_recurrence(close.id, {"pattern": "months", "every": 1, "nth": "last", "weekday": "fri",
-                                   "end": {"after": 12}}, user=USER)
-    sub = jobs.create_job(user=USER, description="Subledger transfer", company="USMF",
+                                   "end": {"after": 12}}, actor=Actor.current(USER))
+    sub = jobs.create_job(actor=Actor.current(USER), description="Subledger transfer", company="USMF",
                           scheduled_start="2026-12-01T08:00:00", time_zone="America/Chicago", priority="high")
-    jobs.add_task(sub.id, user=USER, description="Transfer to general ledger", class_name="Noop")
-    jobs.set_recurrence(sub.id, {"pattern": "minutes", "every": 10}, user=USER)
+    jobs.add_task(sub.id, actor=Actor.current(USER), description="Transfer to general ledger", class_name="Noop")
+    jobs.set_recurrence(sub.id, {"pattern": "minutes", "every": 10}, actor=Actor.current(USER))
     # A job that ran once, with an error and a log holding an escape sequence.
-    ran = jobs.create_job(user=USER, description="Sales order invoicing", company="USRT",
+    ran = jobs.create_job(actor=Actor.current(USER), description="Sales order invoicing", company="USRT",
                           scheduled_start="2026-03-02T13:00:00", time_zone="UTC")
-    rt = jobs.add_task(ran.id, user=USER, description="Invoice red orders", class_name="Fail",
+    rt = jobs.add_task(ran.id, actor=Actor.current(USER), description="Invoice red orders", class_name="Fail",
                        params={"message": "boom"})
     # Validators refuse control characters; text from elsewhere (an older
     # import, a class's own log) may still hold them: the console must cope.
     m.BatchTask.update(description="Invoice \x1b[31mred\x1b[0m orders").where(m.BatchTask.id == rt.id).execute()
-    jobs.set_alert(ran.id, user=USER, alert_user=USER, error=True, popup=True)
-    st.set_job_status(ran.id, BatchStatus.WAITING, USER)
-    st.start_due_jobs("AOS1", now=T0)
-    claimed = st.claim_ready_tasks("AOS1", [""], 8, now=T0)
-    st.finish_attempts([st.Outcome(c.task_id, c.attempt_id, "error",
+    jobs.set_alert(ran.id, actor=Actor.current(USER), alert_user=USER, error=True, popup=True)
+    st.set_job_status(ran.id, BatchStatus.WAITING, Actor.current(USER))
+    EngineStore().start_due_jobs("AOS1", now=T0)
+    claimed = EngineStore().claim_ready_tasks("AOS1", [""], 8, now=T0)
+    EngineStore().finish_attempts([Outcome(c.task_id, c.attempt_id, "error",
                                    log="Posting 12 invoices\n\x1b[2Jcleared?\nboom\n",
                                    ended=datetime(2026, 3, 2, 14, 0, 3, 250000)) for c in claimed],
                        retry_base=0, now=datetime(2026, 3, 2, 14, 0, 3, 250000))
-    jobs.create_job(user=USER, description="Master planning", company="DEMF",
+    jobs.create_job(actor=Actor.current(USER), description="Master planning", company="DEMF",
                     scheduled_start="2026-12-02T03:00:00", time_zone="Europe/Berlin", priority="low")
     m.BatchServer.create(name="AOS1", host="batch01", pid=4242, threads=8, started=T0, heartbeat=T0)
     return {"close": close.id, "sub": sub.id, "ran": ran.id, "ran_task": rt.id, "t1": t1.id, "t2": t2.id}
@@ -338,9 +340,9 @@ async def test_live_refresh_keeps_cursor(ui_db):
         await pilot.press("down", "down")
         key = grid.cursor_key
         # Another process adds a job (it lands on top) and changes a status.
-        jobs.create_job(user="someone", description="From elsewhere", scheduled_start="2026-12-01T00:00:00",
-                        time_zone="UTC")
-        st.set_job_status(ids["close"], BatchStatus.WAITING, USER)
+        jobs.create_job(actor=Actor.current("someone"), description="From elsewhere",
+                        scheduled_start="2026-12-01T00:00:00", time_zone="UTC")
+        st.set_job_status(ids["close"], BatchStatus.WAITING, Actor.current(USER))
         assert await wait_for(pilot, lambda: grid.row_count == 5, timeout=3)
         assert grid.cursor_key == key
         row = next(r for r in grid_rows(grid) if r[0] == str(ids["close"]))
@@ -412,7 +414,7 @@ async def test_stale_save_changed_by_another_user(ui_db):
         typed = desc.value
         # Someone else saves the job meanwhile.
         other = m.BatchJob.get_by_id(job_id)
-        jobs.update_job(job_id, user=USER, version=other.version, description="Changed elsewhere")
+        jobs.update_job(job_id, actor=Actor.current(USER), version=other.version, description="Changed elsewhere")
         await pilot.press("ctrl+s")
         await pilot.pause()
         dialog = app.screen
@@ -454,11 +456,12 @@ async def test_stale_form_after_a_recurring_run_is_refused_and_runs_nothing_extr
     from batchtui.timeutil import utcnow
     from batchtui.ui.format import wall
 
+    ops = Actor.current(USER)
     start = utcnow().replace(microsecond=0)
-    job = jobs.create_job(user=USER, description="Every minute", company="DAT", scheduled_start=start.isoformat(),
+    job = jobs.create_job(actor=ops, description="Every minute", company="DAT", scheduled_start=start.isoformat(),
                           time_zone="UTC")
-    jobs.add_task(job.id, user=USER, description="Takes a moment", class_name="Sleep", params={"seconds": 2})
-    jobs.set_recurrence(job.id, {"pattern": "minutes", "every": 1, "end": {"after": 3}}, user=USER)
+    jobs.add_task(job.id, actor=ops, description="Takes a moment", class_name="Sleep", params={"seconds": 2})
+    jobs.set_recurrence(job.id, {"pattern": "minutes", "every": 1, "end": {"after": 3}}, actor=ops)
     old_start = m.BatchJob.get_by_id(job.id).scheduled_start
     app = make_app(server=True, poll_interval=0.2)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -534,9 +537,10 @@ async def test_live_refresh_of_a_job_s_tasks_and_history_reads_in_worker_threads
 
     from batchtui.ui.widgets.paged_grid import CallableSource
 
-    job = jobs.create_job(user=USER, description="Worker read", company="DAT", scheduled_start="2026-01-01T00:00:00",
+    ops = Actor.current(USER)
+    job = jobs.create_job(actor=ops, description="Worker read", company="DAT", scheduled_start="2026-01-01T00:00:00",
                           time_zone="UTC")
-    jobs.add_task(job.id, user=USER, description="Sleep a bit", class_name="Sleep", params={"seconds": 0.5})
+    jobs.add_task(job.id, actor=ops, description="Sleep a bit", class_name="Sleep", params={"seconds": 0.5})
     app = make_app(server=True, poll_interval=0.1)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -553,7 +557,7 @@ async def test_live_refresh_of_a_job_s_tasks_and_history_reads_in_worker_threads
         grid.set_source(CallableSource(spy))
         assert readers == {threading.current_thread().name}  # set_source reads now, on this thread
         readers.clear()
-        st.set_job_status(job.id, BatchStatus.WAITING, USER)
+        st.set_job_status(job.id, BatchStatus.WAITING, ops)
         app.wake_engine()
         assert await wait_for(pilot, lambda: grid_rows(grid)[0][5] == "Ended", timeout=20), grid_rows(grid)
         assert readers and threading.current_thread().name not in readers, readers
@@ -565,7 +569,7 @@ async def test_live_refresh_of_a_job_s_tasks_and_history_reads_in_worker_threads
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", timeout=5)
         runs = app.screen.query_one("#runs-grid", PagedGrid)
         assert grid_rows(runs)[0][7] == "Ended"
-        st.set_job_status(job.id, BatchStatus.WAITING, USER)
+        st.set_job_status(job.id, BatchStatus.WAITING, Actor.current(USER))
         app.wake_engine()
         assert await wait_for(pilot, lambda: runs.row_count == 2 and grid_rows(runs)[0][7] == "Ended", timeout=20)
     assert app._exception is None
@@ -687,16 +691,16 @@ async def test_sort_by_other_columns_keeps_the_cursor_on_its_job(ui_db):
 @sync
 async def test_progress_bars_of_executing_tasks_and_jobs(ui_db):
     m.Company.get_or_create(id="USMF")
-    job = jobs.create_job(user=USER, description="Month-end close", company="USMF",
+    job = jobs.create_job(actor=Actor.current(USER), description="Month-end close", company="USMF",
                           scheduled_start="2026-03-02T13:00:00", time_zone="UTC")
     for name in ("First", "Second", "Third", "Fourth"):
-        jobs.add_task(job.id, user=USER, description=name, class_name="Noop")
-    st.set_job_status(job.id, BatchStatus.WAITING, USER)
-    st.start_due_jobs("AOS1", now=T0)
-    claimed = st.claim_ready_tasks("AOS1", st.served_groups("AOS1") or [""], limit=3, now=T0)
+        jobs.add_task(job.id, actor=Actor.current(USER), description=name, class_name="Noop")
+    st.set_job_status(job.id, BatchStatus.WAITING, Actor.current(USER))
+    EngineStore().start_due_jobs("AOS1", now=T0)
+    claimed = EngineStore().claim_ready_tasks("AOS1", served_groups("AOS1") or [""], limit=3, now=T0)
     assert len(claimed) == 3
-    st.report_progress(claimed[0].attempt_id, 0.5, "Half way")
-    st.report_progress(claimed[1].attempt_id, 0.25)
+    EngineStore().report_progress(claimed[0].attempt_id, 0.5, "Half way")
+    EngineStore().report_progress(claimed[1].attempt_id, 0.25)
     # The third has reported nothing yet; the fourth waits: (0.5 + 0.25 + 0 + 0) / 4
     app = make_app(poll_interval=0.1)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -715,8 +719,8 @@ async def test_progress_bars_of_executing_tasks_and_jobs(ui_db):
         assert "Progress:" in str(app.screen.query_one("#task-log").render()) and "Half way" in str(
             app.screen.query_one("#task-log").render())
         # The engine moves on: the first task ends, the second reports more.
-        st.finish_attempts([st.Outcome(claimed[0].task_id, claimed[0].attempt_id, "ended")], now=T0)
-        st.report_progress(claimed[1].attempt_id, 0.75)
+        EngineStore().finish_attempts([Outcome(claimed[0].task_id, claimed[0].attempt_id, "ended")], now=T0)
+        EngineStore().report_progress(claimed[1].attempt_id, 0.75)
         assert await wait_for(pilot, lambda: grid_rows(tasks)[1][6].endswith(" 75%"), timeout=5)
         assert grid_rows(tasks)[0][6] == ""  # ended: no bar
         await pilot.press("escape", "escape")  # the log, then the form
@@ -831,9 +835,9 @@ async def test_alerts_dialog_validation(ui_db):
 @sync
 async def test_change_status_refused_with_reason(ui_db):
     ids = seed_data()
-    st.set_job_status(ids["close"], BatchStatus.WAITING, USER)
+    st.set_job_status(ids["close"], BatchStatus.WAITING, Actor.current(USER))
     m.BatchJob.update(scheduled_start=T0).where(m.BatchJob.id == ids["close"]).execute()
-    st.start_due_jobs("AOS1", now=T0)  # Executing; no server runs it in this test
+    EngineStore().start_due_jobs("AOS1", now=T0)  # Executing; no server runs it in this test
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()

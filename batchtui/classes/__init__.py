@@ -20,6 +20,7 @@ import importlib
 import logging
 import math
 import threading
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -100,7 +101,8 @@ def _known_names() -> list[str]:
 def _load_entry_point(ep) -> type[BatchClass]:
     try:
         obj = ep.load()
-    except Exception as exc:
+    # Loading runs the plugin's own code: any failure means "cannot be loaded".
+    except Exception as exc:  # noqa: BLE001
         raise ClassNotFound(
             f"unknown class {ep.name!r}: its entry point {ep.value!r} cannot be loaded: "
             f"{type(exc).__name__}: {exc}",
@@ -134,7 +136,8 @@ def _import_class(spec: str) -> type[BatchClass]:
         else:
             reason = f"importing {module_name!r} failed: {exc}"
         raise ClassNotFound(f"unknown class {spec!r}: {reason}", spec) from None
-    except (Exception, SystemExit) as exc:
+    # Importing runs the user's module: whatever it raises is reported, not raised.
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
         raise ClassNotFound(
             f"unknown class {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}",
             spec,
@@ -272,48 +275,75 @@ _TYPE_WORDS = {
 }
 
 
-def _check_value(cname: str, p: Param, value: Any) -> Any:
-    def bad(why: str) -> ParamError:
-        return ParamError(f"{cname}: parameter {p.name!r} {why}", p.name, cname)
+class _Bad:
+    """Builds the ParamError for one parameter of one class."""
 
+    def __init__(self, cname: str, p: Param, value: Any):
+        self.cname, self.p = cname, p
+        self.wrong = self(f"must be {_TYPE_WORDS[p.type]}, not {_shown(value)}")
+
+    def __call__(self, why: str) -> ParamError:
+        return ParamError(f"{self.cname}: parameter {self.p.name!r} {why}", self.p.name, self.cname)
+
+
+def _check_number(p: Param, value: Any, bad: _Bad) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad.wrong
+    if p.type == "integer" and not isinstance(value, int):
+        raise bad.wrong
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad(f"must be a finite number, not {value!r}")
+    if p.minimum is not None:
+        if p.exclusive_minimum and not value > p.minimum:
+            raise bad(f"must be more than {p.minimum:g}, not {value!r}")
+        if not p.exclusive_minimum and value < p.minimum:
+            raise bad(f"must be at least {p.minimum:g}, not {value!r}")
+    return value
+
+
+def _check_text(p: Param, value: Any, bad: _Bad) -> Any:
+    if not isinstance(value, str):
+        raise bad.wrong
+    return value
+
+
+def _check_boolean(p: Param, value: Any, bad: _Bad) -> Any:
+    if not isinstance(value, bool):
+        raise bad.wrong
+    return value
+
+
+def _check_text_or_list(p: Param, value: Any, bad: _Bad) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            raise bad("must not be empty")
+        return value
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise bad("must not be an empty list")
+        for item in value:
+            if not isinstance(item, str):
+                raise bad(f"must be a list of texts, but holds {_shown(item)}")
+        return list(value)
+    raise bad.wrong
+
+
+_CHECKS: dict[str, Callable[[Param, Any, _Bad], Any]] = {
+    "number": _check_number,
+    "integer": _check_number,
+    "text": _check_text,
+    "boolean": _check_boolean,
+    "text_or_list": _check_text_or_list,
+}
+
+
+def _check_value(cname: str, p: Param, value: Any) -> Any:
     if value is None and p.default is None:
         return None  # "not set", as the default says
-    wrong = bad(f"must be {_TYPE_WORDS[p.type]}, not {_shown(value)}")
-    if p.type in ("number", "integer"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong
-        if p.type == "integer" and not isinstance(value, int):
-            raise wrong
-        if isinstance(value, float) and not math.isfinite(value):
-            raise bad(f"must be a finite number, not {value!r}")
-        if p.minimum is not None:
-            if p.exclusive_minimum and not value > p.minimum:
-                raise bad(f"must be more than {p.minimum:g}, not {value!r}")
-            if not p.exclusive_minimum and value < p.minimum:
-                raise bad(f"must be at least {p.minimum:g}, not {value!r}")
-        return value
-    if p.type == "text":
-        if not isinstance(value, str):
-            raise wrong
-        return value
-    if p.type == "boolean":
-        if not isinstance(value, bool):
-            raise wrong
-        return value
-    if p.type == "text_or_list":
-        if isinstance(value, str):
-            if not value.strip():
-                raise bad("must not be empty")
-            return value
-        if isinstance(value, (list, tuple)):
-            if not value:
-                raise bad("must not be an empty list")
-            for item in value:
-                if not isinstance(item, str):
-                    raise bad(f"must be a list of texts, but holds {_shown(item)}")
-            return list(value)
-        raise wrong
-    raise bad(f"has an unknown type {p.type!r}")  # pragma: no cover - Param refuses it
+    check = _CHECKS.get(p.type)
+    if check is None:  # pragma: no cover - Param refuses it
+        raise ParamError(f"{cname}: parameter {p.name!r} has an unknown type {p.type!r}", p.name, cname)
+    return check(p, value, _Bad(cname, p, value))
 
 
 def validate_params(cls: type[BatchClass], params: dict | None) -> dict:

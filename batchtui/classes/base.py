@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from batchtui.errors import UserError
 
@@ -34,9 +35,9 @@ __all__ = [
 class _Required:
     """The sentinel type of `REQUIRED`: one instance, falsy, and readable in reprs."""
 
-    _instance: "_Required | None" = None
+    _instance: _Required | None = None
 
-    def __new__(cls) -> "_Required":
+    def __new__(cls) -> _Required:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -110,7 +111,7 @@ class BatchClass:
             if not isinstance(p, Param):
                 raise TypeError(f"{cls.__name__}.params must hold Param objects, not {p!r}")
 
-    def run(self, ctx: "TaskContext") -> None:
+    def run(self, ctx: TaskContext) -> None:
         raise NotImplementedError(f"batch class {self.name} does not implement run()")
 
 

@@ -509,8 +509,8 @@ class _Supervisor:
             self.stop_reading.set()
             try:
                 self.proc.wait(timeout=5)
-            except Exception:
-                pass
+            except subprocess.TimeoutExpired:
+                pass  # the original exception matters more than reaping the child
             raise
         finally:
             self.stop_reading.set()

@@ -440,8 +440,8 @@ class SubledgerTransfer(DemoWork):
             amount = round(rng.uniform(500, 90000), 2)
             vouchers += n
             total += amount
-            lines.append(f"Transferred {count(n, 'voucher')} of '{kind}' to general ledger journal GNJL{journal + i:06d}: "
-                         f"debit {money(amount, cur)} = credit {money(amount, cur)}")
+            lines.append(f"Transferred {count(n, 'voucher')} of '{kind}' to general ledger journal "
+                         f"GNJL{journal + i:06d}: debit {money(amount, cur)} = credit {money(amount, cur)}")
         return Plan(f"Subledger transfer for {company}: entries of {count(len(kinds), 'source document type')}",
                     lines, f"Subledger transfer done: {count(vouchers, 'voucher')}, {money(total, cur)}", "journal")
 
@@ -519,6 +519,7 @@ class BatchHistoryCleanup(DemoWork):
 
     def run(self, ctx: TaskContext) -> None:
         from batchtui import models
+        from batchtui.actor import Actor
         from batchtui.errors import UserError
         from batchtui.jobs import cleanup_history
 
@@ -534,7 +535,7 @@ class BatchHistoryCleanup(DemoWork):
         try:
             with connection:
                 deleted = cleanup_history(older_than_days=days, statuses=statuses, company=company,
-                                          acting_user=ctx.run_by)
+                                          actor=Actor.current(ctx.run_by))
         except UserError as exc:
             raise BatchClassError(str(exc)) from None
         ctx.log(f"Deleted {count(deleted, 'run')}, with their tasks' attempts and logs")
@@ -564,7 +565,8 @@ class ReleaseToWarehouse(DemoWork):
                          f"{count(rng.randint(1, 9), 'line')} released, shipment USMF-{first + i:08d}")
         waves = max(1, number // 4) if number else 0
         return Plan(f"Release to warehouse {warehouse}: {count(number, 'sales order')} with reserved lines", lines,
-                    f"Released {count(number, 'sales order')}: {count(number, 'shipment')}, {count(waves, 'wave')} in warehouse {warehouse}",
+                    f"Released {count(number, 'sales order')}: {count(number, 'shipment')}, "
+                    f"{count(waves, 'wave')} in warehouse {warehouse}",
                     "order")
 
     @classmethod

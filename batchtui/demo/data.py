@@ -31,18 +31,22 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+
 from peewee import fn
 
-from .. import jobs
+from .. import events, jobs, recurrence
 from .. import models as m
-from .. import recurrence
 from .. import status as st
+from ..actor import Actor
 from ..classes import validate_params
 from ..config import acting_user
 from ..db import write
-from ..vocabulary import BatchStatus, ConditionStatus
+from ..history import record_past_runs
+from ..rules import evaluate_conditions, retry_delay
+from ..servers import alive_names
 from ..timeutil import local, to_utc, utcnow, zone
+from ..vocabulary import BatchStatus, ConditionStatus
 from . import classes as demo_classes
 
 __all__ = ["load_demo", "is_loaded", "describe_result", "COMPANIES", "GROUPS", "SERVERS", "MARKER_JOB"]
@@ -322,13 +326,13 @@ def load_demo(reset: bool = False, now: datetime | None = None) -> dict:
             _load(now, random.Random(SEED))
             loaded = True
     if loaded:
-        st._notify()
+        events.changed()
     return {"loaded": loaded, **counts()}
 
 
 def counts() -> dict:
-    statuses = {BatchStatus(s).cli: n for s, n in m.BatchJob.select(m.BatchJob.status, fn.COUNT(m.BatchJob.id))
-                .group_by(m.BatchJob.status).tuples()}
+    statuses = {BatchStatus(s).cli: n for s, n in m.tuples(m.BatchJob.select(m.BatchJob.status, fn.COUNT(m.BatchJob.id))
+                                                         .group_by(m.BatchJob.status))}
     return {
         "companies": m.Company.select().count(),
         "batch_groups": m.BatchGroup.select().count(),
@@ -351,19 +355,13 @@ def describe_result(result: dict) -> str:
     return f"The USMF demo data is loaded already ({what}); use --reset to start over."
 
 
-def _alive_servers(now: datetime) -> list[str]:
-    limit = now - timedelta(seconds=30)
-    return [s.name for s in m.BatchServer.select(m.BatchServer.name).where(
-        m.BatchServer.stopped.is_null() & (m.BatchServer.heartbeat >= limit))]
-
-
 def _clear(now: datetime) -> None:
     """Delete every job and its history, the alerts, groups and stopped servers.
 
     A batch server that is running (this console's, say) keeps its row and
     the groups it serves, so that it carries on serving them.
     """
-    alive = _alive_servers(now)
+    alive = alive_names(now)
     for model in (m.Alert, m.TaskAttempt, m.RunTask, m.JobRun, m.BatchConstraint, m.JobAlert):
         model.delete().execute()
     m.BatchJob.update(current_run=None).execute()
@@ -429,7 +427,7 @@ def _wall(days_ago: float, hhmm: str, now: datetime, tz: str = TZ) -> datetime:
 
 
 def _load_job(spec: J, now: datetime, history_end: datetime, me: str, rng: random.Random) -> None:
-    owner = me if spec.created_by == ME else spec.created_by
+    owner = Actor.of(me if spec.created_by == ME else spec.created_by)
     if spec.runs:
         scheduled = _wall(spec.runs[0][0], spec.runs[0][1], now)
     elif spec.start is not None:
@@ -438,26 +436,26 @@ def _load_job(spec: J, now: datetime, history_end: datetime, me: str, rng: rando
         scheduled = _wall(spec.scheduled[0], spec.scheduled[1], now)
     else:
         scheduled = now + FIRST_LIVE_RUN
-    job = jobs.create_job(user=owner, description=spec.description, company=spec.company,
+    job = jobs.create_job(actor=owner, description=spec.description, company=spec.company,
                           scheduled_start=scheduled, time_zone=TZ, priority=spec.priority, status="withhold")
     ids: dict[str, int] = {}
     for t in spec.tasks:
         ids[t.key] = jobs.add_task(
-            job.id, user=owner, description=t.description, class_name=t.cls, params=t.params,
+            job.id, actor=owner, description=t.description, class_name=t.cls, params=t.params,
             company=t.company, batch_group=t.group, ignore_failure=t.ignore_failure,
             max_retries=t.max_retries, condition_type=t.condition_type, key=t.key).id
     for t in spec.tasks:
         for parent, expected in t.conditions:
-            jobs.add_condition(ids[t.key], user=owner, parent_id=ids[parent], expected=expected)
+            jobs.add_condition(ids[t.key], actor=owner, parent_id=ids[parent], expected=expected)
     if spec.recurrence is not None:
         start = local(scheduled, TZ).replace(tzinfo=None).isoformat(timespec="seconds")
-        job = jobs.set_recurrence(job.id, {**spec.recurrence, "start": start}, user=owner)
+        job = jobs.set_recurrence(job.id, {**spec.recurrence, "start": start}, actor=owner)
     if spec.alerts:
-        jobs.set_alert(job.id, user=me, alert_user=me, **spec.alerts)
+        jobs.set_alert(job.id, actor=Actor.of(me), alert_user=me, **spec.alerts)
 
     runs = _history(spec, job, ids, now, history_end, rng)
     if runs:
-        st.record_past_runs(job.id, runs, now=now)
+        record_past_runs(job.id, runs, now=now)
     if spec.final == "waiting":
         st.set_job_status(job.id, BatchStatus.WAITING, owner)
     elif spec.final == "withhold":
@@ -504,7 +502,7 @@ def _occurrences(job: m.BatchJob, after: datetime, before: datetime) -> list[dat
 
 
 def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _ms(rng: random.Random, lo: float, hi: float) -> timedelta:
@@ -537,7 +535,7 @@ def _simulate(spec: J, job: m.BatchJob, ids: dict[str, int], scheduled: datetime
             t = by_key[key]
             pairs = [(ConditionStatus.from_cli(exp), status.get(parent, BatchStatus.WAITING))
                      for parent, exp in t.conditions]
-            verdict = st.evaluate_conditions(1 if t.condition_type == "any" else 0, pairs)
+            verdict = evaluate_conditions(1 if t.condition_type == "any" else 0, pairs)
             if verdict is None:
                 if any(parent not in status for parent, _ in t.conditions):
                     continue
@@ -599,7 +597,7 @@ def _run_task(t: T, task_id: int, ready: datetime, failures: int, cancel_at: flo
                              "log": cls.transcript(plan, "error")})
             if n > t.max_retries:
                 return BatchStatus.ERROR, end, _result(task_id, attempts, BatchStatus.ERROR), stop
-            at = end + timedelta(seconds=st.retry_delay(n, 5.0)) + _ms(rng, 5, 300)
+            at = end + timedelta(seconds=retry_delay(n, 5.0)) + _ms(rng, 5, 300)
             continue
         end = at + timedelta(seconds=seconds)
         attempts.append({"status": BatchStatus.FINISHED, "started": at, "ended": end, "server": server,

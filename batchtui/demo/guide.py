@@ -13,15 +13,16 @@ panel shows them as keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from peewee import fn
 
 from .. import models as m
-from ..vocabulary import BatchStatus
+from ..errors import UserError
 from ..timeutil import local, utcnow
+from ..vocabulary import BatchStatus
 
 #: The demo data company of the procedure.
 DEMO_COMPANY = "USMF"
@@ -250,7 +251,7 @@ class Progress:
     @property
     def current(self) -> Step | None:
         """The first step not done yet; None when the walk-through is over."""
-        for step, ok in zip(STEPS, self.done):
+        for step, ok in zip(STEPS, self.done, strict=True):
             if not ok:
                 return step
         return None
@@ -273,7 +274,7 @@ def live_state(job: m.BatchJob | None, user: str) -> tuple[tuple[str, ...], str]
         try:
             start = local(job.scheduled_start, job.time_zone)
             lines[0] += f", next start {start:%Y-%m-%d %H:%M}"
-        except Exception:  # an unknown zone: the status says enough
+        except (UserError, ValueError, OverflowError):  # an unknown zone: the status says enough
             pass
     counts: dict[str, int] = {}
     executing = []
@@ -318,7 +319,7 @@ class GuideSession:
     after_id: int = 0
 
     @classmethod
-    def start(cls, user: str) -> "GuideSession":
+    def start(cls, user: str) -> GuideSession:
         """A walk-through starting now: only jobs created from here on are followed."""
         return cls(user, utcnow(), newest_job_id())
 

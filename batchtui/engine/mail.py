@@ -7,27 +7,21 @@ import smtplib
 import threading
 from email.message import EmailMessage
 
-from .. import models as m
 from ..config import load_config
+from ..errors import UserError
+from .store import EngineStore
 
 log = logging.getLogger("batchtui.engine")
 
 
-def send_alert_mails(server: str) -> int:
-    """Claim unsent e-mail alerts (compare-and-set) and send them in the background."""
-    pending = list(m.Alert.select().where((m.Alert.email == True) & (m.Alert.mailed == False))  # noqa: E712
-                   .limit(50))
-    if not pending:
-        return 0
-    claimed = []
-    for alert in pending:
-        if m.Alert.update(mailed=True).where((m.Alert.id == alert.id) & (m.Alert.mailed == False)).execute():  # noqa: E712
-            claimed.append(alert)
+def send_alert_mails(store: EngineStore, server: str) -> int:
+    """Claim unsent e-mail alerts (compare-and-set, in the store) and send them in the background."""
+    claimed = store.claim_alert_mails()
     if not claimed:
         return 0
     try:
         cfg = load_config()
-    except Exception as exc:
+    except UserError as exc:  # a broken config file: said in the log, tried again next time
         log.error("alerts not mailed: %s", exc)
         return 0
     if not cfg.smtp.configured:

@@ -17,28 +17,27 @@ job or pending retry), a worker finishes, or ``wake()`` is called; at most
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import signal
 import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
+from .. import events
 from .. import models as m
-from .. import status as st
 from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
-from ..db import DatabaseUnavailable, file_identity, is_postgres, write
-from ..vocabulary import BatchStatus
-from ..status import Claimed, Outcome
+from ..db import DatabaseUnavailable, file_identity, write
 from ..errors import UserError
+from ..servers import ALIVE_WITHIN
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .mail import send_alert_mails
+from .store import Claimed, EngineStore, Outcome, ServerNameInUse
 from .workers import WorkerPool
 
 log = logging.getLogger("batchtui.engine")
@@ -68,10 +67,6 @@ def default_name() -> str:
     return socket.gethostname() or "batch-server"
 
 
-class ServerNameInUse(UserError):
-    pass
-
-
 class BatchServerEngine:
     """A batch server (the ERP's AOS batch service) running in a thread."""
 
@@ -84,9 +79,10 @@ class BatchServerEngine:
         groups: list[str] | None = None,
         on_change: Callable[[], None] | None = None,
         heartbeat: float = 5.0,
-        dead_after: float = 30.0,
+        dead_after: float = ALIVE_WITHIN,
         exit_when_idle: bool = False,
         console: bool = False,
+        store: EngineStore | None = None,
     ) -> None:
         # The console's embedded server is "HOST-console" (then -2, -3... when
         # another console on the host runs), so it never takes the name of the
@@ -103,6 +99,7 @@ class BatchServerEngine:
         self.heartbeat_every = heartbeat
         self.dead_after = dead_after
         self.exit_when_idle = exit_when_idle
+        self._store = store  # made in start() for the database open then, unless given
         self._stop = threading.Event()
         self._done = threading.Event()
         # What the workers report, and None for "look again" (wake()): the
@@ -146,8 +143,8 @@ class BatchServerEngine:
                 if i == len(self._names) - 1:
                     raise
         self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
-        st.add_listener(self.wake)
-        self._pg = is_postgres()
+        events.add_listener(self.wake)
+        self._pg = self.store.pg
         if not self._pg:
             self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
             self._checkpointer.start()
@@ -157,28 +154,9 @@ class BatchServerEngine:
             threading.Thread(target=self._listen, name=f"batch-listen-{self.name}", daemon=True).start()
 
     def _listen(self) -> None:
-        """On PostgreSQL, wake the loop when another process NOTIFYs new work.
-
-        Polling stays the fallback: a lost connection is retried with back-off.
-        """
-        import psycopg
-
-        db = m.database.obj
-        params = dict(db.connect_params)
-        params.pop("prefer_psycopg3", None)
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(dbname=db.database, autocommit=True, **params) as conn:
-                    conn.execute(f"LISTEN {st.NOTIFY_CHANNEL}")
-                    delay = 0.5
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self._outcomes.put(None)
-            except Exception as exc:
-                log.warning("batch server %s: LISTEN connection lost: %s", self.name, exc)
-                self._stop.wait(delay)
-                delay = min(30.0, delay * 2)
+        """On PostgreSQL, wake the loop when another process NOTIFYs new work."""
+        self.store.listen(self._stop, lambda: self._outcomes.put(None),
+                          lambda exc: log.warning("batch server %s: LISTEN connection lost: %s", self.name, exc))
 
     def wake(self) -> None:
         self._due_dirty = True
@@ -187,7 +165,7 @@ class BatchServerEngine:
     def stop(self, grace: float = 5.0) -> None:
         """Stop claiming work; let running tasks finish for ``grace`` seconds,
         then hand the rest back (Ready again, no retry used) and stop."""
-        st.remove_listener(self.wake)
+        events.remove_listener(self.wake)
         if self._thread is None:
             return
         self._grace_deadline = time.monotonic() + grace
@@ -205,54 +183,34 @@ class BatchServerEngine:
 
     # -- registration, heartbeat, recovery --------------------------------------
 
+    @property
+    def store(self) -> EngineStore:
+        if self._store is None:
+            self._store = EngineStore()
+        return self._store
+
     def _register(self) -> None:
-        now = utcnow()
         with m.database.connection_context():
-            with st._write():
-                row = m.BatchServer.get_or_none(m.BatchServer.name == self.name)
-                if row is not None and row.stopped is None and row.heartbeat is not None:
-                    fresh = row.heartbeat > now - timedelta(seconds=self.dead_after)
-                    same_host = row.host == socket.gethostname()
-                    if fresh and not (same_host and not _pid_alive(row.pid)):
-                        raise ServerNameInUse(
-                            f"a batch server named {self.name!r} is running (host {row.host}, pid "
-                            f"{row.pid}, heartbeat {row.heartbeat:%H:%M:%S} UTC): choose another --name"
-                        )
-                values = dict(host=socket.gethostname(), pid=os.getpid(), threads=self.threads,
-                              started=now, heartbeat=now, stopped=None)
-                if row is None:
-                    m.BatchServer.create(name=self.name, **values)
-                else:
-                    m.BatchServer.update(**values).where(m.BatchServer.name == self.name).execute()
-                for g in self.groups:
-                    m.BatchGroup.get_or_create(name=g)
-                    m.BatchGroupServer.get_or_create(group=g, server=self.name)
-            st.take_back(
+            self.store.register(self.name, self.threads, self.groups, self.dead_after)
+            self.store.take_back(
                 self.name,
                 f"batch server {self.name} restarted: this attempt was interrupted when it stopped",
                 retry_base=self.retry_base,
             )
             # Runs whose tasks had all ended when it stopped (it finishes runs in batches, see _round).
-            st.finish_settled_runs()
-            self._served = st.served_groups(self.name)
+            self.store.finish_settled_runs()
+            self._served = self.store.served_groups(self.name)
         self._last_beat = time.monotonic()
 
     def _beat(self) -> bool:
         now = utcnow()
-        m.BatchServer.update(heartbeat=now, stopped=None, threads=self.threads).where(
-            m.BatchServer.name == self.name).execute()
-        self._served = st.served_groups(self.name)
-        changed = st.finish_settled_runs(now) > 0
+        self.store.beat(self.name, self.threads, now)
+        self._served = self.store.served_groups(self.name)
+        changed = self.store.finish_settled_runs(now) > 0
         limit = now - timedelta(seconds=self.dead_after)
-        for dead in m.BatchServer.select().where(
-                (m.BatchServer.stopped.is_null()) & (m.BatchServer.heartbeat < limit)
-                & (m.BatchServer.name != self.name)):
-            with st._write():
-                claimed = m.BatchServer.update(stopped=now).where(
-                    (m.BatchServer.name == dead.name) & (m.BatchServer.stopped.is_null())
-                    & (m.BatchServer.heartbeat < limit)).execute()
-            if claimed:
-                n = st.take_back(
+        for dead in self.store.dead_servers(self.name, limit):
+            if self.store.declare_dead(dead.name, limit, now):
+                n = self.store.take_back(
                     dead.name,
                     f"batch server {dead.name} stopped answering (last heartbeat "
                     f"{dead.heartbeat:%Y-%m-%d %H:%M:%S} UTC); batch server {self.name} took "
@@ -276,7 +234,7 @@ class BatchServerEngine:
                     self._connect()
                     changed = self._round(stopping)
                     if changed:
-                        st.pg_notify()
+                        self.store.notify()
                         if self._checkpointer is not None:
                             self._checkpointer.poke()
                     timeout = self._timeout()
@@ -284,7 +242,7 @@ class BatchServerEngine:
                     if self.error:
                         self.error = None
                         changed = True
-                except Exception as exc:  # database gone, locked beyond the timeout...
+                except Exception as exc:  # noqa: BLE001  (database gone, locked, a bug: the loop backs off, never dies)
                     _close_quietly()
                     self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
                     log.error("%s", self.error)
@@ -294,8 +252,8 @@ class BatchServerEngine:
                 if changed and self.on_change is not None:
                     try:
                         self.on_change()
-                    except Exception:
-                        pass
+                    except Exception:  # noqa: BLE001  (the console's callback must not stop the server)
+                        log.exception("batch server %s: on_change failed", self.name)
                 if stopping and self._shutdown_step():
                     break
                 if self.exit_when_idle and not stopping and self._idle():
@@ -346,7 +304,7 @@ class BatchServerEngine:
         before the claims); at once when nothing runs, when the oldest has
         waited RUNS_WITHIN, and when stopping. Runs that a crash leaves
         unfinished in between are finished by the heartbeat
-        (st.finish_settled_runs, on any server) and by _register.
+        (EngineStore.finish_settled_runs, on any server) and by _register.
         """
         now_mono = time.monotonic()
         changed = False
@@ -365,12 +323,12 @@ class BatchServerEngine:
             with self._transaction():
                 self._write_ended()
                 if free > 0:
-                    claimed = st.claim_ready_tasks(self.name, self._served, free)
+                    claimed = self.store.claim_ready_tasks(self.name, self._served, free)
                 if len(claimed) < free and due:
                     # Threads to spare: the due jobs' tasks may run at once.
                     changed = self._start_due(True) or changed
                     due = False
-                    claimed += st.claim_ready_tasks(self.name, self._served, free - len(claimed))
+                    claimed += self.store.claim_ready_tasks(self.name, self._served, free - len(claimed))
         for c in claimed:
             self._launch(c)
         # While the workers run: start the jobs that are due all the same, and
@@ -380,7 +338,7 @@ class BatchServerEngine:
             with write():
                 changed = self._start_due(due) or changed
                 if finish:
-                    st.finish_if_settled(self._unfinished)
+                    self.store.finish_if_settled(self._unfinished)
             if finish:
                 self._unfinished = set()
                 changed = True
@@ -390,7 +348,7 @@ class BatchServerEngine:
             self._flush_logs()
         if now_mono - self._last_mail >= MAIL_EVERY:
             self._last_mail = now_mono
-            send_alert_mails(self.name)
+            send_alert_mails(self.store, self.name)
         return changed
 
     def _is_due(self) -> bool:
@@ -401,7 +359,7 @@ class BatchServerEngine:
     def _start_due(self, due: bool) -> bool:
         if not due:
             return False
-        started = st.start_due_jobs(self.name)
+        started = self.store.start_due_jobs(self.name)
         if started:
             self._due_dirty = True
         return bool(started)
@@ -416,7 +374,7 @@ class BatchServerEngine:
         """Record every attempt in _ended, in the open transaction (see _transaction)."""
         self._recorded = list(self._ended)
         if self._recorded:
-            jobs = st.finish_attempts([self._outcome(r) for r in self._recorded], retry_base=self.retry_base,
+            jobs = self.store.finish_attempts([self._outcome(r) for r in self._recorded], retry_base=self.retry_base,
                                       finish_runs=False)
             if jobs and not self._unfinished:
                 self._unfinished_since = time.monotonic()
@@ -449,7 +407,7 @@ class BatchServerEngine:
     def _finish_runs(self) -> None:
         """Finish the runs of the jobs in _unfinished that have nothing left to do."""
         with _connected():
-            st.finish_if_settled(self._unfinished)
+            self.store.finish_if_settled(self._unfinished)
         self._unfinished = set()
 
     def _timeout(self) -> float:
@@ -459,7 +417,7 @@ class BatchServerEngine:
         mono = time.monotonic()
         if (not self._running or self._due_dirty
                 or mono - self._next_due_checked >= NEXT_DUE_EVERY):
-            self._next_due = st.next_due()
+            self._next_due = self.store.next_due()
             self._next_due_checked = mono
             self._due_dirty = False
         nxt = self._next_due
@@ -497,7 +455,7 @@ class BatchServerEngine:
         return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error", log=log, ended=r.ended)
 
     def _check_cancels(self) -> None:
-        canceling = st.canceling_tasks([r.claimed.task_id for r in self._running.values()])
+        canceling = self.store.canceling_tasks([r.claimed.task_id for r in self._running.values()])
         for r in self._running.values():
             if r.claimed.task_id in canceling:
                 r.cancel.set()
@@ -507,27 +465,18 @@ class BatchServerEngine:
         for r in list(self._running.values()):
             n = len(r.lines)
             if n > r.flushed:
-                st.append_log(r.claimed.attempt_id, _join(r.lines[r.flushed:n]))
+                self.store.append_log(r.claimed.attempt_id, _join(r.lines[r.flushed:n]))
                 r.flushed = n
             progress = r.progress
             if progress is not None and progress != r.progress_flushed:
-                st.report_progress(r.claimed.attempt_id, *progress)
+                self.store.report_progress(r.claimed.attempt_id, *progress)
                 r.progress_flushed = progress
 
     def _idle(self) -> bool:
         if self._running or self._unfinished or self._held or not self._outcomes.empty():
             return False
         with _connected():
-            now = utcnow()
-            ready = m.BatchTask.select().join(m.BatchJob, on=(m.BatchTask.job == m.BatchJob.id)).where(
-                (m.BatchTask.status == BatchStatus.READY) & (m.BatchTask.batch_group << self._served)
-                & (m.BatchJob.status == BatchStatus.EXECUTING)).exists()
-            due = m.BatchJob.select().where(
-                (m.BatchJob.status == BatchStatus.WAITING) & (m.BatchJob.scheduled_start <= now)).exists()
-            mine = m.BatchTask.select().where(
-                (m.BatchTask.server == self.name)
-                & (m.BatchTask.status << [BatchStatus.EXECUTING, BatchStatus.CANCELLING])).exists()
-        return not (ready or due or mine)
+            return not self.store.has_work(self.name, self._served)
 
     def _shutdown_step(self) -> bool:
         """During stop: True once nothing of ours runs any more."""
@@ -562,8 +511,8 @@ class BatchServerEngine:
                 self._record_ended()
                 if self._unfinished:
                     self._finish_runs()
-                m.BatchServer.update(stopped=utcnow()).where(m.BatchServer.name == self.name).execute()
-        except Exception as exc:
+                self.store.mark_stopped(self.name)
+        except Exception as exc:  # noqa: BLE001  (stopping goes on: the pool and checkpointer still stop)
             log.error("batch server %s: could not record its stop: %s", self.name, exc)
         if self._pool is not None:
             self._pool.shutdown()
@@ -573,8 +522,8 @@ class BatchServerEngine:
         if self.on_change is not None:
             try:
                 self.on_change()
-            except Exception:
-                pass
+            except Exception:  # noqa: BLE001  (the console's callback must not stop the server)
+                log.exception("batch server %s: on_change failed", self.name)
 
     # -- running one attempt ---------------------------------------------------
 
@@ -602,7 +551,7 @@ class BatchServerEngine:
             result = "canceled"
         except (BatchClassError, UserError) as exc:
             r.lines.append(f"Error: {exc}")
-        except BaseException as exc:  # a batch class's bug: keep the traceback in the log
+        except BaseException as exc:  # noqa: BLE001  (a batch class's bug: keep the traceback in the log)
             r.lines.append(f"Error: {type(exc).__name__}: {exc}")
             r.lines.append(traceback.format_exc().rstrip())
         if r.cancel.is_set() and result != "ended":
@@ -622,7 +571,7 @@ def _connected():
 def _close_quietly() -> None:
     try:
         m.database.close()
-    except Exception:
+    except Exception:  # noqa: BLE001  (closing a connection that is already broken)
         pass
 
 
@@ -630,21 +579,9 @@ def _join(lines: list[str]) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = None, poll: float = 1.0,
           retry_base: float = 5.0, exit_when_idle: bool = False, out=None, heartbeat: float = 5.0,
-          dead_after: float = 30.0) -> int:
+          dead_after: float = ALIVE_WITHIN) -> int:
     """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM."""
     import sys
 

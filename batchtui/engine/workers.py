@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 class WorkerPool:
@@ -36,5 +36,5 @@ class WorkerPool:
                 return
             try:
                 fn()
-            except BaseException:  # the runner reports its own errors
+            except BaseException:  # noqa: BLE001  (the runner reports its own errors; the worker lives on)
                 pass

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
 from .. import models as m
+from ..actor import Actor
 from ..config import Config, acting_user, load_config
 from ..errors import UserError
 from .guard import ServiceCall
@@ -66,6 +67,7 @@ class BatchTuiApp(App[None]):
         # A new job's Company: the config's default, or the one given (the demo's USMF).
         self.default_company = company or config.default_company
         self.server_enabled = server
+        self._actor: Actor | None = None
         self._engine_factory = engine_factory
         self.engine: Any = None  # the embedded batch server (BatchServerEngine), None when off
         self.poll_interval = poll_interval
@@ -81,6 +83,16 @@ class BatchTuiApp(App[None]):
         self._engine_error: str | None = None
 
     # -- life cycle ---------------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts in this console: built once, when first needed (the database is open by then;
+        on PostgreSQL the role's membership of batchtui_manager decides who manages)."""
+        if self._actor is None:
+            from ..identity import managers
+
+            self._actor = Actor.of(self.user, managers(self.config.managers), self.default_company)
+        return self._actor
 
     def on_mount(self) -> None:
         self.push_screen(self.make_screen(self.start_screen))
@@ -375,7 +387,7 @@ class BatchTuiApp(App[None]):
                 try:
                     count = jobs.cleanup_history(older_than_days=result.older_than_days,
                                                  statuses=result.statuses or None, company=result.company,
-                                                 user=result.user, acting_user=self.user)
+                                                 user=result.user, actor=self.actor)
                 except UserError as exc:
                     self.notify(visible(exc), title="Batch job history clean-up", severity="error")
                     return

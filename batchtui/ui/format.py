@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from ..vocabulary import BatchStatus, ConditionStatus, Priority
+from ..errors import UserError
 from ..timeutil import zone
+from ..vocabulary import BatchStatus, ConditionStatus, Priority
 
 TIME = "%Y-%m-%d %H:%M:%S"
 SHORT = "%Y-%m-%d %H:%M"
@@ -67,12 +68,12 @@ def wall(value, tz_name: str | None = None, fmt: str = SHORT) -> str:
     if dt is None:
         return ""
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     if tz_name:
         try:
             dt = dt.astimezone(zone(tz_name))
-        except Exception:
-            pass
+        except (UserError, OverflowError, ValueError):
+            pass  # an unknown zone, or a time it cannot hold: shown in UTC
     return dt.strftime(fmt)
 
 

@@ -16,7 +16,8 @@ No Textual here: any grid source can use it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from peewee import Field, Tuple, fn
 

@@ -17,10 +17,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Awaitable, Callable
 
 FIXED = datetime(2026, 3, 2, 14, 0, 0)  # naive UTC: a Monday afternoon
 USER = "admin"
@@ -31,7 +31,7 @@ SIZE = (120, 40)
 class Shot:
     name: str
     what: str
-    steps: Callable[["object"], Awaitable[None]] | None = None
+    steps: Callable[[object], Awaitable[None]] | None = None
     size: tuple[int, int] = SIZE
 
 
@@ -42,8 +42,8 @@ def prepare(folder: str) -> str:
     """The demo data, plus a run in progress; returns the database URL."""
     from .. import db
     from .. import models as m
-    from .. import status as st
     from ..demo import load_demo
+    from ..engine.store import EngineStore
 
     url = f"sqlite:///{folder}/screenshots.db"
     db.open_database(url)
@@ -51,14 +51,15 @@ def prepare(folder: str) -> str:
     # AOS1 is up and has started what was due at FIXED.
     m.BatchServer.update(heartbeat=FIXED, stopped=None, started=FIXED - timedelta(hours=6)).where(
         m.BatchServer.name == "AOS1").execute()
-    st.start_due_jobs("AOS1", now=FIXED)
-    claimed = st.claim_ready_tasks("AOS1", st.served_groups("AOS1"), limit=8, now=FIXED)
+    store = EngineStore()
+    store.start_due_jobs("AOS1", now=FIXED)
+    claimed = store.claim_ready_tasks("AOS1", store.served_groups("AOS1"), limit=8, now=FIXED)
     reports = {"SubledgerTransfer": (0.62, "Transferred 1,240 of 2,000 voucher lines"),
                "WorkflowMessageProcessing": (0.3, "Processed 18 of 60 workflow messages")}
     for claim in claimed:
         fraction, text = reports.get(claim.class_name, (0.1, "Started"))
-        st.report_progress(claim.attempt_id, fraction, text)
-        st.append_log(claim.attempt_id, f"{FIXED:%H:%M:%S} {claim.description}: started on AOS1.\n"
+        store.report_progress(claim.attempt_id, fraction, text)
+        store.append_log(claim.attempt_id, f"{FIXED:%H:%M:%S} {claim.description}: started on AOS1.\n"
                                         f"{FIXED:%H:%M:%S} {text}.\n")
     return url
 

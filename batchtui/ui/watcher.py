@@ -25,10 +25,10 @@ No Textual here: the app passes in what to call.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .. import models as m
-from .outage import ThreadConnection, close_quietly, reason
+from .outage import DB_ERRORS, ThreadConnection, close_quietly, reason
 
 _UNKNOWN = object()
 
@@ -105,7 +105,8 @@ class ChangeWatcher:
             if self._probe_writes:
                 self._probe_write()
                 self._probe_writes = False
-        except Exception as exc:  # the database is away: say so, try again next time
+        except Exception as exc:  # noqa: BLE001 - the database is away: say so, try again next time (this
+            # thread must outlive whatever a driver raises while its server or file is gone)
             close_quietly()
             self._health(reason(exc))
             return
@@ -150,7 +151,7 @@ class ChangeWatcher:
         try:
             self._connection.check()
             return self.signature()
-        except Exception:  # the database is away for a moment: try again next time
+        except Exception:  # noqa: BLE001 - the database is away for a moment: try again next time
             close_quietly()
             return None
 
@@ -162,7 +163,7 @@ class ChangeWatcher:
                 if is_postgres():
                     return m.database.execute_sql("SELECT txid_current_snapshot()::text").fetchone()[0]
                 return m.database.execute_sql("PRAGMA data_version").fetchone()[0]
-            except Exception:
+            except DB_ERRORS:
                 # Not available here, or the database is away: the query below tells which.
                 close_quietly()
                 signature = self._query()

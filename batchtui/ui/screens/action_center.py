@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from peewee import fn
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from ... import models as m
-from ...db import write
+from ... import alerts
+from ...actor import Actor
+from ...errors import NotFound
 from ...timeutil import machine_zone
 from ..format import wall
 from ..safe_text import one_line, safe
@@ -25,23 +25,20 @@ ALERT_COLUMNS = [
 
 
 class AlertsSource:
-    def __init__(self, user: str, unread_only: bool) -> None:
-        self.user = user
+    """The actor's alerts for the paged grid, newest first."""
+
+    def __init__(self, actor: Actor, unread_only: bool) -> None:
+        self.actor = actor
         self.unread_only = unread_only
 
-    def _where(self, query):
-        query = query.where(m.Alert.user == self.user)
-        if self.unread_only:
-            query = query.where(m.Alert.read == False)  # noqa: E712
-        return query
-
     def count(self) -> int:
-        return self._where(m.Alert.select(fn.COUNT(m.Alert.id))).scalar() or 0
+        return alerts.count_alerts(self.actor, unread_only=self.unread_only)
 
     def fetch(self, offset: int, limit: int) -> list[GridRow]:
         tz = machine_zone()
         rows = []
-        for a in self._where(m.Alert.select()).order_by(m.Alert.id.desc()).offset(offset).limit(limit):
+        for a in alerts.list_alerts(self.actor, unread_only=self.unread_only, offset=offset, limit=limit,
+                                    newest_first=True):
             rows.append(GridRow(a.id, [wall(a.created, tz, "%Y-%m-%d %H:%M:%S"), str(a.job_id or ""),
                                        a.event.capitalize(), one_line(a.message), "Yes" if a.read else "No"],
                                 {2: {"error": "bold red", "ended": "green", "canceled": "magenta"}.get(a.event, "")}))
@@ -63,11 +60,19 @@ class ActionCenterScreen(BaseScreen):
         super().__init__()
         self.title = "Action center"
         self.unread_only = True
+        self._actor: Actor | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """Whose alerts these are: the console's user (alerts need no more of an Actor)."""
+        if self._actor is None:
+            self._actor = Actor.of(self.app.user)
+        return self._actor
 
     def compose(self) -> ComposeResult:
         yield Breadcrumb("Action center: alerts", id="breadcrumb")
         yield Static("", id="alerts-filter", classes="dim")
-        yield PagedGrid(ALERT_COLUMNS, AlertsSource(self.app.user, True), empty_text="No unread alerts.",
+        yield PagedGrid(ALERT_COLUMNS, AlertsSource(self.actor, True), empty_text="No unread alerts.",
                         id="alerts-grid")
         yield Static("", id="alert-detail", classes="detail")
         yield Footer()
@@ -80,14 +85,17 @@ class ActionCenterScreen(BaseScreen):
 
     def _show_filter(self) -> None:
         self.query_one("#alerts-filter", Static).update(
-            safe(f"Alerts for {self.app.user}: " + ("unread only (u shows all)" if self.unread_only
+            safe(f"Alerts for {self.actor.user}: " + ("unread only (u shows all)" if self.unread_only
                                                     else "all (u shows unread only)")))
 
     def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
         self._detail(event.key)
 
     def _detail(self, alert_id) -> None:
-        a = m.Alert.get_or_none(m.Alert.id == alert_id) if alert_id else None
+        try:
+            a = alerts.get_alert(self.actor, alert_id) if alert_id else None
+        except NotFound:
+            a = None
         self.query_one("#alert-detail", Static).update(safe(a.message, keep_newlines=True) if a else "")
 
     def alerts_changed(self) -> None:
@@ -99,20 +107,21 @@ class ActionCenterScreen(BaseScreen):
         alert_id = grid.cursor_key
         if alert_id is None:
             return
-        with write():
-            m.Alert.update(read=True).where((m.Alert.id == alert_id) & (m.Alert.user == self.app.user)).execute()
+        try:
+            alerts.mark_read(self.actor, [alert_id])
+        except NotFound:
+            pass  # gone since the grid was read: the reload shows it
         grid.reload(keep_key=not self.unread_only)
 
     def action_mark_all_read(self) -> None:
-        with write():
-            m.Alert.update(read=True).where((m.Alert.user == self.app.user) & (m.Alert.read == False)).execute()  # noqa: E712
+        alerts.mark_read(self.actor)
         self.query_one(PagedGrid).reload(keep_key=True)
 
     def action_toggle_unread(self) -> None:
         self.unread_only = not self.unread_only
         grid = self.query_one(PagedGrid)
         grid.empty_text = "No unread alerts." if self.unread_only else "No alerts."
-        grid.set_source(AlertsSource(self.app.user, self.unread_only))
+        grid.set_source(AlertsSource(self.actor, self.unread_only))
         self._show_filter()
 
     def action_refresh(self) -> None:

@@ -13,6 +13,7 @@ from ..guard import ServiceCall, guarded
 from ..safe_text import safe
 
 if TYPE_CHECKING:
+    from ...actor import Actor
     from ..app import BatchTuiApp
 
 
@@ -184,7 +185,6 @@ class BaseScreen(Screen[Any]):
         return self.console.user
 
     @property
-    def managers(self) -> list[str]:
-        from ...identity import managers
-
-        return managers(self.console.config.managers)
+    def actor(self) -> Actor:
+        """Who acts, as the app built it once (user, managers, default company)."""
+        return self.console.actor

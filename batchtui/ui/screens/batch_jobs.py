@@ -425,10 +425,10 @@ class BatchJobsScreen(BatchJobMenu):
         try:
             fields = self._changes(values)
             if self._new:
-                job_id = jobs.create_job(user=self.user, **fields).id
+                job_id = jobs.create_job(actor=self.actor, **fields).id
             else:
                 assert self.job_id is not None and self.job_version is not None
-                jobs.update_job(self.job_id, user=self.user, version=self.job_version, **fields)
+                jobs.update_job(self.job_id, actor=self.actor, version=self.job_version, **fields)
                 job_id = self.job_id
         except Conflict as exc:
             self.refused_as_changed(exc)
@@ -493,7 +493,7 @@ class BatchJobsScreen(BatchJobMenu):
         def delete() -> None:
             with self.service_call("Not deleted") as call:
                 try:
-                    st.delete_job(job_id, self.user, self.managers)
+                    st.delete_job(job_id, self.actor)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return

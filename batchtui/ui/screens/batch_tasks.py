@@ -498,10 +498,10 @@ class BatchTasksScreen(RecordForm):
         try:
             fields = self._task_fields()
             if self._new:
-                task_id = jobs.add_task(self.job_id, user=self.user, **fields).id
+                task_id = jobs.add_task(self.job_id, actor=self.actor, **fields).id
             else:
                 assert self.task_id is not None and self.task_version is not None
-                task_id = jobs.update_task(self.task_id, user=self.user, version=self.task_version, **fields).id
+                task_id = jobs.update_task(self.task_id, actor=self.actor, version=self.task_version, **fields).id
         except Conflict as exc:
             self.refused_as_changed(exc)
             return False
@@ -528,7 +528,7 @@ class BatchTasksScreen(RecordForm):
             return False
         with self.service_call("Condition not saved") as call:
             try:
-                jobs.add_condition(self.task_id, user=self.user, parent_id=parent, expected=expected)
+                jobs.add_condition(self.task_id, actor=self.actor, parent_id=parent, expected=expected)
             except UserError as exc:
                 self.show_message(str(exc))
                 return False
@@ -570,7 +570,7 @@ class BatchTasksScreen(RecordForm):
 
             with self.service_call("Not deleted") as call:
                 try:
-                    jobs.delete_task(task_id, user=self.user)
+                    jobs.delete_task(task_id, actor=self.actor)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return
@@ -597,7 +597,7 @@ class BatchTasksScreen(RecordForm):
 
             with self.service_call("Not deleted") as call:
                 try:
-                    jobs.delete_condition(condition, user=self.user)
+                    jobs.delete_condition(condition, actor=self.actor)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return

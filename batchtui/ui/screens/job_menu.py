@@ -81,8 +81,9 @@ class BatchJobMenu(RecordForm):
                 try:
                     if result.time_zone and result.time_zone != job.time_zone:
                         current = self._job(job_id)
-                        jobs.update_job(job_id, user=self.user, version=current.version, time_zone=result.time_zone)
-                    jobs.set_recurrence(job_id, result.spec, user=self.user)
+                        jobs.update_job(job_id, actor=self.actor, version=current.version,
+                                        time_zone=result.time_zone)
+                    jobs.set_recurrence(job_id, result.spec, actor=self.actor)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return
@@ -111,7 +112,7 @@ class BatchJobMenu(RecordForm):
                 return
             with self.service_call("Alerts not saved") as call:
                 try:
-                    jobs.set_alert(job_id, user=self.user, alert_user=self.user, ended=result.ended,
+                    jobs.set_alert(job_id, actor=self.actor, alert_user=self.user, ended=result.ended,
                                    error=result.error, canceled=result.canceled, popup=result.popup,
                                    email=result.email)
                 except UserError as exc:
@@ -139,7 +140,7 @@ class BatchJobMenu(RecordForm):
                 return
             with self.service_call("Status not changed") as call:
                 try:
-                    st.set_job_status(job_id, target, self.user, self.managers)
+                    st.set_job_status(job_id, target, self.actor)
                 except UserError as exc:
                     self.show_message(f"Change status refused: {exc}")
                     self.app.notify(visible(exc), title="Change status", severity="error")
@@ -161,7 +162,7 @@ class BatchJobMenu(RecordForm):
                 return
             with self.service_call("Not canceled") as call:
                 try:
-                    st.cancel_job(job_id, self.user, self.managers)
+                    st.cancel_job(job_id, self.actor)
                 except UserError as exc:
                     self.show_message(f"Cancel refused: {exc}")
                     return
@@ -189,7 +190,7 @@ class BatchJobMenu(RecordForm):
                 return
             with self.service_call("Not copied") as call:
                 try:
-                    new = jobs.copy_job(job_id, user=self.user, description=result.description or None,
+                    new = jobs.copy_job(job_id, actor=self.actor, description=result.description or None,
                                         start=result.start or None)
                 except UserError as exc:
                     self.show_message(f"Copy refused: {exc}")

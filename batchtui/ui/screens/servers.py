@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from peewee import fn
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from ... import models as m
-from ... import status as st
-from ...timeutil import machine_zone, utcnow
+from ... import servers
+from ...timeutil import machine_zone
 from ..format import wall
-from ..safe_text import one_line
+from ..safe_text import one_line, safe
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
-
-ALIVE_AFTER = timedelta(seconds=30)
 
 SERVER_COLUMNS = [
     Column("name", "Server", 14, flex=True),
@@ -52,19 +46,14 @@ class BatchServersScreen(BaseScreen):
         yield Footer()
 
     def _rows(self) -> list[GridRow]:
-        now = self._now or utcnow()
         tz = machine_zone()
-        running = dict(m.BatchTask.select(m.BatchTask.server, fn.COUNT(m.BatchTask.id))
-                       .where(m.BatchTask.status << [st.BatchStatus.EXECUTING, st.BatchStatus.CANCELLING])
-                       .group_by(m.BatchTask.server).tuples())
         rows = []
-        for s in m.BatchServer.select().order_by(m.BatchServer.name):
-            alive = s.stopped is None and s.heartbeat is not None and now - s.heartbeat < ALIVE_AFTER
-            groups = ", ".join(g or "(Empty)" for g in st.served_groups(s.name))
+        for s in servers.server_rows(self._now):
+            groups = ", ".join(g or "(Empty)" for g in s.groups)
             rows.append(GridRow(s.name, [one_line(s.name), one_line(s.host), str(s.pid), str(s.threads),
                                          one_line(groups), wall(s.heartbeat, tz, "%Y-%m-%d %H:%M:%S"),
-                                         "Yes" if alive else "No", str(running.get(s.name, 0))],
-                                {6: "green" if alive else "dim"}))
+                                         "Yes" if s.alive else "No", str(s.running)],
+                                {6: "green" if s.alive else "dim"}))
         return rows
 
     def on_mount(self) -> None:
@@ -80,17 +69,12 @@ class BatchServersScreen(BaseScreen):
         if name is None:
             detail.update("")
             return
-        tasks = list(m.BatchTask.select(m.BatchTask.id, m.BatchTask.job, m.BatchTask.description)
-                     .where((m.BatchTask.server == name)
-                            & (m.BatchTask.status << [st.BatchStatus.EXECUTING, st.BatchStatus.CANCELLING]))
-                     .order_by(m.BatchTask.id).limit(20))
+        tasks = servers.running_tasks(name, limit=20)
         if not tasks:
             detail.update(f"{one_line(name)} runs nothing now.")
             return
-        lines = [f"{one_line(name)} runs now:"] + [f"  job {t.job_id} task {t.id}: {one_line(t.description)}"
+        lines = [f"{one_line(name)} runs now:"] + [f"  job {t.job_id} task {t.task_id}: {one_line(t.description)}"
                                                    for t in tasks]
-        from ..safe_text import safe
-
         detail.update(safe("\n".join(lines), keep_newlines=True))
 
     def jobs_changed(self) -> None:

@@ -1,0 +1,252 @@
+"""The command line's grammar: every command, option and argument type of the contract."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY
+from .alerts import cmd_alerts
+from .common import PROG
+from .groups import cmd_group_add, cmd_group_delete, cmd_group_list
+from .jobs import (
+    cmd_job_cancel,
+    cmd_job_copy,
+    cmd_job_delete,
+    cmd_job_export,
+    cmd_job_history,
+    cmd_job_import,
+    cmd_job_list,
+    cmd_job_set,
+    cmd_job_status,
+    cmd_job_wait,
+)
+from .misc import cmd_classes, cmd_cleanup, cmd_demo, cmd_recurrence_preview
+from .servers import cmd_server, cmd_servers
+
+try:
+    from .. import __version__
+except ImportError:  # an editable install made while the package had no __init__.py
+    from importlib.metadata import version as _version
+
+    __version__ = _version("batchtui")
+
+Command = Callable[[argparse.Namespace], int]
+
+class UsageError(Exception):
+    """argparse found the command line wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one `batchtui: error:` line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _db_option(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    # On the top-level parser the default is None; on sub-commands it is
+    # SUPPRESS, so `batchtui --db X job list` and `batchtui job list --db X`
+    # both work and the later one does not erase the earlier one.
+    parser.add_argument(
+        "--db", metavar="URL", default=None if top else argparse.SUPPRESS,
+        help="database URL: sqlite:///ABSOLUTE/PATH.db or postgresql://USER@HOST/DBNAME "
+             "(default: $BATCHTUI_DB, else a file in the user data folder)",
+    )
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG, allow_abbrev=False,
+        description="Batch jobs of Dynamics 365 F&O / AX in a terminal: console, batch server and scripting.",
+    )
+    _db_option(parser, top=True)
+    parser.add_argument("--demo", action="store_true",
+                        help="open the console on the demo database (loads the USMF sample data on first use)")
+    parser.add_argument("--no-server", action="store_true",
+                        help="open the console without its embedded batch server")
+    parser.add_argument("--guide", action="store_true", help="open the console with the task guide")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(parent: Any, name: str, help_text: str, func: Command | None, **kw: Any) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text, allow_abbrev=False, **kw)
+        _db_option(p)
+        p.set_defaults(func=func)
+        return p
+
+    p = command(sub, "demo", "load the USMF sample data into the selected database", cmd_demo)
+    p.add_argument("--reset", action="store_true", help="start over: delete every job first")
+
+    p = command(sub, "server", "run a headless batch server", cmd_server)
+    p.add_argument("--name", help="server name (default: the host name)")
+    p.add_argument("--threads", type=_positive_int, default=8, metavar="N",
+                   help="batch threads (default 8)")
+    p.add_argument("--groups", type=_names, default=None, metavar="G,...",
+                   help="batch groups this server serves (besides those assigned to it)")
+    p.add_argument("--poll", type=_positive_float, default=1.0, metavar="SECONDS",
+                   help="how often to look for work created elsewhere (default 1)")
+    p.add_argument("--retry-base", type=_non_negative_float, default=5.0, metavar="SECONDS",
+                   help="first retry delay, doubled for each retry up to 300 s (default 5; 0 retries at once)")
+    p.add_argument("--exit-when-idle", action="store_true",
+                   help="exit 0 once nothing is executing, ready, due or waiting for a retry")
+    p.add_argument("--heartbeat", type=_positive_float, default=HEARTBEAT_EVERY, metavar="SECONDS",
+                   help=f"how often the server writes its heartbeat (default {HEARTBEAT_EVERY:g})")
+    p.add_argument("--dead-after", type=_positive_float, default=ALIVE_WITHIN, metavar="SECONDS",
+                   help="a server whose heartbeat is older than this is declared dead and its "
+                        f"tasks taken back (default {ALIVE_WITHIN:g})")
+
+    job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
+                              "wait, history", None)
+    jobs_sub = job.add_subparsers(dest="job_command", metavar="ACTION", parser_class=_Parser, required=True)
+
+    p = command(jobs_sub, "import", "create the jobs of a job file (- reads stdin)", cmd_job_import)
+    p.add_argument("file", metavar="FILE")
+    _json_option(p)
+
+    p = command(jobs_sub, "export", "print a job as JSON (job-file shape plus run-time fields)", cmd_job_export)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "list", "one line per job", cmd_job_list)
+    p.add_argument("--status", metavar="S", help="only jobs with this status")
+    _json_option(p)
+
+    p = command(jobs_sub, "set", "change fields of a job that is not Executing or Canceling", cmd_job_set)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--description", metavar="D")
+    p.add_argument("--start", metavar="TIME", help="scheduled start (ISO 8601; without an offset, in the job's "
+                                                   "time zone)")
+    p.add_argument("--priority", metavar="P", help="low, normal, high, critical or reserved")
+    p.add_argument("--company", metavar="C")
+    p.add_argument("--if-version", type=_whole(1, "--if-version"), metavar="N",
+                   help="refuse unless the job is still at version N (see `job export`)")
+    _json_option(p)
+
+    p = command(jobs_sub, "status", "change status: withhold (stop) or waiting (go)", cmd_job_status)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("status", choices=["waiting", "withhold"], metavar="waiting|withhold")
+    _json_option(p)
+
+    p = command(jobs_sub, "cancel", "change status to Canceling", cmd_job_cancel)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "copy", "copy batch job (tasks, conditions, alerts, recurrence); prints the new ID",
+                cmd_job_copy)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--description", metavar="D")
+    p.add_argument("--start", metavar="TIME", help="scheduled start of the copy (ISO 8601)")
+    _json_option(p)
+
+    p = command(jobs_sub, "delete", "delete a job that is not executing", cmd_job_delete)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "wait", "wait until the job's current (or, if Waiting, next) run is over; "
+                                  "exit 0 ended, 3 error, 4 canceled, 5 timeout", cmd_job_wait)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--timeout", type=_non_negative_float, default=None, metavar="SECONDS")
+    _json_option(p)
+
+    p = command(jobs_sub, "history", "the job's runs, their tasks, every attempt and its log", cmd_job_history)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(sub, "alerts", "your alerts (unread ones unless --all)", cmd_alerts)
+    p.add_argument("--all", action="store_true", help="read ones too")
+    p.add_argument("--read", action="store_true", help="mark the alerts listed as read")
+    _json_option(p)
+
+    p = command(sub, "cleanup", "batch job history clean-up: delete runs that ended more than DAYS ago",
+                cmd_cleanup)
+    p.add_argument("--older-than", type=_non_negative_float, required=True, metavar="DAYS")
+    p.add_argument("--status", type=_names, metavar="S,...", help="only runs that ended so: ended, error, canceled")
+    p.add_argument("--company", metavar="C", help="only jobs of this company")
+    p.add_argument("--user", metavar="U", help="only jobs created by this user")
+    _json_option(p)
+
+    group = command(sub, "group", "batch groups and the servers that serve them", None)
+    group_sub = group.add_subparsers(dest="group_command", metavar="ACTION", parser_class=_Parser,
+                                     required=True)
+    p = command(group_sub, "list", "batch groups, their description and servers", cmd_group_list)
+    _json_option(p)
+    p = command(group_sub, "add", "add a batch group, or change its description and servers", cmd_group_add)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--description", metavar="D")
+    p.add_argument("--servers", type=_names, metavar="S,...", help="the servers that serve it (replaces the list)")
+    _json_option(p)
+    p = command(group_sub, "delete", "delete a batch group no task uses", cmd_group_delete)
+    p.add_argument("name", metavar="NAME")
+    _json_option(p)
+
+    p = command(sub, "servers", "batch servers: threads, groups, heartbeat, alive, tasks running", cmd_servers)
+    _json_option(p)
+
+    p = command(sub, "classes", "the batch classes tasks can name, with their parameters", cmd_classes)
+    _json_option(p)
+
+    rec = command(sub, "recurrence", "recurrence patterns", None)
+    rec_sub = rec.add_subparsers(dest="recurrence_command", metavar="ACTION", parser_class=_Parser,
+                                 required=True)
+    p = command(rec_sub, "preview", "the first N occurrences of a recurrence object (- reads stdin)",
+                cmd_recurrence_preview)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--count", type=_non_negative_int, default=10, metavar="N")
+    p.add_argument("--after", metavar="TIME", help="occurrences after this time (ISO 8601)")
+    _json_option(p)
+    return parser
+
+
+def _whole(minimum: int, name: str | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            what = f"{name} must be" if name else "expected"
+            raise argparse.ArgumentTypeError(f"{what} a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name + ' ' if name else ''}must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+_job_id = _whole(1, "job ID")
+_positive_int = _whole(1)
+_non_negative_int = _whole(0)
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, not {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -1,0 +1,201 @@
+"""Where SQLite and PostgreSQL differ, for the statements of the engine store.
+
+The batch server's hot path is written in plain SQL: building the same
+statements through the ORM cost ten times the database work itself. The
+statements are written once with "?" placeholders; a dialect runs them on
+the driver's cursor (peewee's exception types all the same) and supplies
+the few fragments that differ: row locks, index hints, how new ids are
+given, how a time is passed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from datetime import datetime
+from typing import Any
+
+from peewee import Database, PostgresqlDatabase, __exception_wrapper__  # type: ignore[attr-defined]  # not in peewee's annotations
+
+NOTIFY_CHANNEL = "batchtui"
+
+
+class Dialect:
+    """SQLite: the write lock is taken up front (BEGIN IMMEDIATE), so nothing needs row locks."""
+
+    pg = False
+
+    def __init__(self, database: Any) -> None:
+        self.database = database  # the models' DatabaseProxy
+        self._marked: dict[tuple[str, int], str] = {}
+
+    @staticmethod
+    def of(database: Any) -> Dialect:
+        obj = getattr(database, "obj", database)
+        return PgDialect(database) if isinstance(obj, PostgresqlDatabase) else Dialect(database)
+
+    # -- running statements ------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def x(self, text: str, params: Sequence[Any] = ()) -> Any:
+        """Execute on the driver's cursor (peewee's execute_sql adds logging and hooks we do not use)."""
+        obj: Database = self.database.obj
+        with __exception_wrapper__:
+            cursor = obj.cursor()
+            cursor.execute(self.sql(text), params)
+        return cursor
+
+    def many(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
+        """executemany; returns how many rows it changed."""
+        if not rows:
+            return 0
+        obj: Database = self.database.obj
+        with __exception_wrapper__:
+            cursor = obj.cursor()
+            cursor.executemany(self.sql(text), rows)
+        return int(cursor.rowcount)
+
+    def many_exactly(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        """executemany of compare-and-set updates that must all apply."""
+        exactly(self.many(text, rows), len(rows))
+
+    def marked(self, template: str, n: int) -> str:
+        """template with "{in}" replaced by n placeholders, made once per (template, n).
+
+        The same string object every time: its hash is kept, and the driver's
+        statement cache (keyed by the text) finds it at once.
+        """
+        key = (template, n)
+        out = self._marked.get(key)
+        if out is None:
+            out = self._marked[key] = template.replace("{in}", ",".join("?" * n))
+        return out
+
+    # -- fragments that differ -------------------------------------------------------
+
+    def when(self, value: datetime | None) -> Any:
+        """A time as a statement parameter: on SQLite the text db._adapt_datetime
+        would make, made once for a time that many rows share."""
+        if value is None:
+            return None
+        return value.isoformat(" ", "microseconds")
+
+    def lock(self, of: str = "") -> str:
+        """Row locks for rows this transaction will change, skipping those another server holds."""
+        return ""
+
+    def hint(self, table: str, index: str) -> str:
+        """SQLite's planner, without statistics, sometimes picks the wrong index."""
+        return f"{table} INDEXED BY {index}"
+
+    def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Insert rows and return their new ids, in order.
+
+        SQLite: the write lock is held, so the ids after the current maximum
+        are ours to give, in one executemany.
+        """
+        if not rows:
+            return []
+        first = self.x(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+        ids = list(range(first, first + len(rows)))
+        marks = ", ".join("?" * (len(columns) + 1))
+        self.many(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
+                  [(i, *row) for i, row in zip(ids, rows, strict=True)])
+        return ids
+
+    def notify(self) -> None:
+        """Wake the batch servers of other processes (PostgreSQL only)."""
+
+    def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
+        """Call woken() for each NOTIFY from another process until stop is set (PostgreSQL only)."""
+
+
+class PgDialect(Dialect):
+    """PostgreSQL: rows are locked with SKIP LOCKED, ids come from the sequences, LISTEN/NOTIFY wakes."""
+
+    pg = True
+
+    def __init__(self, database: Any) -> None:
+        super().__init__(database)
+        self._sql: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        out = self._sql.get(text)
+        if out is None:
+            out = self._sql[text] = text.replace("?", "%s")
+        return out
+
+    def when(self, value: datetime | None) -> Any:
+        return value
+
+    def lock(self, of: str = "") -> str:
+        return f" FOR UPDATE{' OF ' + of if of else ''} SKIP LOCKED"
+
+    def hint(self, table: str, index: str) -> str:
+        return table
+
+    def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+        # The ids are taken from the table's sequence in one statement, then
+        # the rows inserted with them in one executemany (a pipeline).
+        if not rows:
+            return []
+        ids = [r[0] for r in self.x(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, ?)",
+            (len(rows),)).fetchall()]
+        marks = ", ".join("?" * (len(columns) + 1))
+        self.many(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
+                  [(i, *row) for i, row in zip(ids, rows, strict=True)])
+        return ids
+
+    def notify(self) -> None:
+        self.x(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
+        # A connection of its own, in autocommit; polling stays the fallback
+        # while it is lost, and it is opened again with back-off.
+        import psycopg
+
+        db = self.database.obj
+        params = dict(db.connect_params)
+        params.pop("prefer_psycopg3", None)
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                with psycopg.connect(dbname=db.database, autocommit=True, **params) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    delay = 0.5
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            woken()
+            except Exception as exc:  # noqa: BLE001  (any failure of the connection: retried)
+                lost(exc)
+                stop.wait(delay)
+                delay = min(30.0, delay * 2)
+
+
+def exactly(changed: int, expected: int) -> None:
+    if changed != expected:
+        raise RowsChanged(f"{changed} of {expected} rows changed meanwhile; the round is retried")
+
+
+class RowsChanged(RuntimeError):
+    """A compare-and-set found rows in another state than read: the transaction is rolled back and retried."""
+
+
+def in_marks(values: Sized) -> str:
+    return ",".join("?" * len(values))
+
+
+def chunks(values: Iterable[Any], size: int = 500) -> Iterator[list[Any]]:
+    values = list(values)
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+

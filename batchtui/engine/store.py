@@ -1,0 +1,599 @@
+"""The engine store: every statement a batch server runs.
+
+The batch server (server.py) receives a store and builds no SQL. Each status
+write here is a compare-and-set built from the rules' move table
+(``rules.JOB_MOVES``, ``rules.TASK_MOVES``) whose row count is checked; a
+mismatch raises ``RowsChanged``, the round's transaction is rolled back and
+the round retried with fresh reads. Every change a batch server makes to a
+job (a run starting or ending, the next occurrence) bumps the job's
+``version``, so that a form read before it is refused when it saves.
+
+SQLite and PostgreSQL differ only in the dialect (dialect.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import models as m
+from ..db import write
+from ..errors import UserError
+from ..rules import JOB_MOVES, TASK_MOVES, evaluate_conditions, retry_delay, run_outcome, sql_in
+from ..timeutil import utcnow as _utcnow
+from ..vocabulary import ACTIVE_TASK, EVENT_OF, TASK_FINAL, BatchStatus
+from .dialect import Dialect, as_datetime, chunks, exactly, in_marks
+
+# Plain ints for the statement parameters of the hot path (an IntEnum member
+# goes through int() for every row otherwise).
+_WAITING, _READY, _EXECUTING = int(BatchStatus.WAITING), int(BatchStatus.READY), int(BatchStatus.EXECUTING)
+_CANCELLING, _CANCELED = int(BatchStatus.CANCELLING), int(BatchStatus.CANCELED)
+_FINISHED, _ERROR, _NOT_RUN = int(BatchStatus.FINISHED), int(BatchStatus.ERROR), int(BatchStatus.NOT_RUN)
+_RUNNING_TASK = (_EXECUTING, _CANCELLING)
+_ACTIVE = sql_in(ACTIVE_TASK)
+_START = JOB_MOVES["start_run"]
+_END = JOB_MOVES["end_run"]
+assert _START.sources == {BatchStatus.WAITING} and _START.target == BatchStatus.EXECUTING
+assert TASK_MOVES["claim"].sources == {BatchStatus.READY}
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A task attempt handed to a worker thread."""
+
+    task_id: int
+    attempt_id: int
+    attempt: int
+    job_id: int
+    run_id: int
+    class_name: str
+    params: dict[str, Any]
+    company: str
+    run_by: str
+    description: str = ""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a worker reports when an attempt is over."""
+
+    task_id: int
+    attempt_id: int
+    result: str  # "ended", "error", "canceled", "handback"
+    log: str = ""
+    ended: datetime | None = None
+
+
+@dataclass(slots=True)
+class DeadServer:
+    name: str
+    heartbeat: datetime
+
+
+class ServerNameInUse(UserError):
+    """Another live batch server has this name."""
+
+
+_CLAIM = (
+    "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
+    "j.run_by, j.current_run FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
+    # The literal status lets the planner use the partial index. A task of a
+    # job being canceled is never claimed (the cancel makes it Didn't run).
+    f"WHERE t.status = {_READY} AND (t.not_before IS NULL OR t.not_before <= ?) "
+    "AND t.batch_group IN ({in}) "
+    f"AND j.status = {_EXECUTING} "
+    "ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
+
+_TASKS_ENDING = (
+    "SELECT t.id, t.job_id, t.status, t.attempt, t.retries_used, t.max_retries, j.status, "
+    "EXISTS (SELECT 1 FROM batch_constraint c WHERE c.parent_id = t.id) "
+    "FROM batch_task t JOIN batch_job j ON j.id = t.job_id WHERE t.id IN ({in})")
+
+
+class EngineStore:
+    """The statements of one batch server process, on the database open in it."""
+
+    def __init__(self, database: Any = None) -> None:
+        self.d = Dialect.of(database if database is not None else m.database)
+        self._claim = _CLAIM + self.d.lock("t")
+
+    @property
+    def pg(self) -> bool:
+        return self.d.pg
+
+    # -- runs starting -------------------------------------------------------------------
+
+    def start_due_jobs(self, server: str, now: datetime | None = None, limit: int = 256) -> list[int]:
+        """Start the runs of Waiting jobs whose time has come, highest priority first.
+
+        Set-based: a few statements however many jobs start, none per job (the
+        run rows are copied from the jobs, the jobs point at them in SQL).
+        """
+        now = now or _utcnow()
+        x = self.d.x
+        with write():
+            started = self._due_jobs(now, limit)
+            at = self.d.when(now)
+            for ids in chunks(started):
+                marks = in_marks(ids)
+                x("INSERT INTO job_run (job_id, run_no, scheduled, started, status, server) "
+                  f"SELECT id, run_count + 1, scheduled_start, ?, {_EXECUTING}, ? "
+                  f"FROM batch_job WHERE id IN ({marks})", (at, server, *ids))
+                # A SET expression sees the row as it was: run_count + 1 is the new
+                # run's number. "+status": by id only (SQLite would otherwise walk
+                # the status index over every Waiting job).
+                exactly(x(
+                    f"UPDATE batch_job SET status = {_EXECUTING}, run_count = run_count + 1, "
+                    "version = version + 1, modified = ?, current_run = (SELECT r.id FROM job_run r "
+                    "WHERE r.job_id = batch_job.id AND r.run_no = batch_job.run_count + 1) "
+                    f"WHERE id IN ({marks}) AND +status = {_WAITING}", (at, *ids)).rowcount, len(ids))
+                # Every task starts the run Waiting, carrying its job's priority and
+                # start so that claiming Ready tasks walks one index in order.
+                # A task without conditions is Ready at once, the others wait.
+                x("UPDATE batch_task SET status = CASE WHEN EXISTS "
+                  "(SELECT 1 FROM batch_constraint c WHERE c.task_id = batch_task.id) THEN ? ELSE ? END, "
+                  "retries_used = 0, attempts = 0, not_before = NULL, server = NULL, attempt = NULL, "
+                  "job_priority = (SELECT j.priority FROM batch_job j WHERE j.id = batch_task.job_id), "
+                  "job_start = (SELECT j.scheduled_start FROM batch_job j WHERE j.id = batch_task.job_id) "
+                  f"WHERE job_id IN ({marks})", (_WAITING, _READY, *ids))
+                empty = [r[0] for r in x(
+                    f"SELECT j.id FROM batch_job j WHERE j.id IN ({marks}) "
+                    "AND NOT EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id)", ids)]
+                if empty:
+                    self._finalize(empty, now)
+        return started
+
+    def _due_jobs(self, now: datetime, limit: int) -> list[int]:
+        """The Waiting jobs due by now, highest priority first, then by start (locked on PostgreSQL).
+
+        One priority at a time, each an index range (the partial index
+        batch_job_due): a single ORDER BY priority, start would read and sort
+        every due job, or walk every Waiting job of a higher priority that is
+        not due yet.
+        """
+        jobs = self.d.hint("batch_job", "batch_job_due")
+        at = self.d.when(now)
+        out: list[int] = []
+        priority = None
+        while len(out) < limit:
+            below = "" if priority is None else f" AND priority < {int(priority)}"
+            row = self.d.x(f"SELECT priority FROM {jobs} WHERE status = {_WAITING}{below} "
+                           "ORDER BY priority DESC LIMIT 1").fetchone()
+            if row is None:
+                break
+            priority = row[0]
+            out += [r[0] for r in self.d.x(
+                f"SELECT id FROM {jobs} WHERE status = {_WAITING} AND priority = ? AND scheduled_start <= ? "
+                "ORDER BY scheduled_start, id LIMIT ?" + self.d.lock(),
+                (priority, at, limit - len(out)))]
+        return out
+
+    def next_due(self) -> datetime | None:
+        """When the next Waiting job or pending retry becomes due (for the server's timer)."""
+        job = self.d.x("SELECT MIN(scheduled_start) FROM batch_job WHERE status = ?", (_WAITING,)).fetchone()[0]
+        retry = self.d.x("SELECT MIN(not_before) FROM batch_task WHERE status = ? AND not_before IS NOT NULL",
+                         (_READY,)).fetchone()[0]
+        times = [as_datetime(t) for t in (job, retry) if t is not None]
+        return min(t for t in times if t is not None) if times else None
+
+    def served_groups(self, server: str) -> list[str]:
+        return served_groups(server)
+
+    # -- tasks claimed and ended --------------------------------------------------------------
+
+    def claim_ready_tasks(self, server: str, groups: list[str], limit: int,
+                          now: datetime | None = None) -> list[Claimed]:
+        """Move up to limit Ready tasks of the given groups to Executing for this server.
+
+        Highest job priority first, then the job's scheduled start, then task ID.
+        """
+        if limit <= 0 or not groups:
+            return []
+        at = self.d.when(now or _utcnow())
+        with write():
+            rows = self.d.x(self.d.marked(self._claim, len(groups)), (at, *groups, limit)).fetchall()
+            if not rows:
+                return []
+            attempt_ids = self.d.insert_ids(
+                "task_attempt", ("run_id", "task_id", "attempt", "status", "started", "server", "log"),
+                [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "") for r in rows])
+            self.d.many_exactly(
+                "UPDATE batch_task SET status = ?, server = ?, attempt = ?, attempts = ? WHERE id = ? AND status = ?",
+                [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
+                 for aid, r in zip(attempt_ids, rows, strict=True)])
+        return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
+                        run_by, description)
+                for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id)
+                in zip(attempt_ids, rows, strict=True)]
+
+    def finish_attempts(self, outcomes: list[Outcome], retry_base: float = 5.0, now: datetime | None = None,
+                        finish_runs: bool = True) -> set[int]:
+        """Record finished attempts, retry or settle their tasks, advance their jobs.
+
+        One transaction for the whole batch. Returns the ids of the jobs touched.
+        finish_runs=False leaves finishing the runs of those jobs to the caller
+        (finish_if_settled): the batch server does it in batches.
+        """
+        now = now or _utcnow()
+        jobs: set[int] = set()
+        if not outcomes:
+            return jobs
+        with write():
+            tasks = self._tasks_ending([o.task_id for o in outcomes])
+            close: list[tuple[Any, ...]] = []
+            settle: list[tuple[Any, ...]] = []
+            retry: list[tuple[Any, ...]] = []
+            handback: list[tuple[Any, ...]] = []
+            finished: list[int] = []  # settled tasks that have dependents
+            for o in outcomes:
+                ended = self.d.when(o.ended or now)
+                row = tasks.get(o.task_id)
+                if row is None or row[3] != o.attempt_id or row[2] not in _RUNNING_TASK:
+                    # Taken back meanwhile (its server was declared dead): keep the log only.
+                    close.append((None, ended, o.log, o.attempt_id))
+                    continue
+                tid, job_id, current, _, retries_used, max_retries, job_status, dependents = row
+                jobs.add(job_id)
+                if o.result == "handback":
+                    # Handed back by a stopping server: not a failure, no retry used up.
+                    close.append((_CANCELED, ended, o.log, o.attempt_id))
+                    new = _CANCELED if current == _CANCELLING else _READY
+                    handback.append((new, tid, current))
+                elif current == _CANCELLING or o.result == "canceled":
+                    close.append((_CANCELED, ended, o.log, o.attempt_id))
+                    new = _CANCELED
+                    settle.append((new, tid, current))
+                elif o.result == "ended":
+                    close.append((_FINISHED, ended, o.log, o.attempt_id))
+                    new = _FINISHED
+                    settle.append((new, tid, current))
+                else:
+                    close.append((_ERROR, ended, o.log, o.attempt_id))
+                    if retries_used < max_retries and job_status == _EXECUTING:
+                        delay = retry_delay(retries_used + 1, retry_base)
+                        retry.append((self.d.when(now + timedelta(seconds=delay)) if delay else None, tid, current))
+                        new = _READY
+                    else:
+                        new = _ERROR
+                        settle.append((new, tid, current))
+                if dependents and new in TASK_FINAL:
+                    finished.append(tid)
+            self.d.many_exactly("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, "
+                                "log = log || ? WHERE id = ?", close)
+            self.d.many_exactly("UPDATE batch_task SET status = ?, attempt = NULL WHERE id = ? AND status = ?",
+                                settle)
+            self.d.many_exactly("UPDATE batch_task SET status = ?, server = NULL, attempt = NULL "
+                                "WHERE id = ? AND status = ?", handback)
+            self.d.many_exactly(f"UPDATE batch_task SET status = {_READY}, retries_used = retries_used + 1, "
+                                "not_before = ?, server = NULL, attempt = NULL WHERE id = ? AND status = ?", retry)
+            self.advance_jobs(finished, jobs if finish_runs else (), now)
+        return jobs
+
+    def _tasks_ending(self, task_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        """What finish_attempts needs of each task: its row, its job's status, whether it has dependents."""
+        tasks = {}
+        for ids in chunks(task_ids):
+            for row in self.d.x(self.d.marked(_TASKS_ENDING, len(ids)), ids):
+                tasks[row[0]] = row
+        return tasks
+
+    def canceling_tasks(self, task_ids: Iterable[int]) -> set[int]:
+        """Which of these running tasks an operator has asked to cancel."""
+        out: set[int] = set()
+        for ids in chunks(task_ids):
+            out.update(r[0] for r in self.d.x(
+                f"SELECT id FROM batch_task WHERE id IN ({in_marks(ids)}) AND status = ?", (*ids, _CANCELLING)))
+        return out
+
+    def append_log(self, attempt_id: int, text: str) -> None:
+        """Write log lines of a running attempt so that they show while it runs."""
+        if text:
+            self.d.x("UPDATE task_attempt SET log = log || ? WHERE id = ?", (text, attempt_id))
+
+    def report_progress(self, attempt_id: int, fraction: float, text: str | None = None) -> None:
+        """Progress of a running attempt, as its batch class reports it (0..1)."""
+        self.d.x("UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ?",
+                 (max(0.0, min(1.0, float(fraction))), (str(text)[:200] if text else None), attempt_id))
+
+    # -- conditions and runs ending -----------------------------------------------------------
+
+    def advance_jobs(self, finished_tasks: list[int], jobs: Iterable[int], now: datetime) -> None:
+        """Evaluate the conditions of the dependents of tasks that just settled.
+
+        Dependents whose conditions are met become Ready (Didn't run in a job
+        being canceled); those that can never be met become Didn't run,
+        which settles them in turn. Then every job with nothing left to do
+        has its run finished.
+        """
+        x = self.d.x
+        frontier = list(finished_tasks)
+        while frontier:
+            dependents: set[int] = set()
+            for ids in chunks(frontier):
+                dependents.update(r[0] for r in x(
+                    f"SELECT task_id FROM batch_constraint WHERE parent_id IN ({in_marks(ids)})", ids))
+            frontier = []
+            if not dependents:
+                break
+            waiting: dict[int, tuple[int, int]] = {}
+            for ids in chunks(dependents):
+                waiting.update((r[0], (r[1], r[2])) for r in x(
+                    "SELECT t.id, t.condition_type, j.status FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
+                    f"WHERE t.id IN ({in_marks(ids)}) AND t.status = ?", (*ids, _WAITING)))
+            if not waiting:
+                break
+            pairs: dict[int, list[tuple[int, int]]] = {tid: [] for tid in waiting}
+            for ids in chunks(waiting):
+                for tid, expected, parent_status in x(
+                        "SELECT c.task_id, c.expected, p.status FROM batch_constraint c "
+                        f"JOIN batch_task p ON p.id = c.parent_id WHERE c.task_id IN ({in_marks(ids)})", ids):
+                    pairs[tid].append((expected, parent_status))
+            ready, dead = [], []
+            for tid, (ctype, job_status) in waiting.items():
+                verdict = evaluate_conditions(ctype, pairs[tid])
+                if verdict is False or (verdict is True and job_status != _EXECUTING):
+                    dead.append(tid)
+                elif verdict is True:
+                    ready.append(tid)
+            for target, ids_all in ((_READY, ready), (_NOT_RUN, dead)):
+                for ids in chunks(ids_all):
+                    exactly(x(f"UPDATE batch_task SET status = ? WHERE id IN ({in_marks(ids)}) AND status = ?",
+                              (target, *ids, _WAITING)).rowcount, len(ids))
+            frontier = dead
+        jobs = list(jobs)
+        if jobs:
+            self._finalize(jobs, now)
+
+    def finish_if_settled(self, job_ids: Iterable[int], now: datetime | None = None) -> None:
+        """Finish the runs of these jobs if nothing of them is left to do.
+
+        On PostgreSQL a batch server calls it after each round's commit for the
+        jobs it touched: two servers that settle a job's last tasks at the same
+        moment each see the other's task still running inside their own
+        transaction, so neither finishes the run there; after both commits, at
+        least one of them sees it settled here.
+        """
+        job_ids = list(job_ids)
+        if job_ids:
+            with write():
+                self.advance_jobs([], job_ids, now or _utcnow())
+
+    def finish_settled_runs(self, now: datetime | None = None) -> int:
+        """Finish runs whose tasks are all settled but which are still Executing.
+
+        A safety net, run by every batch server with its heartbeat: whatever
+        left a run so (a crash between two transactions, a race this code did
+        not foresee), the run is finished rather than Executing for ever.
+        """
+        now = now or _utcnow()
+        with write():
+            stuck = [r[0] for r in self.d.x(
+                f"SELECT j.id FROM batch_job j WHERE j.status IN ({sql_in(_END.sources)}) AND NOT EXISTS "
+                f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
+                + self.d.lock("j"))]
+            if stuck:
+                self._finalize(stuck, now)
+        return len(stuck)
+
+    def _finalize(self, job_ids: list[int], now: datetime) -> None:
+        """Finish the runs of those of these jobs whose tasks are all settled.
+
+        One row per job comes back, with what decides the run's outcome (a task
+        in Error without Ignore task failure) and whether anyone subscribed to
+        its alerts; the run's task snapshot is copied in SQL. On PostgreSQL
+        the rows are locked; a job another server is finishing right now is
+        skipped (that server finishes it).
+        """
+        x = self.d.x
+        rows: list[tuple[Any, ...]] = []
+        for ids in chunks(job_ids):
+            # By id only: with a status term SQLite may pick the status index and
+            # scan every Executing job.
+            rows += [r for r in x(
+                "SELECT j.id, j.status, j.current_run, j.recurrence, j.time_zone, j.scheduled_start, "
+                "j.run_count, j.description, EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id "
+                f"AND t.status = {_ERROR} AND NOT t.ignore_failure), "
+                "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id) "
+                f"FROM batch_job j WHERE j.id IN ({in_marks(ids)}) AND NOT EXISTS "
+                f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
+                + self.d.lock("j"), ids,
+            ).fetchall() if _END.allows(r[1])]
+        if not rows:
+            return
+        at = self.d.when(now)
+        subscriptions = self._subscriptions([r[0] for r in rows if r[9]])
+        run_updates: list[tuple[Any, ...]] = []
+        ended: list[tuple[Any, ...]] = []
+        rescheduled: list[tuple[Any, ...]] = []
+        snapshots: list[int] = []
+        alerts: list[dict[str, Any]] = []
+        for job_id, status, run_id, rec, tz_name, scheduled, run_count, description, failed, _ in rows:
+            outcome = run_outcome(status, failed)
+            next_start = _next_start(rec, tz_name, scheduled, outcome, now) if rec else None
+            if next_start is None:
+                ended.append((int(outcome), at, job_id, status))
+            else:
+                rescheduled.append((_WAITING, at, self.d.when(next_start), job_id, status))
+            if run_id is None:
+                continue
+            run_updates.append((int(outcome), at, run_id))
+            snapshots.append(job_id)
+            if job_id in subscriptions:
+                alerts += _alerts(job_id, run_id, run_count, description, outcome, subscriptions[job_id], now)
+        self.d.many_exactly("UPDATE job_run SET status = ?, ended = ? WHERE id = ?", run_updates)
+        for ids in chunks(snapshots):
+            x("INSERT INTO run_task (run_id, task_id, status, retries_used) "
+              "SELECT j.current_run, t.id, t.status, t.retries_used FROM batch_task t "
+              f"JOIN batch_job j ON j.id = t.job_id WHERE t.job_id IN ({in_marks(ids)})", ids)
+        # The start is written only when it moves: each column written is an
+        # index entry rewritten (batch_job has two on scheduled_start).
+        self.d.many_exactly("UPDATE batch_job SET status = ?, modified = ?, version = version + 1 "
+                            "WHERE id = ? AND status = ?", ended)
+        self.d.many_exactly("UPDATE batch_job SET status = ?, modified = ?, scheduled_start = ?, "
+                            "version = version + 1 WHERE id = ? AND status = ?", rescheduled)
+        if alerts:
+            m.Alert.insert_many(alerts).execute()
+
+    def _subscriptions(self, job_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
+        """The alert settings of these jobs: job id -> [(user, ended, error, canceled, popup, email)]."""
+        out: dict[int, list[tuple[Any, ...]]] = {}
+        for ids in chunks(job_ids):
+            for job_id, user, *flags in self.d.x(
+                    'SELECT job_id, "user", ended, error, canceled, popup, email FROM job_alert '
+                    f"WHERE job_id IN ({in_marks(ids)})", ids):
+                out.setdefault(job_id, []).append((user, *(bool(f) for f in flags)))
+        return out
+
+    def take_back(self, server: str, reason: str, retry_base: float = 5.0, now: datetime | None = None) -> int:
+        """Settle the tasks a dead or restarted server left Executing.
+
+        Each one's attempt ends in Error with the reason in its log; the task is
+        retried if it has retries left, else it is in Error (Canceled if it was
+        being canceled). Returns how many tasks were taken back.
+        """
+        now = now or _utcnow()
+        with write():
+            left = self.d.x(f"SELECT id, attempt FROM batch_task WHERE server = ? AND status IN "
+                            f"({sql_in(_RUNNING_TASK)})", (server,)).fetchall()
+            if not left:
+                return 0
+            outcomes = [Outcome(tid, attempt, "error", log=f"{reason}\n", ended=now) for tid, attempt in left]
+            self.finish_attempts(outcomes, retry_base=retry_base, now=now)
+        return len(left)
+
+    # -- the batch servers' own rows -----------------------------------------------------------
+
+    def register(self, name: str, threads: int, groups: list[str], dead_after: float) -> None:
+        """Register (or take back the row of) a batch server named name on this host and pid."""
+        now = _utcnow()
+        host = socket.gethostname()
+        with write():
+            row = m.BatchServer.get_or_none(m.BatchServer.name == name)
+            if row is not None and row.stopped is None and row.heartbeat is not None:
+                fresh = row.heartbeat > now - timedelta(seconds=dead_after)
+                same_host = row.host == host
+                if fresh and not (same_host and not _pid_alive(row.pid)):
+                    raise ServerNameInUse(
+                        f"a batch server named {name!r} is running (host {row.host}, pid "
+                        f"{row.pid}, heartbeat {row.heartbeat:%H:%M:%S} UTC): choose another --name"
+                    )
+            values = {"host": host, "pid": os.getpid(), "threads": threads, "started": now, "heartbeat": now,
+                      "stopped": None}
+            if row is None:
+                m.BatchServer.create(name=name, **values)
+            else:
+                m.BatchServer.update(**values).where(m.BatchServer.name == name).execute()
+            for g in groups:
+                m.BatchGroup.get_or_create(name=g)
+                m.BatchGroupServer.get_or_create(group=g, server=name)
+
+    def beat(self, name: str, threads: int, now: datetime) -> None:
+        m.BatchServer.update(heartbeat=now, stopped=None, threads=threads).where(
+            m.BatchServer.name == name).execute()
+
+    def dead_servers(self, name: str, limit: datetime) -> list[DeadServer]:
+        """Other servers whose last heartbeat is older than limit and that are not marked stopped."""
+        return [DeadServer(s.name, s.heartbeat) for s in m.BatchServer.select().where(
+            (m.BatchServer.stopped.is_null()) & (m.BatchServer.heartbeat < limit) & (m.BatchServer.name != name))
+            if s.heartbeat is not None]
+
+    def declare_dead(self, dead: str, limit: datetime, now: datetime) -> bool:
+        """Mark a server stopped; True for the one server whose compare-and-set won."""
+        with write():
+            return bool(m.BatchServer.update(stopped=now).where(
+                (m.BatchServer.name == dead) & (m.BatchServer.stopped.is_null())
+                & (m.BatchServer.heartbeat < limit)).execute())
+
+    def mark_stopped(self, name: str) -> None:
+        m.BatchServer.update(stopped=_utcnow()).where(m.BatchServer.name == name).execute()
+
+    def has_work(self, name: str, groups: list[str]) -> bool:
+        """Anything for this server to do: a Ready task it serves, a due job, a task it runs."""
+        now = self.d.when(_utcnow())
+        ready = self.d.x(
+            "SELECT 1 FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
+            f"WHERE t.status = {_READY} AND t.batch_group IN ({in_marks(groups)}) AND j.status = {_EXECUTING} "
+            "LIMIT 1", groups).fetchone() if groups else None
+        due = self.d.x(f"SELECT 1 FROM batch_job WHERE status = {_WAITING} AND scheduled_start <= ? LIMIT 1",
+                       (now,)).fetchone()
+        mine = self.d.x(f"SELECT 1 FROM batch_task WHERE server = ? AND status IN ({sql_in(_RUNNING_TASK)}) "
+                        "LIMIT 1", (name,)).fetchone()
+        return bool(ready or due or mine)
+
+    def notify(self) -> None:
+        """Wake the batch servers of other processes (PostgreSQL LISTEN/NOTIFY)."""
+        self.d.notify()
+
+    def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
+        self.d.listen(stop, woken, lost)
+
+    # -- alert e-mail ------------------------------------------------------------------------
+
+    def claim_alert_mails(self, limit: int = 50) -> list[m.Alert]:
+        """Alerts to e-mail that no server has taken yet, each taken by a compare-and-set."""
+        pending = list(m.Alert.select().where((m.Alert.email == True) & (m.Alert.mailed == False))  # noqa: E712
+                       .limit(limit))
+        return [a for a in pending
+                if m.Alert.update(mailed=True).where((m.Alert.id == a.id) & (m.Alert.mailed == False))  # noqa: E712
+                .execute() == 1]
+
+
+def served_groups(server: str) -> list[str]:
+    """The batch groups a server runs: those mapped to it, and the Empty group
+    unless the Empty group is mapped to particular servers."""
+    mapped = [g for (g,) in m.tuples(m.BatchGroupServer.select(m.BatchGroupServer.group)
+                                     .where(m.BatchGroupServer.server == server))]
+    empty_mapped = m.BatchGroupServer.select().where(m.BatchGroupServer.group == "").exists()
+    groups = set(mapped)
+    if not empty_mapped:
+        groups.add("")
+    return sorted(groups)
+
+
+def _params(text: Any) -> dict[str, Any]:
+    return json.loads(text) if text and text != "{}" else {}
+
+
+def _next_start(rec: Any, tz_name: str, scheduled: Any, outcome: BatchStatus, now: datetime) -> datetime | None:
+    """When a recurring job runs next (None: it does not, the job keeps the run's outcome)."""
+    if not rec or outcome == BatchStatus.CANCELED:
+        return None
+    from .. import recurrence
+
+    spec = json.loads(rec) if isinstance(rec, str) else rec
+    start = as_datetime(scheduled)
+    return recurrence.next_occurrence(spec, tz_name, max(now, start) if start else now)
+
+
+def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome: BatchStatus,
+            subscriptions: list[tuple[Any, ...]], now: datetime) -> list[dict[str, Any]]:
+    """The Action-center alerts a run's end raises, one per subscriber of that event."""
+    event = EVENT_OF[outcome]
+    out = []
+    for user, ended, error, canceled, popup, email in subscriptions:
+        if {"ended": ended, "error": error, "canceled": canceled}[event]:
+            out.append({
+                "user": user, "job": job_id, "run": run_id, "event": event,
+                "message": f"Batch job {job_id} '{description}' {outcome.label.lower()} (run {run_count}).",
+                "created": now, "read": False, "popup": popup, "email": email,
+            })
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
