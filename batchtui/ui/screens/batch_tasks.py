@@ -15,35 +15,17 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Tabb
 from ... import models as m
 from ... import validators
 from ...errors import Conflict, UserError
-from ...vocabulary import BatchStatus, ConditionStatus, ConditionType
-from ..format import condition_label, status_label, status_style, wall, yes_no
+from ...vocabulary import ConditionStatus, ConditionType
+from ..format import status_label
 from ..guard import guarded
-from ..progress import attempt_fraction, bar, task_progress
-from ..safe_text import one_line, safe, visible
+from ..safe_text import safe, visible
 from ..validation import Description, MaxRetries, refusal
-from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
+from ..widgets.paged_grid import CallableSource, GridRow, PagedGrid
 from ..widgets.parameters import ParametersForm
 from .base import Breadcrumb, MessageLine
 from .record_form import RecordForm, record_bindings
+from .tasks_source import CONDITION_COLUMNS, TASK_COLUMNS, condition_rows, latest_attempt_log, task_rows
 
-TASK_COLUMNS = [
-    Column("id", "Task ID", 7, align="right"),
-    Column("description", "Description", 13, flex=True),
-    Column("company", "Company", 8),
-    Column("class", "Class name", 10, flex=True),
-    Column("group", "Batch group", 11),
-    Column("status", "Status", 10),
-    Column("progress", "Progress", 11),
-    Column("ignore", "Ignore failure", 14),
-    Column("retries", "Max retries", 11, align="right"),
-    Column("used", "Retries used", 12, align="right"),
-]
-CONDITION_COLUMNS = [
-    Column("parent", "Task ID", 7, align="right"),
-    Column("description", "Description", 20, flex=True),
-    Column("expected", "Expected status", 15),
-    Column("now", "Parent status", 13),
-]
 EXPECTED = [(c.label, c.cli) for c in ConditionStatus]
 EMPTY_GROUP = "(Empty batch group)"
 TABS = ["general", "parameters", "conditions", "log"]
@@ -187,30 +169,10 @@ class BatchTasksScreen(RecordForm):
     # -- rows ---------------------------------------------------------------
 
     def _task_rows(self) -> list[GridRow]:
-        tasks: list[Any] = list(m.BatchTask.select().where(m.BatchTask.job == self.job_id).order_by(m.BatchTask.id))
-        running = task_progress(t.id for t in tasks if t.status == BatchStatus.EXECUTING)
-        rows = []
-        for t in tasks:
-            done = running.get(t.id)
-            if done is None and t.status == BatchStatus.EXECUTING:
-                done = (0.0, None)  # started, nothing reported yet
-            rows.append(GridRow(t.id, [
-                str(t.id), one_line(t.description), one_line(t.company_id), one_line(t.class_name),
-                one_line(t.batch_group) or "", status_label(t.status), bar(done[0]) if done else "",
-                yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
-            ], {5: status_style(t.status), 6: "yellow"}))
-        return rows
+        return task_rows(self.job_id)
 
     def _condition_rows(self) -> list[GridRow]:
-        if self.task_id is None or self._new:
-            return []
-        C: Any = m.BatchConstraint
-        Parent = m.BatchTask.alias()
-        query: Any = (C.select(C.id, C.parent, Parent.description, C.expected, Parent.status)
-                      .join(Parent, on=(C.parent == Parent.id)).where(C.task == self.task_id).order_by(C.id)
-                      .tuples())
-        return [GridRow(cid, [str(parent), one_line(description), condition_label(expected), status_label(status)],
-                        {3: status_style(status)}) for cid, parent, description, expected, status in query]
+        return [] if self.task_id is None or self._new else condition_rows(self.task_id)
 
     @property
     def grid(self) -> PagedGrid:
@@ -325,23 +287,7 @@ class BatchTasksScreen(RecordForm):
 
     def _show_log(self) -> None:
         log = self.query_one("#task-log", Static)
-        if self.task_id is None or self._new:
-            log.update("")
-            return
-        attempt: Any = (m.TaskAttempt.select().where(m.TaskAttempt.task == self.task_id)
-                        .order_by(m.TaskAttempt.id.desc()).first())
-        if attempt is None:
-            log.update("The task has not run yet.")
-            return
-        tz = m.BatchJob.get_by_id(self.job_id).time_zone
-        head = (f"Attempt {attempt.attempt}: {status_label(attempt.status)} on {visible(attempt.server)}, "
-                f"started {wall(attempt.started, tz, '%Y-%m-%d %H:%M:%S')}"
-                + (f", ended {wall(attempt.ended, tz, '%Y-%m-%d %H:%M:%S')}" if attempt.ended else ""))
-        if attempt.ended is None and (attempt.progress is not None or attempt.progress_text):
-            fraction = attempt_fraction(attempt.progress, attempt.ended)
-            head += f"\nProgress: {bar(fraction, 20)}" + (
-                f"  {one_line(attempt.progress_text)}" if attempt.progress_text else "")
-        log.update(safe(head + "\n\n" + (attempt.log or "(no log lines)"), keep_newlines=True))
+        log.update("" if self.task_id is None or self._new else latest_attempt_log(self.task_id, self.job_id))
 
     # -- events -------------------------------------------------------------
 
