@@ -398,13 +398,14 @@ async def test_escape_on_changed_record_asks_first(ui_db):
         assert ids
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
 @sync
-async def test_stale_save_changed_by_another_user(ui_db):
+async def test_stale_save_changed_by_another_user(ui_db, size):
     """A save made from an older read is refused; the input is kept; the form offers to re-read,
     and F5 on the changed form re-reads it too (after asking)."""
     seed_data()
     app = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause()
         screen = app.screen
         job_id = screen.job_id
@@ -507,6 +508,251 @@ async def test_stale_form_after_a_recurring_run_is_refused_and_runs_nothing_extr
         assert screen.query_one("#job-description").value == "Every minute"
     assert app._exception is None
     assert m.JobRun.select().where(m.JobRun.job == job.id).count() == 1
+
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+@sync
+async def test_task_save_refused_when_the_task_changed_meanwhile_offers_to_re_read(ui_db, size):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen", timeout=5)
+        tasks = app.screen
+        assert tasks.task_id == ids["t1"]
+        await pilot.press("enter", "end", *" (mine)")
+        other = m.BatchTask.get_by_id(ids["t1"])
+        jobs.update_task(ids["t1"], actor=Actor.current(USER), version=other.version, description="Theirs")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        dialog = app.screen
+        assert getattr(dialog, "dialog_title", "") == "Changed since you opened it"
+        assert f"Task {ids['t1']} was changed since you opened it" in message(dialog, ".dialog-message")
+        assert m.BatchTask.get_by_id(ids["t1"]).description == "Theirs"
+        await pilot.press("escape")  # keep editing: the input stays, the message says how to re-read
+        await pilot.pause()
+        assert app.screen is tasks and tasks.query_one("#task-description").value == "Post invoices (mine)"
+        assert "F5" in message(tasks, "#task-message")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("enter")  # Re-read (the default)
+        await pilot.pause()
+        assert app.screen is tasks and not tasks.is_dirty()
+        assert tasks.query_one("#task-description").value == "Theirs"
+
+
+@sync
+async def test_clean_forms_re_read_their_record_when_it_changes(ui_db):
+    """Nothing typed: the job form and the task form show what another user saved, by themselves."""
+    ids = seed_data()
+    app = make_app(poll_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        assert await wait_for(pilot, lambda: screen.job_id == ids["close"], timeout=5)
+        job = m.BatchJob.get_by_id(ids["close"])
+        jobs.update_job(job.id, actor=Actor.current(USER), version=job.version, description="Renamed elsewhere",
+                        scheduled_start="2026-12-24T08:00:00")
+        assert await wait_for(pilot, lambda: screen.query_one("#job-description").value == "Renamed elsewhere",
+                              timeout=5)
+        assert screen.query_one("#job-start").value == "2026-12-24 08:00" and not screen.is_dirty()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen", timeout=5)
+        tasks = app.screen
+        task = m.BatchTask.get_by_id(tasks.task_id)
+        jobs.update_task(task.id, actor=Actor.current(USER), version=task.version, description="Renamed task")
+        assert await wait_for(pilot, lambda: tasks.query_one("#task-description").value == "Renamed task",
+                              timeout=5)
+        assert not tasks.is_dirty()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+@sync
+async def test_groups_form_asks_before_changes_are_lost_and_before_a_delete(ui_db, size):
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.open_screen("groups")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("ctrl+n", *"NIGHT", "escape")
+        await pilot.pause()
+        assert app.screen.dialog_title == "Unsaved changes"
+        assert "The new batch group has changes that are not saved." in message(app.screen, ".dialog-message")
+        await pilot.press("escape")  # keep editing
+        await pilot.pause()
+        assert app.screen is screen and screen.query_one("#group-name").value == "NIGHT"
+        await pilot.press("escape")
+        await pilot.pause()
+        app.screen.query_one("#answer-save").press()
+        await pilot.pause()
+        assert m.BatchGroup.get_or_none(m.BatchGroup.name == "NIGHT") is not None
+        assert "Saved batch group NIGHT." in message(screen, "#group-message")
+        # A changed description and a move in the grid: asked first; Discard moves on.
+        await pilot.press("tab", "end", *" runs")
+        assert screen.is_dirty()
+        screen.grid.focus()
+        await pilot.press("up")
+        await pilot.pause()
+        assert app.screen.dialog_title == "Unsaved changes"
+        app.screen.query_one("#answer-discard").press()
+        await pilot.pause()
+        assert not screen.is_dirty() and screen.group != "NIGHT"
+        # Delete asks; Cancel is the default.
+        screen.grid.move_to_key("NIGHT")
+        await pilot.pause()
+        await pilot.press("alt+f9")
+        await pilot.pause()
+        assert app.screen.dialog_title == "Delete" and app.screen.default == "cancel"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert m.BatchGroup.get_or_none(m.BatchGroup.name == "NIGHT") is not None
+        await pilot.press("ctrl+delete")
+        await pilot.pause()
+        app.screen.query_one("#answer-delete").press()
+        await pilot.pause()
+        assert m.BatchGroup.get_or_none(m.BatchGroup.name == "NIGHT") is None
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+@sync
+async def test_fields_are_checked_as_typed_by_the_shared_validators(ui_db, size):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        start = screen.query_one("#job-start")
+        while app.focused is not start:
+            await pilot.press("tab")
+        await pilot.press("end", *" tomorrow")
+        await pilot.pause()
+        assert message(screen, "#job-message").startswith("Scheduled start: ")
+        assert "is not a date and time (YYYY-MM-DD HH:MM)" in message(screen, "#job-message")
+        assert start.has_class("-invalid")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Scheduled start" in message(screen, "#job-message")
+        assert m.BatchJob.get_by_id(screen.job_id).description != ""  # nothing saved
+        for _ in " tomorrow":
+            await pilot.press("backspace")
+        await pilot.pause()
+        assert message(screen, "#job-message") == "" and not start.has_class("-invalid")
+        # The task form: Maximum retries, 0 to 5 (the job file's rule).
+        screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.pause()
+        await pilot.press("escape")  # the start is unchanged again: nothing to ask
+        await pilot.pause()
+        screen.query_one("#jobs-grid", PagedGrid).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen", timeout=5)
+        tasks = app.screen
+        retries = tasks.query_one("#task-retries")
+        while app.focused is not retries:
+            await pilot.press("tab")
+        await pilot.press("backspace", "backspace", "9")
+        await pilot.pause()
+        assert message(tasks, "#task-message") == "Maximum retries: enter a whole number from 0 to 5, not 9"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Maximum retries" in message(tasks, "#task-message")
+        assert m.BatchTask.get_by_id(ids["t1"]).max_retries == 2
+
+
+@sync
+async def test_dialogs_check_their_fields_with_the_shared_validators(ui_db):
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#jobs-grid", PagedGrid).move_to_key(ids["close"])
+        await pilot.pause()
+        await pilot.press("c")  # Copy: the description is required
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#copy-description").value = "Pasted\x1b[31m"  # a control character, as if pasted
+        await pilot.pause()
+        assert message(dialog, "#copy-error") == \
+            "Job description: must be one line of text without control characters"
+        dialog.query_one("#copy-description").value = ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert message(dialog, "#copy-error") == "Job description: a description must not be empty"
+        await pilot.press("escape")
+        await pilot.pause()
+        app.action_cleanup()  # Clean-up: whole days, 0 or more
+        await pilot.pause()
+        dialog = app.screen
+        await pilot.press("backspace", "backspace", *"-3", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert "Older than (days): enter a whole number of 0 or more, not -3" in message(dialog,
+                                                                                        "#cleanup-error-line")
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("r")  # Recurrence: the day of the month, 1 to 31
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#rec-mode").value = "day"
+        day = dialog.query_one("#rec-day")
+        day.focus()
+        await pilot.press("end", "backspace", "backspace", *"32")
+        await pilot.pause()
+        assert message(dialog, "#rec-error") == "Day: enter a whole number from 1 to 31, not 32"
+        assert day.has_class("-invalid")
+
+
+@sync
+async def test_help_shows_a_remapped_key_as_the_user_set_it(ui_db):
+    from textual.binding import Binding
+
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.set_keymap({"jobs.recurrence": "ctrl+r"})
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RecurrenceDialog"
+        await pilot.press("escape", "f1")
+        await pilot.pause()
+        shown = app.get_key_display(Binding("ctrl+r", ""))
+        assert (shown, "Recurrence") in app.screen.rows, app.screen.rows
+
+
+@sync
+async def test_a_database_error_in_a_worker_read_is_reported_and_the_console_goes_on(ui_db):
+    import peewee
+
+    from batchtui.ui.widgets.paged_grid import CallableSource
+
+    seed_data()
+    app = make_app(poll_interval=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        notes: list[str] = []
+        app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+        await pilot.press("enter")
+        await pilot.pause()
+        grid = app.screen.query_one("#tasks-grid", PagedGrid)
+        rows = grid_rows(grid)
+
+        def broken():
+            raise peewee.IntegrityError("CHECK constraint failed: boom")
+
+        grid.source = CallableSource(broken)
+        grid.reload_in_background()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("Database error: CHECK constraint failed: boom" in n for n in notes), notes
+        assert grid_rows(grid) == rows and app.is_running  # the grid keeps what it showed
+    assert app._exception is None
 
 
 @sync

@@ -22,6 +22,7 @@ class HelpDialog(ModalScreen[None]):
     def __init__(self, screen: Screen[Any]) -> None:
         super().__init__()
         self.for_screen = screen
+        self.rows: list[tuple[str, str]] = []  # (keys as shown, what they do)
 
     def compose(self) -> ComposeResult:
         screen = self.for_screen
@@ -48,6 +49,7 @@ class HelpDialog(ModalScreen[None]):
             rows.append(extra)
         rows.append(("Tab / Shift+Tab", "Next / previous field"))
         rows.append(("Ctrl+P", "Command palette: every action by name"))
+        self.rows = rows
         for key, text in rows:
             table.add_row(key, text)
         with Vertical(classes="dialog help-dialog"):

@@ -113,6 +113,10 @@ class BaseScreen(Screen[Any]):
         if found:
             found.first().show(text, severity)
 
+    def message_text(self) -> str:
+        found = self.query(MessageLine)
+        return found.first().text if found else ""
+
     def jobs_changed(self) -> None:
         """The database changed: re-read what the form shows (forms that show live data)."""
 

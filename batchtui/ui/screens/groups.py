@@ -181,6 +181,7 @@ class BatchGroupsScreen(RecordForm):
         self.app.pop_screen()
 
     def _discarded(self) -> None:
-        self.load_record(self.grid.cursor_key)
-        self.show_message("Changes discarded.", "note")
+        if self._loaded is None:  # discarded (a save has read the record again)
+            self.load_record(self.grid.cursor_key)
+            self.show_message("Changes discarded.", "note")
         self.grid.focus()

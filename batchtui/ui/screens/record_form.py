@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual import on
 from textual.binding import Binding
+from textual.widgets import Input
 
 from ...errors import Conflict
+from ..validation import live_failure
 from .base import BaseScreen
 
 
@@ -41,6 +44,7 @@ class RecordForm(BaseScreen):
         super().__init__()
         self._new = False  # the form holds a record not saved yet
         self._loaded: Any = None  # the form's values as read; None: no record in the form
+        self._typing_refused: str | None = None  # what the message line says of what is typed
 
     # -- what a subclass provides ------------------------------------------------
 
@@ -74,6 +78,18 @@ class RecordForm(BaseScreen):
         if self._new:
             return True
         return self._loaded is not None and self.form_values() != self._loaded
+
+    @on(Input.Changed)
+    def _checked_as_typed(self, event: Input.Changed) -> None:
+        """What is typed in a field its validators refuse is said at once, on the message line."""
+        failure = live_failure(event)
+        if failure is not None:
+            self._typing_refused = failure
+            self.show_message(failure)
+        elif event.validation_result is not None and self._typing_refused is not None:
+            if self.message_text() == self._typing_refused:  # not a later message (a save's refusal)
+                self.show_message(None)
+            self._typing_refused = None
 
     # -- asking --------------------------------------------------------------------
 
