@@ -13,8 +13,10 @@ import pytest
 from batchtui import jobs
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.demo import guide
 from batchtui.demo.guide import STEPS, GuideSession
+from batchtui.engine.store import EngineStore, Outcome
 from batchtui.timeutil import utcnow
 from batchtui.vocabulary import BatchStatus
 
@@ -42,7 +44,7 @@ def run_once(job_id, result="ended"):
 
 
 def step_done(session: GuideSession) -> list[int]:
-    return [s.number for s, ok in zip(STEPS, session.evaluate().done) if ok]
+    return [s.number for s, ok in zip(STEPS, session.evaluate().done, strict=True) if ok]
 
 
 def test_steps_follow_the_procedure():
@@ -223,8 +225,6 @@ def test_a_step_done_out_of_order_is_ticked_but_not_current(database):
 textual = pytest.importorskip("textual")
 
 from batchtui import db  # noqa: E402
-from batchtui.actor import Actor
-from batchtui.engine.store import EngineStore, Outcome
 from batchtui.ui.app import BatchTuiApp  # noqa: E402
 
 
