@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -140,7 +141,7 @@ def pg_admin_url():
         pytest.skip("PostgreSQL's initdb/pg_ctl not found and BATCHTUI_TEST_PG_URL not set")
     try:
         url = server.start()
-    except Exception as exc:
+    except (OSError, LookupError, subprocess.SubprocessError) as exc:  # no postgres user, initdb/pg_ctl failed
         pytest.skip(f"could not start PostgreSQL: {exc}")
     yield url
     server.stop()

@@ -59,7 +59,7 @@ def test_two_operators_saving_at_the_same_moment_exactly_one_wins(database):
         results: dict[str, object] = {}
         barrier = threading.Barrier(2)
 
-        def save(who):
+        def save(who, barrier=barrier, v=v, round_no=round_no, results=results):
             barrier.wait()
             try:
                 with m.database.connection_context():
@@ -293,7 +293,8 @@ def test_a_sample_of_bad_input_as_real_processes(fuzz_db, db_url):
         (["job", "import", "-"], b'[{"description": "ok", "tasks": []}, {"description": 3}]'),
         (["job", "status", "1", "running"], None), (["job", "export", "abc"], None),
         (["job", "cancel", "999999"], None), (["job", "delete", "4"], None),  # job 4 is other's
-        (["cleanup", "--older-than", "nan"], None), (["recurrence", "preview", "-"], b'{"pattern": "minutes", "every": 0}'),
+        (["cleanup", "--older-than", "nan"], None),
+        (["recurrence", "preview", "-"], b'{"pattern": "minutes", "every": 0}'),
         (["server", "--threads", "0"], None), (["job", "copy", "1", "--start", "not-a-time"], None),
         (["group", "delete", ""], None), (["frobnicate"], None),
     ]

@@ -611,7 +611,7 @@ def test_group_add_list_delete(env, capsys):
     code, out, _ = run(capsys, "group", "add", "Nightly", "--servers", "AOS3")
     assert code == 0 and "updated" in out
     code, out, _ = run(capsys, "group", "list")
-    line = next(l for l in out.splitlines() if l.startswith("Nightly"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("Nightly"))
     assert "Night work" in line and "AOS3" in line and "AOS1" not in line
 
     job_id = import_job(capsys, env, {"description": "J", "tasks": [_task(batch_group="Nightly")]})["jobs"][0]["id"]

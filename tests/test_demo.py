@@ -253,8 +253,8 @@ def _job_with(tasks, description="demo classes"):
     job = jobs.create_job(actor=Actor.current(USER), description=description, company="USMF", status="withhold")
     ids = {}
     for key, class_name, params, retries in tasks:
-        ids[key] = jobs.add_task(job.id, actor=Actor.current(USER), description=key, class_name=class_name, params=params,
-                                 max_retries=retries, key=key).id
+        ids[key] = jobs.add_task(job.id, actor=Actor.current(USER), description=key, class_name=class_name,
+                                 params=params, max_retries=retries, key=key).id
     st.set_job_status(job.id, S.WAITING, Actor.current(USER))
     return job.id, ids
 

@@ -126,7 +126,7 @@ def test_server_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twice
 
     try:
         moments = []
-        for rep in range(24):
+        for _ in range(24):
             activate_next()
             procs.start("K1", threads=4, poll=0.05)
             moment = rng.uniform(0.05, 1.5)
@@ -208,8 +208,8 @@ def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_databas
             for args in (["job", "list", "--json"], ["servers"], ["job", "import", "-"]):
                 stdin = None
                 if args[-1] == "-":
-                    stdin = json.dumps({"description": "cli load", "status": "waiting",
-                                        "tasks": [{"description": f"k{i}", "class": "Noop"} for i in range(20)]}).encode()
+                    tasks = [{"description": f"k{i}", "class": "Noop"} for i in range(20)]
+                    stdin = json.dumps({"description": "cli load", "status": "waiting", "tasks": tasks}).encode()
                 p = run_cli(args, db_url, stdin=stdin)
                 cli_results.append((args, p.returncode, p.stderr.decode(errors="replace")))
         typist.join()
@@ -217,7 +217,7 @@ def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_databas
         console.type(b"\x11")  # Ctrl+Q
         assert console.wait(60) == 0, console.output()[-3000:]
         console_output = console.output()
-        for out, proc in operators:
+        for _out, proc in operators:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err.decode(errors="replace")
         ops = [r for out, _ in operators for r in json.loads(out.read_text())]
@@ -295,7 +295,7 @@ def own_pg(tmp_path):
         pytest.skip("PostgreSQL's initdb/pg_ctl not found")
     try:
         admin = server.start()
-    except Exception as exc:
+    except (OSError, LookupError, subprocess.SubprocessError) as exc:  # no postgres user, initdb/pg_ctl failed
         pytest.skip(f"could not start PostgreSQL: {exc}")
     yield server, admin
     server.stop()

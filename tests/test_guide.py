@@ -13,8 +13,10 @@ import pytest
 from batchtui import jobs
 from batchtui import models as m
 from batchtui import status as st
+from batchtui.actor import Actor
 from batchtui.demo import guide
 from batchtui.demo.guide import STEPS, GuideSession
+from batchtui.engine.store import EngineStore, Outcome
 from batchtui.timeutil import utcnow
 from batchtui.vocabulary import BatchStatus
 
@@ -223,8 +225,6 @@ def test_a_step_done_out_of_order_is_ticked_but_not_current(database):
 textual = pytest.importorskip("textual")
 
 from batchtui import db  # noqa: E402
-from batchtui.actor import Actor  # noqa: E402
-from batchtui.engine.store import EngineStore, Outcome  # noqa: E402
 from batchtui.ui.app import BatchTuiApp  # noqa: E402
 
 

@@ -228,7 +228,8 @@ def test_update_task_checks_version_and_validates(svc):
     # Changing the class checks the kept parameters against the new class.
     with pytest.raises(UserError, match="field params.seconds"):
         jobs.update_task(task.id, actor=Actor.current("ops"), version=2, class_name="Noop")
-    assert jobs.update_task(task.id, actor=Actor.current("ops"), version=2, class_name="Noop", params={}).class_name == "Noop"
+    saved = jobs.update_task(task.id, actor=Actor.current("ops"), version=2, class_name="Noop", params={})
+    assert saved.class_name == "Noop"
     with pytest.raises(UserError, match="field max_retries"):
         jobs.update_task(task.id, actor=Actor.current("ops"), version=3, max_retries=9)
     with pytest.raises(UserError, match="unknown field"):
@@ -252,7 +253,8 @@ def test_delete_task_takes_its_conditions(svc):
 def test_conditions_same_job_not_itself_no_cycle_no_duplicate(svc):
     job = new_job()
     a, b, c = (jobs.add_task(job.id, actor=Actor.current("ops"), description=k, class_name="Noop") for k in "abc")
-    other = jobs.add_task(new_job(description="Other").id, actor=Actor.current("ops"), description="x", class_name="Noop")
+    other = jobs.add_task(new_job(description="Other").id, actor=Actor.current("ops"), description="x",
+                          class_name="Noop")
     row = jobs.add_condition(b.id, actor=Actor.current("ops"), parent_id=a.id, expected="ended_or_error")
     assert row.expected == ConditionStatus.ENDED_OR_ERROR
     jobs.add_condition(c.id, actor=Actor.current("ops"), parent_id=b.id)
@@ -321,7 +323,8 @@ def test_copy_job_brings_everything_and_starts_withhold(svc):
 
 def test_export_reports_last_run_and_retries(svc):
     (created,) = jobs.import_jobs({"description": "J", "time_zone": "UTC",
-                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]}, actor=Actor.current("ops"))
+                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]},
+                                  actor=Actor.current("ops"))
     job_id, task_id = created["id"], created["tasks"]["a"]
     t0 = datetime(2026, 3, 1, 12, 0, 0, 4000)
     run = m.JobRun.create(job=job_id, run_no=1, scheduled=t0.replace(microsecond=0), started=t0,
@@ -349,7 +352,8 @@ def test_export_reports_last_run_and_retries(svc):
 
 def test_history_newest_first_and_task_without_attempts(svc):
     (created,) = jobs.import_jobs({"description": "J", "time_zone": "UTC",
-                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]}, actor=Actor.current("ops"))
+                                   "tasks": [{"key": "a", "description": "A", "class": "Noop"}]},
+                                  actor=Actor.current("ops"))
     job_id, task_id = created["id"], created["tasks"]["a"]
     now = utcnow()
     for n in (1, 2):

@@ -137,7 +137,7 @@ def test_a_recurring_job_seen_by_several_servers_runs_once_per_occurrence(server
         servers.start(name)
     st.set_job_status(job_id, S.WAITING, Actor.current("ops"))  # its start has passed: one made-up run
     for occurrence in range(1, 5):
-        wait_for(lambda: m.BatchJob.get_by_id(job_id).run_count == occurrence
+        wait_for(lambda occurrence=occurrence: m.BatchJob.get_by_id(job_id).run_count == occurrence
                  and job_status(job_id) == S.WAITING, timeout=30)
         # Bring the next occurrence close: every server knows it before it is due.
         m.BatchJob.update(scheduled_start=utcnow() + timedelta(seconds=0.5)).where(

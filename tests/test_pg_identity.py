@@ -24,7 +24,8 @@ from .pgserver import create_database
 
 SUFFIX = secrets.token_hex(3)
 ALICE, BOB, BOSS, SRV = (f"{name}_{SUFFIX}" for name in ("alice", "bob", "boss", "srv"))
-JOB_FILE = json.dumps({"description": "Month-end close", "tasks": [{"key": "close", "description": "Close", "class": "Noop"}]}).encode()
+JOB_FILE = json.dumps({"description": "Month-end close",
+                       "tasks": [{"key": "close", "description": "Close", "class": "Noop"}]}).encode()
 
 
 def _role_url(admin_url: str, role: str) -> str:
@@ -183,7 +184,8 @@ def test_a_shell_task_runs_as_the_postgresql_role_that_created_the_job(pg_admin_
             conn.execute(f'CREATE ROLE "{name}" LOGIN')
             conn.execute(f'GRANT batchtui_operator TO "{name}"')
         job = json.dumps({"description": "who am I", "status": "waiting",
-                          "tasks": [{"key": "who", "description": "Who", "class": "ShellCommand", "params": {"command": "id -un"}}]})
+                          "tasks": [{"key": "who", "description": "Who", "class": "ShellCommand",
+                                     "params": {"command": "id -un"}}]})
         proc = as_role(shared_db, name, ["job", "import", "-", "--json"], stdin=job.encode())
         assert proc.returncode == 0, proc.stderr
         job_id = json.loads(proc.stdout)["jobs"][0]["id"]

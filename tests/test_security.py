@@ -97,7 +97,7 @@ def _serve_as(account, env, args, folder):
             rc = cli.main(["server", *args])
             with open(err_path, "w") as f:
                 f.write(buf.getvalue())
-        except BaseException:
+        except BaseException:  # noqa: BLE001  (forked child: record any failure, SystemExit too, before os._exit)
             with open(err_path, "a") as f:
                 f.write(traceback.format_exc())
         finally:
