@@ -97,9 +97,11 @@ def test_console_sigkilled_at_random_moments_loses_nothing_and_runs_nothing_twic
                 moment = rng.uniform(0.05, 0.8)
                 time.sleep(moment)
             else:
-                assert poll(lambda: registered(console.pid), 30), console.output()[-3000:]
+                pid = console.pid
+                assert poll(lambda pid=pid: registered(pid), 30), console.output()[-3000:]
                 # The restarted console took back at once what the killed one left running.
-                assert poll(lambda: left_open(started_at) == 0, 10), "the dead console's attempts were not taken back"
+                assert poll(lambda at=started_at: left_open(at) == 0, 10), \
+                    "the dead console's attempts were not taken back"
                 moment = rng.uniform(0.0, 2.0)
                 if rng.random() < 0.5:  # an operator adds a job meanwhile (Ctrl+N, text, Ctrl+S)
                     typed += 1
@@ -486,7 +488,7 @@ def pausable_pg():
         pytest.skip("PostgreSQL's initdb/pg_ctl not found")
     try:
         admin = server.start()
-    except Exception as exc:
+    except (OSError, LookupError, subprocess.SubprocessError) as exc:  # no postgres user, initdb/pg_ctl failed
         pytest.skip(f"could not start PostgreSQL: {exc}")
     yield server, admin
     server.stop()
