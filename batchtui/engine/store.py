@@ -87,7 +87,7 @@ _CLAIM = (
     # job being canceled is never claimed (the cancel makes it Didn't run).
     f"WHERE t.status = {_READY} AND (t.not_before IS NULL OR t.not_before <= ?) "
     "AND t.batch_group IN ({in}) "
-    f"AND j.status = {_EXECUTING} "
+    f"AND +j.status = {_EXECUTING} "  # "+": by the claim index, the job by its key
     "ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
 
 _TASKS_ENDING = (
