@@ -1,5 +1,6 @@
-"""Runs written into a job's history after the fact: the demo's weeks of history,
-and anything else that brings runs from elsewhere.
+"""The batch job history: reading a job's runs, cleaning up old ones, and runs
+written after the fact (the demo's weeks of history, anything else that
+brings runs from elsewhere).
 
 The statuses are checked like every other status write: the rules decide
 each run's outcome, and the job is changed by a compare-and-set on the
@@ -9,17 +10,20 @@ status it was read in.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from . import events
+from . import events, jobfile
 from . import models as m
+from .actor import Actor
 from .db import write
-from .errors import Refused
+from .errors import NotAllowed, Refused
+from .jobfile import FieldError, q
+from .jobs import run_dict
 from .rules import JOB_MOVES, job_outcome
-from .status import get_job
-from .timeutil import utcnow
-from .vocabulary import EVENT_OF, JOB_FINAL, TASK_FINAL, BatchStatus
+from .status import get_job, task_status_for_run
+from .timeutil import iso, utcnow
+from .vocabulary import EVENT_OF, JOB_FINAL, RUNNING_JOB, TASK_FINAL, BatchStatus
 
 RECORD = JOB_MOVES["record_history"]
 
@@ -176,3 +180,101 @@ def _settle_job(job: m.BatchJob, current: int, runs: list[dict[str, Any]], outco
 def _past_chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
+
+
+# -- reading and cleaning up ---------------------------------------------------------
+
+
+def job_history(job_id) -> list[dict]:
+    """The job's runs, newest first, each with its tasks and every attempt with its log."""
+    job = get_job(job_id)
+    tz = job.time_zone
+    tasks = list(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
+                                    m.BatchTask.retries_used)
+                 .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
+    runs = list(m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()))
+    attempts: dict[tuple[int, int], list[m.TaskAttempt]] = {}
+    if runs:
+        for a in (m.TaskAttempt.select().where(m.TaskAttempt.run << [r.id for r in runs])
+                  .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id)):
+            attempts.setdefault((a.run_id, a.task_id), []).append(a)
+    out = []
+    for run in runs:
+        statuses = task_status_for_run(run)
+        retries = {}
+        if run.ended is not None:
+            retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
+        row = run_dict(run, tz)
+        assert row is not None  # a run, so a row
+        row["tasks"] = []
+        for t in tasks:
+            if t.id not in statuses:
+                continue  # added after this run
+            row["tasks"].append({
+                "id": t.id, "key": t.key, "description": t.description,
+                "status": BatchStatus(statuses[t.id]).cli,
+                "retries_used": retries.get(t.id, t.retries_used) if run.ended is not None else t.retries_used,
+                "attempts": [
+                    {"attempt": a.attempt, "status": BatchStatus(a.status).cli, "started": iso(a.started, tz),
+                     "ended": iso(a.ended, tz), "server": a.server, "log": a.log or ""}
+                    for a in attempts.get((run.id, t.id), [])
+                ],
+            })
+        out.append(row)
+    return out
+
+
+def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, actor: Actor | None = None) -> int:
+    """Batch job history clean-up: delete runs that ended more than `older_than_days` ago.
+
+    Filters: the run's final status (ended, error, canceled), the job's
+    company, the job's creator. With `actor` (the command line and the console
+    pass it), a user who is not a batch job manager cleans up their own jobs only.
+    Returns how many runs were deleted (their attempts and logs go with them).
+    """
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float)) \
+            or older_than_days != older_than_days or older_than_days < 0:
+        raise FieldError(f"{older_than_days!r} is not a number of days (0 or more)", field="older_than")
+    final = {s.cli: s for s in JOB_FINAL}
+    codes = None
+    if statuses:
+        codes = []
+        for s in statuses:
+            if isinstance(s, BatchStatus):
+                s = s.cli
+            if s not in final:
+                raise FieldError(f"{q(s)} is not the status of a run that is over "
+                                 f"(one of {', '.join(sorted(final))})", field="status")
+            codes.append(int(final[s]))
+    if actor is not None and not actor.is_manager:
+        if user is not None and user != actor.user:
+            raise NotAllowed(f"user {actor.user!r} may clean up the history of their own jobs only "
+                             "(a batch job manager may clean up anyone's)")
+        user = actor.user
+    cutoff = utcnow() - timedelta(days=min(float(older_than_days), 100_000.0))
+    with write():
+        if company is not None:
+            company = jobfile.check_company_id(company, field="company")
+            if m.Company.get_or_none(m.Company.id == company) is None:
+                raise FieldError(f"unknown company {q(company)}", field="company")
+        jobs = m.BatchJob.select(m.BatchJob.id)
+        if company is not None:
+            jobs = jobs.where(m.BatchJob.company == company)
+        if user is not None:
+            jobs = jobs.where(m.BatchJob.created_by == user)
+        query = m.JobRun.select(m.JobRun.id).where(
+            m.JobRun.ended.is_null(False) & (m.JobRun.ended < cutoff) & (m.JobRun.job << jobs))
+        if codes is not None:
+            query = query.where(m.JobRun.status << codes)
+        ids = [r.id for r in query]
+        # Runs still current for a job (a run is over but the job points at it) are
+        # history all the same: only the pointer goes.
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            m.Alert.update(run=None).where(m.Alert.run << part).execute()
+            m.RunTask.delete().where(m.RunTask.run << part).execute()
+            m.TaskAttempt.delete().where(m.TaskAttempt.run << part).execute()
+            m.BatchJob.update(current_run=None).where(
+                (m.BatchJob.current_run << part) & ~(m.BatchJob.status << list(RUNNING_JOB))).execute()
+            m.JobRun.delete().where(m.JobRun.id << part).execute()
+    return len(ids)

@@ -13,7 +13,7 @@ Statuses are only ever set through `status`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from . import events, jobfile
@@ -21,18 +21,18 @@ from . import models as m
 from . import status as st
 from .actor import Actor
 from .db import write
-from .errors import Conflict, NotAllowed, NotFound, Refused, UserError
+from .errors import Conflict, NotFound, Refused, UserError
 from .jobfile import FieldError, q
 from .rules import JOB_MOVES, initial_job_status
 from .timeutil import iso, local, machine_zone, utcnow
-from .vocabulary import JOB_FINAL, RUNNING_JOB, BatchStatus, ConditionStatus, ConditionType, Priority
+from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 EDIT = JOB_MOVES["edit"]
 
 __all__ = [
     "create_job", "update_job", "set_job", "set_recurrence", "set_alert", "add_task", "update_task",
     "delete_task", "add_condition", "delete_condition", "import_jobs", "export_job", "copy_job",
-    "job_history", "list_jobs", "cleanup_history", "task_key_for", "iso_scheduled",
+    "list_jobs", "task_key_for", "iso_scheduled", "run_dict",
 ]
 
 
@@ -514,7 +514,7 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
     return created
 
 
-def _run_dict(run: m.JobRun | None, tz: str) -> dict | None:
+def run_dict(run: m.JobRun | None, tz: str) -> dict | None:
     if run is None:
         return None
     return {"run": run.run_no, "status": BatchStatus(run.status).cli, "scheduled": iso_scheduled(run.scheduled, tz),
@@ -552,7 +552,7 @@ def export_job(job_id) -> dict:
         "created_by": job.created_by,
         "run_by": job.run_by,
         "version": job.version,
-        "last_run": _run_dict(last, tz),
+        "last_run": run_dict(last, tz),
         "tasks": [
             {
                 "id": t.id,
@@ -620,45 +620,6 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
 # -- history and lists -------------------------------------------------------------
 
 
-def job_history(job_id) -> list[dict]:
-    """The job's runs, newest first, each with its tasks and every attempt with its log."""
-    job = st.get_job(job_id)
-    tz = job.time_zone
-    tasks = list(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
-                                    m.BatchTask.retries_used)
-                 .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
-    runs = list(m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()))
-    attempts: dict[tuple[int, int], list[m.TaskAttempt]] = {}
-    if runs:
-        for a in (m.TaskAttempt.select().where(m.TaskAttempt.run << [r.id for r in runs])
-                  .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id)):
-            attempts.setdefault((a.run_id, a.task_id), []).append(a)
-    out = []
-    for run in runs:
-        statuses = st.task_status_for_run(run)
-        retries = {}
-        if run.ended is not None:
-            retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
-        row = _run_dict(run, tz)
-        assert row is not None  # a run, so a row
-        row["tasks"] = []
-        for t in tasks:
-            if t.id not in statuses:
-                continue  # added after this run
-            row["tasks"].append({
-                "id": t.id, "key": t.key, "description": t.description,
-                "status": BatchStatus(statuses[t.id]).cli,
-                "retries_used": retries.get(t.id, t.retries_used) if run.ended is not None else t.retries_used,
-                "attempts": [
-                    {"attempt": a.attempt, "status": BatchStatus(a.status).cli, "started": iso(a.started, tz),
-                     "ended": iso(a.ended, tz), "server": a.server, "log": a.log or ""}
-                    for a in attempts.get((run.id, t.id), [])
-                ],
-            })
-        out.append(row)
-    return out
-
-
 def list_jobs(status=None) -> list[dict]:
     """`job list --json`: id, status, scheduled_start, description, company, created_by; by job ID."""
     query = m.BatchJob.select(m.BatchJob.id, m.BatchJob.status, m.BatchJob.scheduled_start,
@@ -678,119 +639,3 @@ def list_jobs(status=None) -> list[dict]:
          "description": j.description, "company": j.company_id, "created_by": j.created_by}
         for j in query
     ]
-
-
-def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, actor: Actor | None = None) -> int:
-    """Batch job history clean-up: delete runs that ended more than `older_than_days` ago.
-
-    Filters: the run's final status (ended, error, canceled), the job's
-    company, the job's creator. With `actor` (the command line and the console
-    pass it), a user who is not a batch job manager cleans up their own jobs only.
-    Returns how many runs were deleted (their attempts and logs go with them).
-    """
-    if isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float)) \
-            or older_than_days != older_than_days or older_than_days < 0:
-        raise FieldError(f"{older_than_days!r} is not a number of days (0 or more)", field="older_than")
-    final = {s.cli: s for s in JOB_FINAL}
-    codes = None
-    if statuses:
-        codes = []
-        for s in statuses:
-            if isinstance(s, BatchStatus):
-                s = s.cli
-            if s not in final:
-                raise FieldError(f"{q(s)} is not the status of a run that is over "
-                                 f"(one of {', '.join(sorted(final))})", field="status")
-            codes.append(int(final[s]))
-    if actor is not None and not actor.is_manager:
-        if user is not None and user != actor.user:
-            raise NotAllowed(f"user {actor.user!r} may clean up the history of their own jobs only "
-                             "(a batch job manager may clean up anyone's)")
-        user = actor.user
-    cutoff = utcnow() - timedelta(days=min(float(older_than_days), 100_000.0))
-    with write():
-        if company is not None:
-            company = jobfile.check_company_id(company, field="company")
-            if m.Company.get_or_none(m.Company.id == company) is None:
-                raise FieldError(f"unknown company {q(company)}", field="company")
-        jobs = m.BatchJob.select(m.BatchJob.id)
-        if company is not None:
-            jobs = jobs.where(m.BatchJob.company == company)
-        if user is not None:
-            jobs = jobs.where(m.BatchJob.created_by == user)
-        query = m.JobRun.select(m.JobRun.id).where(
-            m.JobRun.ended.is_null(False) & (m.JobRun.ended < cutoff) & (m.JobRun.job << jobs))
-        if codes is not None:
-            query = query.where(m.JobRun.status << codes)
-        ids = [r.id for r in query]
-        # Runs still current for a job (a run is over but the job points at it) are
-        # history all the same: only the pointer goes.
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk:chunk + 500]
-            m.Alert.update(run=None).where(m.Alert.run << part).execute()
-            m.RunTask.delete().where(m.RunTask.run << part).execute()
-            m.TaskAttempt.delete().where(m.TaskAttempt.run << part).execute()
-            m.BatchJob.update(current_run=None).where(
-                (m.BatchJob.current_run << part) & ~(m.BatchJob.status << list(RUNNING_JOB))).execute()
-            m.JobRun.delete().where(m.JobRun.id << part).execute()
-    return len(ids)
-
-
-# -- batch groups ---------------------------------------------------------------
-
-
-def group_rows() -> list[dict]:
-    """Batch groups with the servers assigned to them, by name."""
-    servers: dict[str, list[str]] = {}
-    for group, server in m.tuples(m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server)
-                                  .order_by(m.BatchGroupServer.server)):
-        servers.setdefault(group, []).append(server)
-    return [{"name": g.name, "description": g.description, "servers": servers.get(g.name, [])}
-            for g in m.BatchGroup.select().order_by(m.BatchGroup.name)]
-
-
-def save_group(name: str, *, description: str | None = None, servers=None,
-               field: str = "NAME", new: bool = False) -> bool:
-    """Add a batch group or update it; servers (a list) replaces its servers.
-
-    With new=True (the console's New record) an existing group is refused
-    rather than updated. Returns True when the group was created.
-    """
-    name = jobfile.check_group_name(name, field=field)
-    if name != name.strip():
-        raise UserError(f"batch group {q(name)}: a name cannot start or end with spaces")
-    if description is not None:
-        description = jobfile.check_text(description, limit=200, field="description", allow_empty=True)
-    if servers is not None:
-        servers = sorted({jobfile.check_text(s, limit=80, field="servers", what="a server name")
-                          for s in servers})
-    with write():
-        group = m.BatchGroup.get_or_none(m.BatchGroup.name == name)
-        if new and group is not None:
-            raise UserError(f"batch group {q(name)} exists already")
-        created = group is None
-        if created:
-            m.BatchGroup.create(name=name, description=description or "")
-        elif description is not None:
-            m.BatchGroup.update(description=description).where(m.BatchGroup.name == name).execute()
-        if servers is not None:
-            m.BatchGroupServer.delete().where(m.BatchGroupServer.group == name).execute()
-            for s in servers:
-                m.BatchGroupServer.create(group=name, server=s)
-    return created
-
-
-def delete_group(name: str) -> None:
-    """Delete a batch group no task uses; the Empty batch group stays."""
-    with write():
-        if name == "":
-            raise Refused("the Empty batch group cannot be deleted")
-        if m.BatchGroup.get_or_none(m.BatchGroup.name == name) is None:
-            raise NotFound(f"batch group {q(name)}: no such batch group")
-        users = sorted({t.job_id for t in m.BatchTask.select(m.BatchTask.job)
-                        .where(m.BatchTask.batch_group == name)})
-        if users:
-            shown = ", ".join(str(j) for j in users[:20]) + (", ..." if len(users) > 20 else "")
-            raise Refused(f"batch group {q(name)} is used by tasks of job{'s' if len(users) > 1 else ''} "
-                          f"{shown}: move those tasks to another batch group first")
-        m.BatchGroup.delete().where(m.BatchGroup.name == name).execute()

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from batchtui import jobs
+from batchtui import history, jobs
 from batchtui import models as m
 from batchtui import status as st
 from batchtui.actor import Actor
@@ -166,15 +166,15 @@ def test_history_has_weeks_of_runs_with_attempts_logs_errors_and_retries(databas
 
     hourly = job_by(MARKER_JOB)
     assert 480 <= hourly.run_count <= 510
-    history = jobs.job_history(hourly.id)
-    assert "Posted invoice CIV-" in history[0]["tasks"][0]["attempts"][0]["log"]
-    errors = [r for r in history if r["status"] == "error"]
+    runs = history.job_history(hourly.id)
+    assert "Posted invoice CIV-" in runs[0]["tasks"][0]["attempts"][0]["log"]
+    errors = [r for r in runs if r["status"] == "error"]
     assert errors and "Error: " in errors[0]["tasks"][0]["attempts"][0]["log"]
     # The frequent jobs keep only days of history.
     assert job_by("Workflow message processing").run_count <= 300
 
     # A job that fails and is retried: attempts with errors, then success.
-    weekly = jobs.job_history(job_by("Inventory recalculation (weekly, warehouse 24)").id)
+    weekly = history.job_history(job_by("Inventory recalculation (weekly, warehouse 24)").id)
     retried = [r for r in weekly if len(r["tasks"][0]["attempts"]) == 3]
     assert retried and retried[0]["status"] == "ended"
     attempts = retried[0]["tasks"][0]["attempts"]
@@ -183,17 +183,17 @@ def test_history_has_weeks_of_runs_with_attempts_logs_errors_and_retries(databas
     assert retried[0]["tasks"][0]["retries_used"] == 2
     failed = job_by("Inventory recalculation - warehouse 24 (after counting)")
     assert failed.status == S.ERROR
-    (run,) = jobs.job_history(failed.id)
+    (run,) = history.job_history(failed.id)
     assert [a["status"] for a in run["tasks"][0]["attempts"]] == ["error"] * 3
 
     # Conditions in the monthly inventory close: a failed close runs the reversal, not the transfer.
-    close_runs = jobs.job_history(job_by("Inventory close (monthly)").id)
+    close_runs = history.job_history(job_by("Inventory close (monthly)").id)
     bad = [r for r in close_runs if r["status"] == "error"][0]
     by_key = {t["key"]: t["status"] for t in bad["tasks"]}
     assert by_key == {"recalc": "ended", "close": "error", "ledger": "didnt_run", "reverse": "ended",
                       "report": "ended"}
 
-    canceled = jobs.job_history(job_by("Master planning - full regeneration (DynPlan)").id)
+    canceled = history.job_history(job_by("Master planning - full regeneration (DynPlan)").id)
     assert canceled[0]["status"] == "canceled"
     assert [t["status"] for t in canceled[0]["tasks"]] == ["canceled", "didnt_run"]
     assert "Canceled by the operator" in canceled[0]["tasks"][0]["attempts"][0]["log"]
@@ -236,7 +236,7 @@ def test_the_first_live_job_runs_retries_and_ends_with_an_alert(database, engine
     engine_factory(name="console")
     wait_for(lambda: job_status(job.id) in FINAL, timeout=30)
     assert job_status(job.id) == S.FINISHED
-    (run,) = [r for r in jobs.job_history(job.id)]
+    (run,) = [r for r in history.job_history(job.id)]
     tasks = {t["key"]: t for t in run["tasks"]}
     assert [a["status"] for a in tasks["recalc"]["attempts"]] == ["error", "ended"]
     assert ("InventoryRecalculation: 3 items have negative physical inventory in warehouse 24 "
@@ -271,9 +271,9 @@ def test_every_demo_class_runs_through_the_engine(database, engine_factory):
     job_id, ids = _job_with(tasks)
     engine_factory()
     wait_for(lambda: job_status(job_id) in FINAL, timeout=30)
-    history = jobs.job_history(job_id)[0]
-    assert {t["key"]: t["status"] for t in history["tasks"]} == {name: "ended" for name in DEMO_CLASSES}
-    for t in history["tasks"]:
+    last = history.job_history(job_id)[0]
+    assert {t["key"]: t["status"] for t in last["tasks"]} == {name: "ended" for name in DEMO_CLASSES}
+    for t in last["tasks"]:
         log = t["attempts"][0]["log"]
         assert len(log.splitlines()) >= 2, (t["key"], log)
         assert "Error" not in log
@@ -288,7 +288,7 @@ def test_the_failing_class_explains_itself_in_the_log(database, engine_factory):
     engine_factory()
     wait_for(lambda: job_status(job_id) in FINAL, timeout=30)
     assert job_status(job_id) == S.ERROR
-    logs = {t["key"]: t["attempts"][0]["log"] for t in jobs.job_history(job_id)[0]["tasks"]}
+    logs = {t["key"]: t["attempts"][0]["log"] for t in history.job_history(job_id)[0]["tasks"]}
     assert ("Error: InventoryRecalculation: 3 items have negative physical inventory in warehouse 24 "
             "(item 1000, 1001, D0001); post the counting journals and retry") in logs["recalc"]
     assert "customer US-027 (Birch Company) is on credit hold" in logs["invoice"]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from batchtui import jobfile, jobs
+from batchtui import history, jobfile, jobs
 from batchtui import models as m
 from batchtui import status as st
 from batchtui.actor import Actor
@@ -341,7 +341,7 @@ def test_export_reports_last_run_and_retries(svc):
                                     "ended": "2026-03-01T12:00:02.004+00:00", "server": "AOS1"}
     assert exported["tasks"][0]["status"] == "ended" and exported["tasks"][0]["retries_used"] == 1
 
-    (hist,) = jobs.job_history(job_id)
+    (hist,) = history.job_history(job_id)
     assert hist["run"] == 1 and hist["status"] == "error" and hist["server"] == "AOS1"
     (task,) = hist["tasks"]
     assert (task["id"], task["key"], task["description"], task["status"]) == (task_id, "a", "A", "ended")
@@ -360,7 +360,7 @@ def test_history_newest_first_and_task_without_attempts(svc):
         run = m.JobRun.create(job=job_id, run_no=n, scheduled=now, started=now, ended=now,
                               status=BatchStatus.FINISHED, server="S")
         m.RunTask.create(run=run, task=task_id, status=BatchStatus.NOT_RUN)
-    runs = jobs.job_history(job_id)
+    runs = history.job_history(job_id)
     assert [r["run"] for r in runs] == [2, 1]
     assert runs[0]["tasks"][0]["attempts"] == [] and runs[0]["tasks"][0]["status"] == "didnt_run"
 
@@ -387,17 +387,17 @@ def test_cleanup_history_filters(svc):
         m.JobRun.create(job=job.id, run_no=n, scheduled=ended, started=ended, ended=ended, status=status)
     running = m.JobRun.create(job=a.id, run_no=4, scheduled=old, started=old, ended=None,
                               status=BatchStatus.EXECUTING)
-    assert jobs.cleanup_history(older_than_days=5, statuses=["error"]) == 1
-    assert jobs.cleanup_history(older_than_days=5, company="USMF") == 1
-    assert jobs.cleanup_history(older_than_days=5, user="ops") == 1
-    assert jobs.cleanup_history(older_than_days=0) == 1
+    assert history.cleanup_history(older_than_days=5, statuses=["error"]) == 1
+    assert history.cleanup_history(older_than_days=5, company="USMF") == 1
+    assert history.cleanup_history(older_than_days=5, user="ops") == 1
+    assert history.cleanup_history(older_than_days=0) == 1
     assert list(m.JobRun.select()) == [running]  # a run not over is never deleted
     with pytest.raises(UserError, match="field status"):
-        jobs.cleanup_history(older_than_days=1, statuses=["executing"])
+        history.cleanup_history(older_than_days=1, statuses=["executing"])
     with pytest.raises(UserError, match="older_than"):
-        jobs.cleanup_history(older_than_days=-1)
+        history.cleanup_history(older_than_days=-1)
     with pytest.raises(NotAllowed):
-        jobs.cleanup_history(older_than_days=1, user="ops", actor=Actor.current("eve"))
+        history.cleanup_history(older_than_days=1, user="ops", actor=Actor.current("eve"))
 
 
 # -- the job file parser on its own --------------------------------------------------------

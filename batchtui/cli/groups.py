@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..groups import delete_group, group_rows, save_group
 from ..jobfile import q
-from ..jobs import delete_group, group_rows, save_group
 from .common import EXIT_OK, emit, emit_json, open_database, table
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .. import jobfile, jobs
+from .. import history, jobfile, jobs
 from .. import models as m
 from .. import status as st
 from ..errors import NotFound, Refused, UserError
@@ -200,7 +200,7 @@ def _wait_done(args: argparse.Namespace, job_id: int, run_no: int | None, status
 
 def cmd_job_history(args: argparse.Namespace) -> int:
     open_database(args)
-    runs = jobs.job_history(args.id)
+    runs = history.job_history(args.id)
     if args.json:
         emit_json(runs)
         return EXIT_OK

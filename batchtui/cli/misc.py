@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from .. import jobfile, jobs, recurrence
+from .. import history, jobfile, jobs, recurrence
 from ..errors import UserError
 from ..timeutil import machine_zone, utcnow
 from .common import EXIT_FAILURE, EXIT_OK, PROG, connect, emit, emit_json, note, open_database, read_input, visible
@@ -33,7 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     actor = connect(args)
-    count = jobs.cleanup_history(older_than_days=args.older_than, statuses=args.status or None,
+    count = history.cleanup_history(older_than_days=args.older_than, statuses=args.status or None,
                                  company=args.company, user=args.user, actor=actor)
     if args.json:
         emit_json({"deleted": count})

@@ -521,7 +521,7 @@ class BatchHistoryCleanup(DemoWork):
         from batchtui import models
         from batchtui.actor import Actor
         from batchtui.errors import UserError
-        from batchtui.jobs import cleanup_history
+        from batchtui.history import cleanup_history
 
         days = ctx.params.get("older_than_days", 30)
         statuses, company, filters = self._filters(ctx.params)

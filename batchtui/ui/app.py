@@ -381,11 +381,11 @@ class BatchTuiApp(App[None]):
         def chosen(result: CleanupRequest | None) -> None:
             if result is None:
                 return
-            from .. import jobs
+            from .. import history
 
             with self.service_call() as call:
                 try:
-                    count = jobs.cleanup_history(older_than_days=result.older_than_days,
+                    count = history.cleanup_history(older_than_days=result.older_than_days,
                                                  statuses=result.statuses or None, company=result.company,
                                                  user=result.user, actor=self.actor)
                 except UserError as exc:

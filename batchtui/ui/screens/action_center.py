@@ -11,6 +11,7 @@ from ...actor import Actor
 from ...errors import NotFound
 from ...timeutil import machine_zone
 from ..format import wall
+from ..guard import guarded
 from ..safe_text import one_line, safe
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
@@ -60,14 +61,6 @@ class ActionCenterScreen(BaseScreen):
         super().__init__()
         self.title = "Action center"
         self.unread_only = True
-        self._actor: Actor | None = None
-
-    @property
-    def actor(self) -> Actor:
-        """Whose alerts these are: the console's user (alerts need no more of an Actor)."""
-        if self._actor is None:
-            self._actor = Actor.of(self.app.user)
-        return self._actor
 
     def compose(self) -> ComposeResult:
         yield Breadcrumb("Action center: alerts", id="breadcrumb")
@@ -77,6 +70,7 @@ class ActionCenterScreen(BaseScreen):
         yield Static("", id="alert-detail", classes="detail")
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
         self._show_filter()
         grid = self.query_one(PagedGrid)
@@ -88,6 +82,7 @@ class ActionCenterScreen(BaseScreen):
             safe(f"Alerts for {self.actor.user}: " + ("unread only (u shows all)" if self.unread_only
                                                     else "all (u shows unread only)")))
 
+    @guarded
     def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
         self._detail(event.key)
 
@@ -98,10 +93,12 @@ class ActionCenterScreen(BaseScreen):
             a = None
         self.query_one("#alert-detail", Static).update(safe(a.message, keep_newlines=True) if a else "")
 
+    @guarded
     def alerts_changed(self) -> None:
         if self.is_mounted:
             self.query_one(PagedGrid).reload(keep_key=True)
 
+    @guarded
     def action_mark_read(self) -> None:
         grid = self.query_one(PagedGrid)
         alert_id = grid.cursor_key
@@ -113,10 +110,12 @@ class ActionCenterScreen(BaseScreen):
             pass  # gone since the grid was read: the reload shows it
         grid.reload(keep_key=not self.unread_only)
 
+    @guarded
     def action_mark_all_read(self) -> None:
         alerts.mark_read(self.actor)
         self.query_one(PagedGrid).reload(keep_key=True)
 
+    @guarded
     def action_toggle_unread(self) -> None:
         self.unread_only = not self.unread_only
         grid = self.query_one(PagedGrid)

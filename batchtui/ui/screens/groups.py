@@ -11,7 +11,7 @@ from textual.widgets import Footer, Input, Label
 
 from ... import validators
 from ...errors import UserError
-from ...jobs import delete_group, group_rows, save_group
+from ...groups import delete_group, group_rows, save_group
 from ..guard import guarded
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid

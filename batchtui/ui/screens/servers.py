@@ -9,6 +9,7 @@ from textual.widgets import Footer, Static
 from ... import servers
 from ...timeutil import machine_zone
 from ..format import wall
+from ..guard import guarded
 from ..safe_text import one_line, safe
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
@@ -56,11 +57,13 @@ class BatchServersScreen(BaseScreen):
                                 {6: "green" if s.alive else "dim"}))
         return rows
 
+    @guarded
     def on_mount(self) -> None:
         grid = self.query_one(PagedGrid)
         grid.focus()
         self._detail(grid.cursor_key)
 
+    @guarded
     def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
         self._detail(event.key)
 
@@ -77,15 +80,18 @@ class BatchServersScreen(BaseScreen):
                                                    for t in tasks]
         detail.update(safe("\n".join(lines), keep_newlines=True))
 
+    @guarded
     def jobs_changed(self) -> None:
         if self.is_mounted:
             grid = self.query_one(PagedGrid)
             grid.reload(keep_key=True)
             self._detail(grid.cursor_key)
 
+    @guarded
     def on_tick(self) -> None:
         self.jobs_changed()
 
+    @guarded
     def action_refresh(self) -> None:
         self.jobs_changed()
 
