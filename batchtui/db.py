@@ -5,6 +5,7 @@ The schema and its history are in the migrations package; open_database runs it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -105,6 +106,9 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
     elif parsed.scheme in ("postgresql", "postgres"):
         if not parsed.path.strip("/"):
             raise UserError("the database URL needs a database name: postgresql://USER@HOST/DBNAME")
+        if importlib.util.find_spec("psycopg") is None:
+            raise UserError("a PostgreSQL database needs the psycopg driver, which is not installed: "
+                            "pip install 'batchtui[postgres]'")
         db = url_connect(url.replace("postgres://", "postgresql://", 1), prefer_psycopg3=True)
     else:
         raise UserError(
