@@ -9,7 +9,9 @@ from typing import Any, NoReturn
 from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY
 from .alerts import cmd_alerts
 from .common import PROG
+from .completion import SHELLS, cmd_completion
 from .groups import cmd_group_add, cmd_group_delete, cmd_group_list
+from .helptext import ENVIRONMENT, VersionAction, add_example
 from .jobs import (
     cmd_job_cancel,
     cmd_job_copy,
@@ -24,13 +26,6 @@ from .jobs import (
 )
 from .misc import cmd_classes, cmd_cleanup, cmd_demo, cmd_recurrence_preview
 from .servers import cmd_server, cmd_servers
-
-try:
-    from .. import __version__
-except ImportError:  # an editable install made while the package had no __init__.py
-    from importlib.metadata import version as _version
-
-    __version__ = _version("batchtui")
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -64,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, allow_abbrev=False,
         description="Batch jobs of Dynamics 365 F&O / AX in a terminal: console, batch server and scripting.",
+        epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _db_option(parser, top=True)
     parser.add_argument("--demo", action="store_true",
@@ -71,11 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-server", action="store_true",
                         help="open the console without its embedded batch server")
     parser.add_argument("--guide", action="store_true", help="open the console with the task guide")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(parent: Any, name: str, help_text: str, func: Command | None, **kw: Any) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_text, description=help_text, allow_abbrev=False, **kw)
+        p = parent.add_parser(name, help=help_text, description=help_text, allow_abbrev=False,
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        add_example(p, PROG)
         _db_option(p)
         p.set_defaults(func=func)
         return p
@@ -200,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_non_negative_int, default=10, metavar="N")
     p.add_argument("--after", metavar="TIME", help="occurrences after this time (ISO 8601)")
     _json_option(p)
+
+    p = command(sub, "completion", "print a completion script for your shell", cmd_completion)
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
     return parser
 
 
