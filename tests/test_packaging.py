@@ -55,6 +55,6 @@ def test_the_metadata_says_what_is_needed_and_under_which_licence():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert not any(d.startswith("psycopg") for d in meta["dependencies"])
     assert any(d.startswith("tzdata") for d in meta["dependencies"])
-    assert meta["optional-dependencies"]["postgres"] == ["psycopg[binary]>=3.1"]
+    assert meta["optional-dependencies"]["postgres"] == ["psycopg[binary]>=3.3"]
     assert meta["license"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert "Operating System :: POSIX" in meta["classifiers"]  # it imports pwd
