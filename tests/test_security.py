@@ -260,3 +260,92 @@ def test_smtp_password_never_reaches_the_database_or_the_command_output(database
     assert not any(b"hunter2" in o for o in outputs)
     raw = Path(db_url[len("sqlite:///"):]).read_bytes()
     assert b"hunter2" not in raw
+
+
+# -- a root batch server on someone else's SQLite file ------------------------------------------------
+
+
+def _root_server_on(url, folder):
+    """`batchtui server` as root (a real process) until the file holds no more work; (rc, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "batchtui", "server", "--name", "ROOT1", "--exit-when-idle",
+                        "--poll", "0.05", "--retry-base", "0"],
+                       env=env_for(url, BATCHTUI_CONFIG=str(folder / "none.toml"), BATCHTUI_USER="root"),
+                       cwd="/", capture_output=True, timeout=60)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+@needs_root
+@pytest.mark.parametrize("owner, file_mode, folder_mode", [
+    ("account", 0o600, 0o700),   # the account's own private file
+    ("account", 0o660, 0o770),   # a file the account's group may write
+    ("root", 0o660, 0o770),      # root's file, but a group may write it: nobody's rows are root's
+], ids=["owners-file", "group-writable", "roots-shared-file"])
+def test_a_root_server_runs_no_task_as_anyone_but_the_owner_of_the_sqlite_file(account, owner, file_mode,
+                                                                                folder_mode):
+    """Anyone who can write the file can write a job whose Run by is root: a root server serving it
+    must not run that job's task as root (the escalation of issue #16, item 1)."""
+    folder = Path(tempfile.mkdtemp(prefix="bt-sec-"))
+    try:
+        url = f"sqlite:///{folder}/batch.db"
+        os.environ["BATCHTUI_DB"] = url  # for make_job's process; restored below
+        d = dbmod.open_database(url)
+        try:
+            forged, forged_ids = make_job([{"key": "as_root", "class_name": "ShellCommand",
+                                            "params": {"command": "id -u; touch /root/escalated-$$"}}],
+                                          user="root", description="forged")
+            own, own_ids = make_job([{"key": "as_owner", "class_name": "ShellCommand",
+                                      "params": {"command": "id -u"}}], user=account.pw_name, description="own")
+        finally:
+            d.close()
+        uid, gid = (account.pw_uid, account.pw_gid) if owner == "account" else (0, account.pw_gid)
+        for p in [folder, *folder.iterdir()]:
+            os.chown(p, uid, gid)
+            os.chmod(p, folder_mode if p == folder else file_mode)
+        before = set(Path("/root").glob("escalated-*"))
+        rc, err = _root_server_on(url, folder)
+        assert rc == 0, err
+        d = dbmod.open_database(url)
+        try:
+            (att,) = _attempts(forged_ids["as_root"])
+            assert att.status == S.ERROR, att.log
+            assert "0" not in att.log.splitlines(), f"the task ran as uid 0: {att.log}"
+            assert "refused" in att.log and "'root'" in att.log, att.log
+            (mine,) = _attempts(own_ids["as_owner"])
+            if owner == "account":
+                assert mine.status == S.FINISHED, mine.log
+                assert str(account.pw_uid) in mine.log.splitlines(), mine.log
+                assert f"is not '{account.pw_name}', the owner of the database file" in att.log, att.log
+            else:  # root's file that a group may write: no row in it is trusted to be root's
+                assert mine.status == S.ERROR and "refused" in mine.log, mine.log
+                assert "group" in att.log, att.log
+            assert job_status(forged) == S.ERROR
+        finally:
+            d.close()
+        assert set(Path("/root").glob("escalated-*")) == before
+        assert "refused" in err and f"job {forged}" in err, err  # the server's own log says it too
+    finally:
+        os.environ.pop("BATCHTUI_DB", None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_root
+def test_the_rule_of_a_root_server_asks_the_file_and_every_folder_above_it(account, tmp_path):
+    from batchtui.engine.runas import rule_for_file
+
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o700)
+    db = folder / "batch.db"
+    db.write_bytes(b"")
+    db.chmod(0o600)
+    assert rule_for_file(db) is None  # root's own private file: root wrote every row
+    os.chown(folder, account.pw_uid, account.pw_gid)  # root's file in the account's folder
+    rule = rule_for_file(db)
+    assert rule is not None and rule.only is None and f"belongs to '{account.pw_name}'" in rule.shared
+    assert rule.refusal("root") and rule.refusal(account.pw_name)
+    os.chown(folder, 0, 0)
+    folder.chmod(0o1777)  # sticky does not help the file's own folder (-wal and -journal files)
+    assert "may write its folder" in rule_for_file(db).shared
+    folder.chmod(0o700)
+    os.chown(db, account.pw_uid, account.pw_gid)
+    rule = rule_for_file(db)
+    assert rule.refusal(account.pw_name) is None and "refused: Run by 'root'" in rule.refusal("root")
