@@ -349,3 +349,31 @@ def test_the_rule_of_a_root_server_asks_the_file_and_every_folder_above_it(accou
     os.chown(db, account.pw_uid, account.pw_gid)
     rule = rule_for_file(db)
     assert rule.refusal(account.pw_name) is None and "refused: Run by 'root'" in rule.refusal("root")
+
+
+# -- batch groups and their servers: batch job managers only ------------------------------------------
+
+
+def _groups(db_url):
+    with m.database.connection_context():
+        return (sorted(m.tuples(m.BatchGroup.select(m.BatchGroup.name, m.BatchGroup.description))),
+                sorted(m.tuples(m.BatchGroupServer.select(m.BatchGroupServer.group, m.BatchGroupServer.server))))
+
+
+def test_only_a_batch_job_manager_changes_batch_groups_from_the_command_line(database, db_url):
+    """The Empty batch group mapped to a server named `nowhere` stops everyone's jobs (issue #16, item 2)."""
+    m.BatchGroup.get_or_create(name="FIN", defaults={"description": "Finance"})
+    database.close()
+    before = _groups(db_url)
+    for args in (["group", "add", "", "--servers", "nowhere"], ["group", "add", "FIN", "--servers", "nowhere"],
+                 ["group", "add", "NEW"], ["group", "delete", "FIN"]):
+        line = assert_one_error_line(run_cli(args, db_url, user="mallory"))
+        assert "'mallory' may not change batch groups" in line and "batch job manager" in line, line
+    assert _groups(db_url) == before
+    assert run_cli(["group", "list"], db_url, user="mallory").returncode == 0  # reading is for everyone
+    # A batch job manager (the config's managers list on SQLite) may.
+    p = run_cli(["group", "add", "FIN", "--servers", "AOS1"], db_url, user="boss")
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["group", "delete", "FIN"], db_url, user="boss")
+    assert p.returncode == 0, p.stderr
+    assert _groups(db_url) == (before[0][:1], [])  # the Empty batch group, mapped to no server
