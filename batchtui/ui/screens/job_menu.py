@@ -21,7 +21,7 @@ from ..dialogs.alerts import AlertSettings
 from ..dialogs.copy import CopyResult
 from ..dialogs.recurrence import RecurrenceResult
 from ..format import wall
-from ..safe_text import visible
+from ..safe_text import notify_plain
 from ..widgets.paged_grid import PagedGrid
 from .record_form import RecordForm
 
@@ -143,7 +143,7 @@ class BatchJobMenu(RecordForm):
                     st.set_job_status(job_id, target, self.actor)
                 except UserError as exc:
                     self.show_message(f"Change status refused: {exc}")
-                    self.app.notify(visible(exc), title="Change status", severity="error")
+                    notify_plain(self.app, exc, title="Change status", severity="error")
                     return
             if call.ok:
                 with self.service_call():
