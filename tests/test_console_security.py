@@ -281,3 +281,36 @@ def test_every_toast_of_the_console_goes_through_notify_plain():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "notify":
                 calls.append(f"{path.relative_to(ui)}:{node.lineno}")
     assert calls == [], f"call notify_plain (batchtui/ui/safe_text.py) instead: {calls}"
+
+
+# -- alert e-mail: the site's own addresses only ---------------------------------------------------------
+
+
+@sync
+async def test_the_alerts_dialog_refuses_e_mail_to_an_address_outside_the_site(database, tmp_path, monkeypatch):
+    from batchtui import jobs
+    from batchtui.actor import Actor
+
+    config = tmp_path / "mail.toml"
+    config.write_text('[smtp]\nhost = "127.0.0.1"\ndomain = "example.com"\n')
+    monkeypatch.setenv("BATCHTUI_CONFIG", str(config))
+    job = jobs.create_job(actor=Actor.current("ops"), description="Month-end close", company="DAT")
+    app = BatchTuiApp(server=False, user="mallory@evil.example")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#jobs-grid").move_to_key(job.id)
+        app.screen.query_one("#jobs-grid").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert type(dialog).__name__ == "AlertsDialog"
+        await pilot.press("space", "tab", "tab", "tab", "tab", "space", "ctrl+s")  # Ended, Send e-mail, OK
+        await pilot.pause()
+        assert app.screen is dialog, "the dialog closed"
+        line = shown(dialog, "#alert-error-line")
+        assert "e-mail to 'mallory@evil.example' is refused" in line and "example.com" in line, line
+        assert m.JobAlert.select().count() == 0
+        await pilot.press("space", "shift+tab", "space", "ctrl+s")  # no e-mail, a pop-up instead: saved
+        await pilot.pause()
+        assert app.screen is not dialog
+    assert [(a.user, a.email, a.popup) for a in m.JobAlert.select()] == [("mallory@evil.example", False, True)]

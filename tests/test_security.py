@@ -3,10 +3,12 @@ private database files and SMTP credentials."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -377,3 +379,90 @@ def test_only_a_batch_job_manager_changes_batch_groups_from_the_command_line(dat
     p = run_cli(["group", "delete", "FIN"], db_url, user="boss")
     assert p.returncode == 0, p.stderr
     assert _groups(db_url) == (before[0][:1], [])  # the Empty batch group, mapped to no server
+
+
+# -- alert e-mail only to the site's own domain or the allow-list --------------------------------------
+
+MAIL_CONFIG = '''default_company = "DAT"
+managers = ["boss"]
+[smtp]
+host = "127.0.0.1"
+port = {port}
+sender = "batch@example.com"
+domain = "example.com"
+'''
+ALLOW_LIST = 'allowed_recipients = ["ops@partner.example", "@trusted.example"]\n'
+
+
+def _alert_job(user, description="mail me"):
+    return json.dumps({"description": description, "tasks": [{"description": "t", "class": "Noop"}],
+                       "alerts": [{"user": user, "ended": True, "email": True}]}).encode()
+
+
+def test_an_alert_that_mails_outside_the_site_is_refused_when_it_is_saved(database, db_url, tmp_path):
+    """Issue #16, item 4: any job owner could make the server mail any address through the site's SMTP."""
+    config = tmp_path / "mail.toml"
+    database.close()
+    env = env_for(db_url, BATCHTUI_CONFIG=str(config))
+    outside = ("boss@evil.example", "ops@example.com.evil.example", "ops@example.com, boss@evil.example",
+               "<boss@evil.example>", "ops@example.com@evil.example", "x@sub.example.com")
+    for allow_list, users in (("", outside + ("cfo@partner.example",)),
+                              (ALLOW_LIST, outside + ("cfo@partner.example", "x@sub.trusted.example"))):
+        config.write_text(MAIL_CONFIG.format(port=25) + allow_list)
+        for user in users:
+            p = run_cli(["job", "import", "-"], db_url, env=env, stdin=_alert_job(user))
+            line = assert_one_error_line(p)
+            assert "alerts[0].user" in line and "refused" in line and repr(user) in line, line
+    with m.database.connection_context():
+        assert m.BatchJob.select().count() == 0 and m.JobAlert.select().count() == 0
+    for user in ("cfo", "Ops@Example.COM", "ops@partner.example", "anyone@trusted.example"):
+        p = run_cli(["job", "import", "-"], db_url, env=env, stdin=_alert_job(user))
+        assert p.returncode == 0, (user, p.stderr)
+    # A pop-up for an outside name is no e-mail: it may be saved.
+    p = run_cli(["job", "import", "-"], db_url, env=env, stdin=json.dumps(
+        {"description": "j", "tasks": [], "alerts": [{"user": "boss@evil.example", "ended": True, "popup": True}]})
+        .encode())
+    assert p.returncode == 0, p.stderr
+    # The config's allow-list is checked like any other input.
+    config.write_text(MAIL_CONFIG.format(port=25) + ALLOW_LIST.replace('"@trusted.example"', '"trusted.example"'))
+    line = assert_one_error_line(run_cli(["job", "import", "-"], db_url, env=env, stdin=_alert_job("cfo")))
+    assert "allowed_recipients" in line and "'trusted.example'" in line, line
+
+
+@pytest.mark.parametrize("allow_list, mailed", [
+    ("", ["cfo@example.com"]),
+    (ALLOW_LIST, ["cfo@example.com", "ops@partner.example"]),
+], ids=["domain", "allow-list"])
+def test_the_batch_server_mails_only_the_sites_addresses_and_logs_the_others(database, db_url, tmp_path,
+                                                                             allow_list, mailed):
+    """Alerts already in the database (an older batchtui, another config, a hand-written row): the server
+    that mails checks again, with its own config, and says in its log what it skipped."""
+    from batchtui.timeutil import utcnow
+
+    from .smtpsink import SmtpSink
+
+    job_id, _ = make_job([{"key": "a"}], status=S.HOLD)
+    for user in ("outsider@evil.example", "cfo", "ops@partner.example", "ops@example.com,outsider@evil.example"):
+        m.Alert.create(user=user, job=job_id, event="ended", message=f"Batch job {job_id} ended.",
+                       created=utcnow(), popup=False, email=True)
+    database.close()
+    with SmtpSink() as sink:
+        config = tmp_path / "mail.toml"
+        config.write_text(MAIL_CONFIG.format(port=sink.port) + allow_list)
+        server = subprocess.Popen([sys.executable, "-m", "batchtui", "server", "--name", "MAILER", "--poll", "0.1"],
+                                  env=env_for(db_url, BATCHTUI_CONFIG=str(config)), cwd=str(ROOT),
+                                  stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: len(sink.recipients()) >= len(mailed)
+                     and m.Alert.select().where(~m.Alert.mailed).count() == 0, timeout=30)
+            import time
+
+            time.sleep(1.5)  # what else it would send, it has sent by now
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err
+        assert sink.recipients() == mailed
+    err = err.decode(errors="replace")
+    assert "not mailed: e-mail to 'outsider@evil.example' is refused" in err, err
+    assert "not mailed: e-mail to 'ops@example.com,outsider@evil.example' is refused" in err, err

@@ -91,7 +91,8 @@ class BatchTuiApp(App[None]):
         if self._actor is None:
             from ..identity import managers
 
-            self._actor = Actor.of(self.user, managers(self.config.managers), self.default_company)
+            self._actor = Actor.of(self.user, managers(self.config.managers), self.default_company,
+                                   self.config.smtp.recipients)
         return self._actor
 
     def on_mount(self) -> None:

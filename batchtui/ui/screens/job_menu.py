@@ -119,11 +119,13 @@ class BatchJobMenu(RecordForm):
                     self.show_message(str(exc))
                     return
             if call.failed:
-                self.app.push_screen(AlertsDialog(job_id, self.user, result), done)  # opens again with them
+                self.app.push_screen(AlertsDialog(job_id, self.user, result, self.actor.recipients),
+                                     done)  # opens again with them
                 return
             self.show_message("Alerts saved.", "note")
 
-        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row)), done)
+        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row), self.actor.recipients),
+                             done)
 
     # -- Change status, Cancel -------------------------------------------------------------------
 
