@@ -2,8 +2,8 @@
 
 Every service takes an ``Actor`` instead of reading the config file or the
 database session on each call: the user at the keyboard (or the batch
-server's account), the batch job managers that apply to them, and the
-default company for new records.
+server's account), the batch job managers that apply to them, the
+default company for new records, and who alert e-mail may go to.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import NotAllowed
+from .recipients import Recipients
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,12 @@ class Actor:
     user: str
     managers: frozenset[str] = field(default_factory=frozenset)
     default_company: str = "DAT"
+    recipients: Recipients = field(default_factory=Recipients)  # the config's [smtp] domain and allow-list
 
     @classmethod
-    def of(cls, user: str, managers: Iterable[str] = (), default_company: str = "DAT") -> Actor:
-        return cls(user, frozenset(managers), default_company)
+    def of(cls, user: str, managers: Iterable[str] = (), default_company: str = "DAT",
+           recipients: Recipients | None = None) -> Actor:
+        return cls(user, frozenset(managers), default_company, recipients or Recipients())
 
     @classmethod
     def current(cls, user: str | None = None) -> Actor:
@@ -36,7 +39,8 @@ class Actor:
         from .identity import managers
 
         config = load_config()
-        return cls(user or acting_user(), frozenset(managers(config.managers)), config.default_company)
+        return cls(user or acting_user(), frozenset(managers(config.managers)), config.default_company,
+                   config.smtp.recipients)
 
     @property
     def is_manager(self) -> bool:

@@ -16,6 +16,10 @@ trusted with it: its [smtp] settings are ignored, with a warning.
     sender = "batch@example.com"
     starttls = true
     domain = "example.com"          # user names without @ get this domain
+    allowed_recipients = ["ops@partner.example", "@partner.example"]   # e-mail outside domain
+
+Alert e-mail goes only to addresses at ``domain`` or in ``allowed_recipients``
+(see recipients.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import platformdirs
 
 from .errors import UserError
+from .recipients import Recipients, check_allow_list
 
 
 @dataclass
@@ -42,10 +47,17 @@ class SmtpSettings:
     sender: str = ""
     starttls: bool = False
     domain: str = ""
+    # Addresses ("ops@partner.example") and domains ("@partner.example") mailed besides the domain.
+    allowed_recipients: list[str] = field(default_factory=list)
 
     @property
     def configured(self) -> bool:
         return bool(self.host)
+
+    @property
+    def recipients(self) -> Recipients:
+        """Who alert e-mail may go to (recipients.py)."""
+        return Recipients.of(self.domain, self.allowed_recipients)
 
 
 @dataclass
@@ -96,6 +108,12 @@ def load_config(path: Path | None = None) -> Config:
         if key not in known:
             raise UserError(f"config file {path}: unknown smtp setting {key!r}")
         setattr(cfg.smtp, key, value)
+    if not isinstance(cfg.smtp.domain, str):
+        raise UserError(f"config file {path}: smtp domain must be a domain name (\"example.com\")")
+    try:
+        check_allow_list(cfg.smtp.allowed_recipients)
+    except ValueError as exc:
+        raise UserError(f"config file {path}: smtp {exc}") from None
     if cfg.smtp.password:
         loose = _readable_by_others(path)
         if loose:

@@ -1,12 +1,20 @@
 """Batch groups (System administration > Setup > Batch group): which batch servers run
-which tasks. The command line and the console's Batch groups form both use it."""
+which tasks. The command line and the console's Batch groups form both use it.
+
+Anyone may list them; only a batch job manager changes them (on PostgreSQL a
+member of batchtui_manager, which the database enforces too: schema version
+5). A group mapped to a server that does not exist stops every task of the
+group, everyone's, so it is a setting of the batch framework, as in the ERP,
+not of one user's jobs.
+"""
 
 from __future__ import annotations
 
 from . import jobfile
 from . import models as m
+from .actor import Actor
 from .db import write
-from .errors import NotFound, Refused, UserError
+from .errors import NotAllowed, NotFound, Refused, UserError
 from .jobfile import q
 
 
@@ -20,13 +28,21 @@ def group_rows() -> list[dict]:
             for g in m.BatchGroup.select().order_by(m.BatchGroup.name)]
 
 
-def save_group(name: str, *, description: str | None = None, servers=None,
+def check_may_change_groups(actor: Actor) -> None:
+    """Batch groups and their servers are changed by batch job managers only."""
+    if not actor.is_manager:
+        raise NotAllowed(f"user {actor.user!r} may not change batch groups: only a batch job manager may "
+                         "(on PostgreSQL a member of batchtui_manager)")
+
+
+def save_group(name: str, *, actor: Actor, description: str | None = None, servers=None,
                field: str = "NAME", new: bool = False) -> bool:
     """Add a batch group or update it; servers (a list) replaces its servers.
 
     With new=True (the console's New record) an existing group is refused
     rather than updated. Returns True when the group was created.
     """
+    check_may_change_groups(actor)
     name = jobfile.check_group_name(name, field=field)
     if name != name.strip():
         raise UserError(f"batch group {q(name)}: a name cannot start or end with spaces")
@@ -51,8 +67,9 @@ def save_group(name: str, *, description: str | None = None, servers=None,
     return created
 
 
-def delete_group(name: str) -> None:
+def delete_group(name: str, *, actor: Actor) -> None:
     """Delete a batch group no task uses; the Empty batch group stays."""
+    check_may_change_groups(actor)
     with write():
         if name == "":
             raise Refused("the Empty batch group cannot be deleted")

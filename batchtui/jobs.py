@@ -23,6 +23,7 @@ from .actor import Actor
 from .db import write
 from .errors import Conflict, NotFound, Refused, UserError
 from .jobfile import FieldError, q
+from .recipients import RecipientRefused
 from .rules import JOB_MOVES, initial_job_status
 from .timeutil import iso, local, machine_zone, utcnow
 from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
@@ -56,6 +57,15 @@ def _label(job: m.BatchJob) -> str:
 
 def _task_label(task: m.BatchTask) -> str:
     return q(task.key)
+
+
+def _check_mail(actor: Actor, user: str, email: bool, *, job: str, field: str) -> None:
+    """An alert that asks for e-mail names an address the site mails to (recipients.py)."""
+    if email:
+        try:
+            actor.recipients.address(user)
+        except RecipientRefused as exc:
+            raise FieldError(str(exc), job=job, field=field) from None
 
 
 def _get_task(task_id: int) -> m.BatchTask:
@@ -316,6 +326,7 @@ def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, can
         for name, value in (("ended", ended), ("error", error), ("canceled", canceled),
                             ("popup", popup), ("email", email)):
             flags[name] = jobfile.check_bool(value, job=label, field=f"alerts.{name}")
+        _check_mail(actor, alert_user, flags["email"], job=label, field="alerts.user")
         m.JobAlert.delete().where((m.JobAlert.job == job_id) & (m.JobAlert.user == alert_user)).execute()
         row = m.JobAlert.create(job=job_id, user=alert_user, **flags)
     return row
@@ -477,6 +488,9 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
     if isinstance(data, (str, bytes)):
         data = jobfile.load_text(data)
     specs = jobfile.parse_jobs(data)
+    for spec in specs:
+        for i, a in enumerate(spec.alerts):
+            _check_mail(actor, a.user, a.email, job=spec.label, field=f"alerts[{i}].user")
     now = utcnow()
     created: list[dict] = []
     default_company = actor.default_company
@@ -612,6 +626,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
                   .order_by(m.BatchConstraint.id)):
             m.BatchConstraint.create(task=ids[c.task_id], parent=ids[c.parent_id], expected=c.expected)
         for a in m.JobAlert.select().where(m.JobAlert.job == job.id):
+            _check_mail(actor, a.user, a.email, job=label, field="alerts.user")
             m.JobAlert.create(job=copy.id, user=a.user, ended=a.ended, error=a.error, canceled=a.canceled,
                               popup=a.popup, email=a.email)
     return st.get_job(copy.id)

@@ -217,7 +217,7 @@ def fuzz_db(db_url):
                             "conditions": [{"task": "a", "status": "ended"}]}]} for i in range(3)]
         rc, out, err = call_main(["job", "import", "-"], stdin=json.dumps(data).encode(), user=owner)
         assert rc == 0, err
-    rc, out, err = call_main(["group", "add", "FIN", "--description", "Finance"])
+    rc, out, err = call_main(["group", "add", "FIN", "--description", "Finance"], user="boss")
     assert rc == 0, err
     return _db_path(db_url)
 

@@ -599,7 +599,8 @@ def test_cleanup_deletes_old_runs_with_filters(env, capsys, monkeypatch):
     assert out.strip() == "deleted 1 run"
 
 
-def test_group_add_list_delete(env, capsys):
+def test_group_add_list_delete(env, capsys, monkeypatch):
+    monkeypatch.setenv("BATCHTUI_USER", "boss")  # batch groups are changed by batch job managers
     code, out, _ = run(capsys, "group", "add", "Nightly", "--description", "Night work", "--servers", "AOS1,AOS2")
     assert code == 0 and "added" in out
     code, out, _ = run(capsys, "group", "list", "--json")

@@ -19,7 +19,7 @@ import pytest
 
 from batchtui.vocabulary import BatchStatus as S
 
-from .faultkit import assert_one_error_line, env_for, run_cli
+from .faultkit import MARK, ROOT, assert_one_error_line, env_for, read_marks, run_cli
 from .pgserver import create_database
 
 SUFFIX = secrets.token_hex(3)
@@ -204,3 +204,130 @@ def test_a_shell_task_runs_as_the_postgresql_role_that_created_the_job(pg_admin_
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{name}"')
             conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+
+# -- batch servers' rows and batch groups (issue #16, item 2) ----------------------------------------------
+
+
+def _servers_and_groups(shared):
+    return (sql(shared, "postgres", "SELECT name, heartbeat, stopped, threads FROM batch_server ORDER BY name"),
+            sql(shared, "postgres", "SELECT name, description FROM batch_group ORDER BY name"),
+            sql(shared, "postgres", "SELECT group_name, server FROM batch_group_server ORDER BY 1, 2"))
+
+
+def test_only_managers_change_batch_groups_and_only_batch_servers_write_server_rows(shared_db):
+    proc = as_role(shared_db, SRV, ["server", "--exit-when-idle", "--name", "s1", "--groups", "NIGHT"])
+    assert proc.returncode == 0, proc.stderr  # a batch server adds the groups it is started with
+    proc = as_role(shared_db, BOSS, ["group", "add", "FIN", "--servers", "s1"])
+    assert proc.returncode == 0, proc.stderr
+    before = _servers_and_groups(shared_db)
+    assert ("NIGHT", "s1") in before[2] and ("FIN", "s1") in before[2]
+
+    # The command line: an operator (bob is in the config file's managers list: the role decides).
+    for role in (ALICE, BOB):
+        for args in (["group", "add", "", "--servers", "nowhere"], ["group", "add", "FIN", "--servers", "x"],
+                     ["group", "delete", "FIN"]):
+            line = assert_one_error_line(as_role(shared_db, role, args))
+            assert f"'{role}' may not change batch groups" in line, line
+
+    # Hand-written SQL: what the command line does not do, the database refuses all the same.
+    past = "now() - interval '1 hour'"
+    operator = [
+        "INSERT INTO batch_group_server (group_name, server) VALUES ('', 'nowhere')",
+        "UPDATE batch_group_server SET server = 'nowhere'",
+        "DELETE FROM batch_group_server",
+        "INSERT INTO batch_group (name, description) VALUES ('EVIL', '')",
+        "UPDATE batch_group SET description = 'mine'",
+        "DELETE FROM batch_group WHERE name = 'NIGHT'",
+        f"UPDATE batch_server SET heartbeat = {past} WHERE name = 's1'",
+        "UPDATE batch_server SET stopped = now()",
+        "DELETE FROM batch_server",
+        "INSERT INTO batch_server (name, host, pid, threads) VALUES ('ghost', 'h', 1, 8)",
+    ]
+    for role in (ALICE, BOB):
+        for statement in operator:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                sql(shared_db, role, statement)
+    # A batch job manager changes groups, not the servers' rows...
+    for statement in operator[-4:]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            sql(shared_db, BOSS, statement)
+    # ... and a batch server writes its rows and adds groups, but changes no group.
+    for statement in operator[1:3] + operator[4:6]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            sql(shared_db, SRV, statement)
+    # A DBA's wider grant does not open them either: the guard triggers say no, and why.
+    sql(shared_db, "postgres", f'GRANT ALL ON batch_server, batch_group, batch_group_server TO "{ALICE}"')
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not change the rows or heartbeats of "
+                       "batch servers"):
+        sql(shared_db, ALICE, operator[6])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not change batch groups"):
+        sql(shared_db, ALICE, operator[0])
+    assert _servers_and_groups(shared_db) == before
+
+    # What each may do.
+    sql(shared_db, SRV, "UPDATE batch_server SET heartbeat = now() WHERE name = 's1'")
+    sql(shared_db, BOSS, "UPDATE batch_group SET description = 'Nightly' WHERE name = 'NIGHT'")
+    proc = as_role(shared_db, BOSS, ["group", "delete", "FIN"])
+    assert proc.returncode == 0, proc.stderr
+    assert ("FIN", "s1") not in _servers_and_groups(shared_db)[2]
+
+
+@pytest.mark.slow
+def test_an_operator_cannot_make_a_batch_server_run_a_running_task_again(shared_db, tmp_path):
+    """The sabotage of issue #16: an operator sets a live server's heartbeat into the past, 50 times a
+    second; a second server must not declare it dead and start the task it runs a second time."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url, cfg = shared_db
+    marks = tmp_path / "marks"
+    job = json.dumps({"description": "Long task", "status": "waiting", "tasks": [
+        {"key": "long", "description": "Long", "class": MARK, "max_retries": 2,
+         "params": {"file": str(marks), "seconds": 4}}]})
+    proc = as_role(shared_db, ALICE, ["job", "import", "-", "--json"], stdin=job.encode())
+    assert proc.returncode == 0, proc.stderr
+    job_id = json.loads(proc.stdout)["jobs"][0]["id"]
+    env = env_for(_role_url(url, SRV), BATCHTUI_USER="root", BATCHTUI_CONFIG=str(cfg))
+    servers = []
+
+    def start(name):
+        log = open(tmp_path / f"{name}.log", "w")
+        servers.append(subprocess.Popen(
+            [sys.executable, "-m", "batchtui", "server", "--name", name, "--poll", "0.05", "--retry-base", "0",
+             "--heartbeat", "0.2", "--dead-after", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=str(ROOT)))
+
+    try:
+        start("s1")
+        deadline = time.monotonic() + 30
+        while not read_marks(marks) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(read_marks(marks)) == 1, "the task did not start"
+        start("s2")
+        refused = tried = 0
+        with psycopg.connect(_role_url(url, ALICE), autocommit=True) as conn:
+            until = time.monotonic() + 2.5
+            while time.monotonic() < until:
+                tried += 1
+                try:
+                    conn.execute("UPDATE batch_server SET heartbeat = now() - interval '1 hour' "
+                                 "WHERE name IN ('s1', 's2')")
+                except psycopg.errors.InsufficientPrivilege:
+                    refused += 1
+                time.sleep(0.02)
+        wait = as_role(shared_db, ALICE, ["job", "wait", str(job_id), "--timeout", "30"])
+        assert wait.returncode == 0, wait.stderr
+        assert tried >= 50 and refused == tried
+        assert len(read_marks(marks)) == 1, f"the running task was started again: {read_marks(marks)}"
+        history = json.loads(as_role(shared_db, ALICE, ["job", "history", str(job_id), "--json"]).stdout)
+        assert [a["status"] for a in history[0]["tasks"][0]["attempts"]] == ["ended"]
+    finally:
+        for p in servers:
+            p.send_signal(signal.SIGTERM)
+        for p in servers:
+            assert p.wait(30) == 0
+    logs = "".join((tmp_path / f"{n}.log").read_text() for n in ("s1", "s2"))
+    assert "declared" not in logs, logs

@@ -574,7 +574,7 @@ async def test_clean_forms_re_read_their_record_when_it_changes(ui_db):
 @sync
 async def test_groups_form_asks_before_changes_are_lost_and_before_a_delete(ui_db, size):
     seed_data()
-    app = make_app()
+    app = make_app(user="root")  # a batch job manager (no config file: the managers are root)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         app.open_screen("groups")
@@ -1234,7 +1234,7 @@ async def test_navigation_and_palette(ui_db):
 @sync
 async def test_groups_form(ui_db):
     seed_data()
-    app = make_app()
+    app = make_app(user="root")  # a batch job manager (no config file: the managers are root)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         app.open_screen("groups")

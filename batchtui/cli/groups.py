@@ -1,4 +1,5 @@
-"""`batchtui group list|add|delete`: batch groups and the servers that serve them."""
+"""`batchtui group list|add|delete`: batch groups and the servers that serve them (add and delete:
+batch job managers only)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 from ..groups import delete_group, group_rows, save_group
 from ..jobfile import q
-from .common import EXIT_OK, emit, emit_json, open_database, table
+from .common import EXIT_OK, connect, emit, emit_json, open_database, table
 
 
 def cmd_group_list(args: argparse.Namespace) -> int:
@@ -24,8 +25,8 @@ def cmd_group_list(args: argparse.Namespace) -> int:
 
 
 def cmd_group_add(args: argparse.Namespace) -> int:
-    open_database(args)
-    created = save_group(args.name, description=args.description, servers=args.servers)
+    actor = connect(args)
+    created = save_group(args.name, actor=actor, description=args.description, servers=args.servers)
     row = next(r for r in group_rows() if r["name"] == args.name)
     if args.json:
         emit_json(row)
@@ -36,8 +37,7 @@ def cmd_group_add(args: argparse.Namespace) -> int:
 
 
 def cmd_group_delete(args: argparse.Namespace) -> int:
-    open_database(args)
-    delete_group(args.name)
+    delete_group(args.name, actor=connect(args))
     if args.json:
         emit_json({"name": args.name, "deleted": True})
     else:

@@ -1,4 +1,8 @@
-"""E-mail for alerts whose user asked for it, when SMTP is configured."""
+"""E-mail for alerts whose user asked for it, when SMTP is configured.
+
+Only to the addresses the site mails to (recipients.py, the config of the
+batch server that sends): any other is skipped, with a line in the log.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from email.message import EmailMessage
 
 from ..config import load_config
 from ..errors import UserError
+from ..recipients import RecipientRefused
 from .store import EngineStore
 
 log = logging.getLogger("batchtui.engine")
@@ -30,26 +35,28 @@ def send_alert_mails(store: EngineStore, server: str) -> int:
     return len(claimed)
 
 
-def address_of(user: str, domain: str) -> str | None:
-    if "@" in user:
-        return user
-    if domain:
-        return f"{user}@{domain}"
-    return None
-
-
 def _send(smtp, alerts, server: str) -> None:
+    outgoing = []
+    recipients = smtp.recipients
+    for alert in alerts:
+        try:
+            to = recipients.address(alert.user)
+        except RecipientRefused as exc:
+            log.warning("alert %s: not mailed: %s", alert.id, exc)
+            continue
+        if to is None:
+            log.warning("alert %s: no e-mail address for user %r (set smtp.domain)", alert.id, alert.user)
+            continue
+        outgoing.append((alert, to))
+    if not outgoing:
+        return
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=20) as conn:
             if smtp.starttls:
                 conn.starttls()
             if smtp.user:
                 conn.login(smtp.user, smtp.password)
-            for alert in alerts:
-                to = address_of(alert.user, smtp.domain)
-                if to is None:
-                    log.warning("alert %s: no e-mail address for user %r (set smtp.domain)", alert.id, alert.user)
-                    continue
+            for alert, to in outgoing:
                 msg = EmailMessage()
                 msg["From"] = smtp.sender or f"batchtui@{server}"
                 msg["To"] = to

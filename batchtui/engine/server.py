@@ -37,6 +37,7 @@ from ..servers import ALIVE_WITHIN
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .mail import send_alert_mails
+from .runas import RunByCheck, RunByRule
 from .store import Claimed, EngineStore, Outcome, ServerNameInUse
 from .workers import WorkerPool
 
@@ -61,6 +62,7 @@ class Running:
     ended: datetime | None = None
     progress: tuple[float, str | None] | None = None
     progress_flushed: tuple[float, str | None] | None = None
+    refused: str | None = None  # why its class is not run (runas.py): the attempt ends in Error
 
 
 def default_name() -> str:
@@ -125,6 +127,7 @@ class BatchServerEngine:
         self._next_due_checked = 0.0
         self._due_dirty = True
         self.error: str | None = None  # last database error, shown by the console
+        self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
 
     # -- life cycle ----------------------------------------------------------
 
@@ -329,8 +332,9 @@ class BatchServerEngine:
                     changed = self._start_due(True) or changed
                     due = False
                     claimed += self.store.claim_ready_tasks(self.name, self._served, free - len(claimed))
+        rule = self.run_by_rule() if claimed else None
         for c in claimed:
-            self._launch(c)
+            self._launch(c, rule.refusal(c.run_by) if rule is not None else None)
         # While the workers run: start the jobs that are due all the same, and
         # finish the runs that are over.
         finish = bool(self._unfinished) and (stopping or self._finish_runs_now())
@@ -527,9 +531,20 @@ class BatchServerEngine:
 
     # -- running one attempt ---------------------------------------------------
 
-    def _launch(self, claimed: Claimed) -> None:
-        r = Running(claimed)
+    def run_by_rule(self) -> RunByRule | None:
+        """Whose tasks this server may run now (asked of the SQLite file each round it starts tasks)."""
+        if self._pg:
+            return None
+        if self._run_by_check is None:
+            self._run_by_check = RunByCheck(m.database.obj.database)
+        return self._run_by_check.rule()
+
+    def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
+        r = Running(claimed, refused=refused)
         self._running[claimed.attempt_id] = r
+        if refused is not None:
+            log.warning("batch server %s: job %d task %d attempt %d: %s", self.name, claimed.job_id,
+                        claimed.task_id, claimed.attempt, refused)
         assert self._pool is not None
         self._pool.submit(lambda: self._run(r))
 
@@ -543,6 +558,8 @@ class BatchServerEngine:
         )
         result = "error"
         try:
+            if r.refused is not None:
+                raise BatchClassError(r.refused)
             cls = get_class(c.class_name)
             ctx.params = validate_params(cls, c.params)
             cls().run(ctx)
@@ -591,6 +608,9 @@ def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = 
     engine.start()
     print(f"batch server {engine.name}: {engine.threads} threads, groups "
           f"{', '.join(repr(g) for g in engine._served)}", file=out, flush=True)
+    rule = engine.run_by_rule()
+    if rule is not None:  # a root server on a SQLite file it does not own alone (runas.py)
+        print(f"batch server {engine.name}: {rule.summary}", file=out, flush=True)
     stop = threading.Event()
 
     def on_signal(signum, frame):

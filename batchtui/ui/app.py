@@ -23,7 +23,7 @@ from ..errors import UserError
 from .guard import ServiceCall
 from .messages import AlertRaised, DatabaseHealth, JobsChanged, ReadFailed
 from .outage import ThreadConnection, close_quietly, is_outage, reason
-from .safe_text import visible
+from .safe_text import notify_plain
 from .screens.base import BaseScreen
 
 if TYPE_CHECKING:
@@ -91,7 +91,8 @@ class BatchTuiApp(App[None]):
         if self._actor is None:
             from ..identity import managers
 
-            self._actor = Actor.of(self.user, managers(self.config.managers), self.default_company)
+            self._actor = Actor.of(self.user, managers(self.config.managers), self.default_company,
+                                   self.config.smtp.recipients)
         return self._actor
 
     def on_mount(self) -> None:
@@ -124,8 +125,8 @@ class BatchTuiApp(App[None]):
             engine.start()
         except Exception as exc:  # noqa: BLE001 - the console still works without its server
             self.engine = None
-            self.notify(f"The embedded batch server did not start: {visible(exc)}",
-                        title="Batch server", severity="error", timeout=8)
+            notify_plain(self, f"The embedded batch server did not start: {exc}",
+                         title="Batch server", severity="error", timeout=8)
 
     def _engine_changed(self) -> None:
         # Engine or watcher thread: post only (thread-safe, never blocks).
@@ -185,7 +186,7 @@ class BatchTuiApp(App[None]):
 
     def on_alert_raised(self, event: AlertRaised) -> None:
         if event.popup:
-            self.notify(visible(event.message), title="Batch job alert", timeout=10)
+            notify_plain(self, event.message, title="Batch job alert", timeout=10)
         with self.service_call():
             for screen in self.screen_stack:
                 if isinstance(screen, BaseScreen):
@@ -252,7 +253,7 @@ class BatchTuiApp(App[None]):
         """A database error in the UI thread: say so; the watcher looks again at once."""
         close_quietly()  # opened again by the next query (after a failure it may be dead)
         if not is_outage(exc):
-            self.notify(visible(f"Database error: {reason(exc)}"), title="Database", severity="error", timeout=8)
+            notify_plain(self, f"Database error: {reason(exc)}", title="Database", severity="error", timeout=8)
             return
         self.set_db_problem(reason(exc))
         if self.watcher is not None:
@@ -268,10 +269,10 @@ class BatchTuiApp(App[None]):
         close_quietly()
         self.show_db_state()
         if problem and not was:
-            self.notify(visible(f"Database unavailable: {problem}. The console retries every second; "
-                                "what you typed is kept."), title="Database", severity="error", timeout=8)
+            notify_plain(self, f"Database unavailable: {problem}. The console retries every second; "
+                         "what you typed is kept.", title="Database", severity="error", timeout=8)
         elif was and not problem:
-            self.notify("The database is available again.", title="Database", timeout=5)
+            notify_plain(self, "The database is available again.", title="Database", timeout=5)
             self._refresh_screens()  # and the hidden forms when they come back
             self.wake_engine()
 
@@ -389,12 +390,12 @@ class BatchTuiApp(App[None]):
                                                  statuses=result.statuses or None, company=result.company,
                                                  user=result.user, actor=self.actor)
                 except UserError as exc:
-                    self.notify(visible(exc), title="Batch job history clean-up", severity="error")
+                    notify_plain(self, exc, title="Batch job history clean-up", severity="error")
                     return
             if call.failed:
                 return
-            self.notify(f"Deleted {count} run(s) from the batch job history.",
-                        title="Batch job history clean-up")
+            notify_plain(self, f"Deleted {count} run(s) from the batch job history.",
+                         title="Batch job history clean-up")
             self.refresh_now()
 
         self.push_screen(CleanupDialog(), chosen)

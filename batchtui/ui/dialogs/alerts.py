@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Checkbox, Label, Static
 
 from ... import validators
+from ...recipients import RecipientRefused, Recipients
 from ..safe_text import safe
 from .base import OkCancelDialog
 
@@ -37,11 +38,12 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
     ]
     HELP_TITLE = "Alerts"
 
-    def __init__(self, job_id: int, user: str, current: AlertSettings) -> None:
+    def __init__(self, job_id: int, user: str, current: AlertSettings, recipients: Recipients | None = None) -> None:
         super().__init__()
         self.job_id = job_id
         self.user = user
         self.current = current
+        self.recipients = recipients if recipients is not None else Recipients()  # who e-mail may go to
         self._hinted = False
 
     def compose(self) -> ComposeResult:
@@ -73,11 +75,18 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
             hint = validators.alert_choice(ended=r.ended, error=r.error, canceled=r.canceled, popup=r.popup,
                                            email=r.email)
         except validators.Invalid as exc:
-            line.update(exc.reason)
+            line.update(safe(exc.reason))
             return
+        if r.email:
+            try:
+                self.recipients.address(self.user)
+            except RecipientRefused as exc:  # the site does not mail there: Send e-mail cannot be chosen
+                line.update(safe(f"Send e-mail: {exc}"))
+                self.query_one("#alert-email", Checkbox).focus()
+                return
         if hint and not self._hinted:
             # Allowed (the Action center lists it): only a hint, so OK again saves.
             self._hinted = True
-            line.update(hint)
+            line.update(safe(hint))
             return
         self.dismiss(r)

@@ -31,7 +31,7 @@ class ConfirmDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm-dialog"):
-            yield Label(self.dialog_title, classes="dialog-title")
+            yield Label(safe(self.dialog_title), classes="dialog-title")
             yield Static(safe(self.message, keep_newlines=True), classes="dialog-message")
             with Horizontal(classes="dialog-buttons"):
                 for key, label in self.buttons:

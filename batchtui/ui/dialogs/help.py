@@ -11,6 +11,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
+from ..safe_text import safe
+
 
 def _key_text(app: App[Any], key: str) -> str:
     return " / ".join(app.get_key_display(Binding(k.strip(), "")) for k in key.split(","))
@@ -51,9 +53,10 @@ class HelpDialog(ModalScreen[None]):
         rows.append(("Ctrl+P", "Command palette: every action by name"))
         self.rows = rows
         for key, text in rows:
-            table.add_row(key, text)
+            # "[" is a key too: never markup.
+            table.add_row(safe(key, keep_newlines=True), safe(text, keep_newlines=True))
         with Vertical(classes="dialog help-dialog"):
-            yield Label(f"Help: {title}", classes="dialog-title")
+            yield Label(safe(f"Help: {title}"), classes="dialog-title")
             with VerticalScroll():
                 yield Static(table)
             yield Static("Escape closes.", classes="dialog-hint")

@@ -166,7 +166,10 @@ class BaseScreen(Screen[Any]):
     # -- drawing ---------------------------------------------------------------
 
     def set_text(self, selector: str, text: str | Text) -> None:
-        """Update a label only when its text changes (an update costs a layout pass)."""
+        """Update a label only when its text changes (an update costs a layout pass); a str is
+        shown as it is, never read as markup (safe_text.py)."""
+        if isinstance(text, str):
+            text = safe(text)
         key = str(text)
         if self._texts.get(selector) == key:
             return

@@ -20,7 +20,7 @@ from ...timeutil import machine_zone, utcnow
 from ...vocabulary import BatchStatus, Priority
 from ..format import status_label, wall
 from ..guard import guarded
-from ..safe_text import safe, visible
+from ..safe_text import safe, safe_options, visible
 from ..validation import Description, TimeZone, WallTime, refusal
 from ..widgets.paged_grid import PagedGrid
 from .base import Breadcrumb, MessageLine
@@ -144,7 +144,7 @@ class BatchJobsScreen(BatchJobMenu):
         sel = self.query_one("#job-company", Select)
         current = sel.value
         self._companies = ids
-        sel.set_options([(c, c) for c in ids])
+        sel.set_options(safe_options((c, c) for c in ids))
         if current in ids:
             sel.value = current
 

@@ -18,7 +18,7 @@ from ...errors import Conflict, UserError
 from ...vocabulary import ConditionStatus, ConditionType
 from ..format import status_label
 from ..guard import guarded
-from ..safe_text import safe, visible
+from ..safe_text import safe, safe_options, visible
 from ..validation import Description, MaxRetries, refusal
 from ..widgets.paged_grid import CallableSource, GridRow, PagedGrid
 from ..widgets.parameters import ParametersForm
@@ -162,7 +162,7 @@ class BatchTasksScreen(RecordForm):
         sel = self.query_one(wid, Select)
         current = sel.value
         self._choices[wid] = [v for _, v in options]
-        sel.set_options(options)
+        sel.set_options(safe_options(options))
         if current is not Select.BLANK and current in self._choices[wid]:
             sel.value = current
 
@@ -283,7 +283,7 @@ class BatchTasksScreen(RecordForm):
         others = (T.job == self.job_id) & (T.id != (self.task_id or 0))
         rows: list[Any] = list(T.select(T.id, T.description).where(others).order_by(T.id).tuples())
         self._parents = [tid for tid, _ in rows]
-        self.query_one("#cond-parent", Select).set_options([(f"{tid}  {visible(d)}", tid) for tid, d in rows])
+        self.query_one("#cond-parent", Select).set_options(safe_options((f"{tid}  {d}", tid) for tid, d in rows))
 
     def _show_log(self) -> None:
         log = self.query_one("#task-log", Static)

@@ -11,7 +11,7 @@ from textual.widgets import Footer, Input, Label
 
 from ... import validators
 from ...errors import UserError
-from ...groups import delete_group, group_rows, save_group
+from ...groups import check_may_change_groups, delete_group, group_rows, save_group
 from ..guard import guarded
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
@@ -75,6 +75,15 @@ class BatchGroupsScreen(RecordForm):
         self.grid.focus()
         self.load_record(self.grid.cursor_key)
 
+    def _refused(self) -> bool:
+        """Say so, and True, when the acting user may not change batch groups."""
+        try:
+            check_may_change_groups(self.actor)
+        except UserError as exc:
+            self.show_message(str(exc))
+            return True
+        return False
+
     def record_name(self) -> str:
         return "The new batch group" if self._new else f"Batch group {self.group or '(Empty batch group)'}"
 
@@ -111,6 +120,8 @@ class BatchGroupsScreen(RecordForm):
         self.load_record(event.key)
 
     def action_new(self) -> None:
+        if self._refused():
+            return
         if self.is_dirty() and not self._new:
             self.ask_unsaved(then=self._start_new, stay=lambda: None)
             return
@@ -133,7 +144,7 @@ class BatchGroupsScreen(RecordForm):
     def save(self) -> bool:
         name, description, servers = self.form_values()
         try:
-            save_group(name, description=description, field="Group", new=self._new,
+            save_group(name, actor=self.actor, description=description, field="Group", new=self._new,
                        servers=[s.strip() for s in servers.split(",") if s.strip()])
         except UserError as exc:
             self.show_message(str(exc))
@@ -152,13 +163,13 @@ class BatchGroupsScreen(RecordForm):
             self.load_record(self.grid.cursor_key)
             return
         name = self.group
-        if name is None:
+        if name is None or self._refused():
             return
 
         def delete() -> None:
             with self.service_call("Not deleted") as call:
                 try:
-                    delete_group(name)
+                    delete_group(name, actor=self.actor)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return

@@ -21,7 +21,7 @@ from ..dialogs.alerts import AlertSettings
 from ..dialogs.copy import CopyResult
 from ..dialogs.recurrence import RecurrenceResult
 from ..format import wall
-from ..safe_text import visible
+from ..safe_text import notify_plain
 from ..widgets.paged_grid import PagedGrid
 from .record_form import RecordForm
 
@@ -119,11 +119,13 @@ class BatchJobMenu(RecordForm):
                     self.show_message(str(exc))
                     return
             if call.failed:
-                self.app.push_screen(AlertsDialog(job_id, self.user, result), done)  # opens again with them
+                self.app.push_screen(AlertsDialog(job_id, self.user, result, self.actor.recipients),
+                                     done)  # opens again with them
                 return
             self.show_message("Alerts saved.", "note")
 
-        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row)), done)
+        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row), self.actor.recipients),
+                             done)
 
     # -- Change status, Cancel -------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ class BatchJobMenu(RecordForm):
                     st.set_job_status(job_id, target, self.actor)
                 except UserError as exc:
                     self.show_message(f"Change status refused: {exc}")
-                    self.app.notify(visible(exc), title="Change status", severity="error")
+                    notify_plain(self.app, exc, title="Change status", severity="error")
                     return
             if call.ok:
                 with self.service_call():

@@ -74,7 +74,7 @@ class BatchServersScreen(BaseScreen):
             return
         tasks = servers.running_tasks(name, limit=20)
         if not tasks:
-            detail.update(f"{one_line(name)} runs nothing now.")
+            detail.update(safe(f"{name} runs nothing now."))
             return
         lines = [f"{one_line(name)} runs now:"] + [f"  job {t.job_id} task {t.task_id}: {one_line(t.description)}"
                                                    for t in tasks]

@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from ...demo.guide import STEPS, GuideSession, Progress, Step
 from ..outage import DB_ERRORS
-from ..safe_text import visible
+from ..safe_text import notify_plain, visible
 
 if TYPE_CHECKING:
     from ..app import BatchTuiApp
@@ -221,7 +221,7 @@ class TaskGuide:
     def toggle(self) -> None:
         if self.visible:
             self.hide()
-            self.app.notify(f"Task guide hidden: {TOGGLE_KEY} shows it again.", title="Task guide", timeout=4)
+            notify_plain(self.app, f"Task guide hidden: {TOGGLE_KEY} shows it again.", title="Task guide", timeout=4)
         else:
             self.show()
 
