@@ -59,7 +59,7 @@ def _task_label(task: m.BatchTask) -> str:
 
 
 def _get_task(task_id: int) -> m.BatchTask:
-    task = m.BatchTask.get_or_none(m.BatchTask.id == task_id)
+    task = m.BatchTask.get_or_none(m.BatchTask.id == task_id) if m.storable_id(task_id) else None
     if task is None:
         raise NotFound(f"task {task_id}: no such batch task")
     return task
@@ -423,7 +423,7 @@ def add_condition(task_id, *, actor: Actor, parent_id, expected="ended") -> m.Ba
         label, tlabel = _label(job), _task_label(task)
         field = "conditions.task"
         expected = jobfile.check_condition_status(expected, job=label, task=tlabel, field="conditions.status")
-        parent = m.BatchTask.get_or_none(m.BatchTask.id == parent_id)
+        parent = m.BatchTask.get_or_none(m.BatchTask.id == parent_id) if m.storable_id(parent_id) else None
         if parent is None or parent.job_id != job.id:
             raise FieldError(f"no task {parent_id} in this job", job=label, task=tlabel, field=field)
         if parent.id == task.id:
@@ -457,7 +457,8 @@ def _condition_graph(job_id: int) -> dict[int, list[int]]:
 
 def delete_condition(condition_id, *, actor: Actor) -> None:
     with write():
-        row = m.BatchConstraint.get_or_none(m.BatchConstraint.id == condition_id)
+        row = (m.BatchConstraint.get_or_none(m.BatchConstraint.id == condition_id)
+               if m.storable_id(condition_id) else None)
         if row is None:
             raise NotFound(f"condition {condition_id}: no such condition")
         task = _get_task(row.task_id)

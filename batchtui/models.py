@@ -270,6 +270,16 @@ ALL_MODELS = [
 ]
 
 
+#: The largest id a row can have (SQLite's INTEGER; PostgreSQL's SERIAL stops sooner): a larger
+#: number names no row, and is not even sent (the SQLite driver cannot bind it).
+MAX_ID = 2**63 - 1
+
+
+def storable_id(value: Any) -> bool:
+    """False for a whole number no row can have as its id (it is not looked up: no such row)."""
+    return not isinstance(value, int) or -MAX_ID - 1 <= value <= MAX_ID
+
+
 def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
     """The rows of a query as tuples (peewee's annotations type ``.tuples()`` as model instances)."""
     return iter(query.tuples())

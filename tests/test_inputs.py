@@ -1,0 +1,157 @@
+"""Issue 16, items 7-12: ids never reused, "end after N" runs N times, bad input refused
+before it changes anything, export that imports again, JSON output as safe as text,
+and a job history streamed rather than built in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .faultkit import ROOT, assert_one_error_line, call_main, env_for, sqlite_state
+
+# -- item 9: bad input is exit 2, one line, nothing changed ---------------------------------
+
+
+@pytest.fixture
+def one_job(db_url):
+    """A database holding one job (of user ops), no connection left open."""
+    rc, out, err = call_main(["job", "import", "-"], stdin=json.dumps(
+        {"description": "existing", "tasks": [{"description": "t", "class": "Noop"}]}).encode())
+    assert rc == 0, err
+    return Path(db_url[len("sqlite:///"):])
+
+
+def _refused(argv, path, *, stdin=b"", fragment=""):
+    before = sqlite_state(path)
+    rc, out, err = call_main(argv, stdin=stdin)
+    line = assert_one_error_line(err, rc=rc)
+    assert out == ""
+    assert fragment in line, line
+    assert sqlite_state(path) == before, "a refused command changed the database"
+    return line
+
+
+def test_a_relative_sqlite_url_is_refused_and_makes_no_file(one_job, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for url in ("sqlite:///x.db", "sqlite:///sub/x.db"):
+        _refused(["--db", url, "job", "list"], one_job, fragment="absolute path")
+        monkeypatch.setenv("BATCHTUI_DB", url)
+        _refused(["job", "list"], one_job, fragment="absolute path")
+        monkeypatch.delenv("BATCHTUI_DB")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_relative_sqlite_url_is_refused_by_a_server_process(one_job, tmp_path):
+    """The case of the issue: a server started from another folder would see an empty database."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = subprocess.run([sys.executable, "-m", "batchtui", "server", "--exit-when-idle"], capture_output=True,
+                       env=env_for("sqlite:///batch.db", PYTHONPATH=str(ROOT)), cwd=elsewhere, timeout=60)
+    assert_one_error_line(p)
+    assert "absolute path" in p.stderr.decode()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_options_in_a_sqlite_url_are_refused_not_made_part_of_the_file_name(one_job, tmp_path):
+    url = f"sqlite:///{one_job}?mode=ro"
+    line = _refused(["--db", url, "job", "list"], one_job, fragment="?mode=ro")
+    assert "options" in line
+    assert sorted(p.name for p in one_job.parent.iterdir() if "?" in p.name) == []
+    _refused(["--db", f"sqlite:///{tmp_path}/new.db?mode=rwc", "job", "list"], one_job)
+    assert not any("?" in p.name for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [
+    ["job", "export", "99999999999999999999999"], ["job", "history", "99999999999999999999999"],
+    ["job", "wait", "99999999999999999999999", "--timeout", "0"], ["job", "cancel", "9223372036854775808"],
+    ["job", "status", "-9999999999999999999999", "waiting"], ["job", "copy", "99999999999999999999999"],
+    ["job", "delete", "99999999999999999999999"], ["job", "set", "99999999999999999999999", "--priority", "low"],
+])
+def test_a_job_id_too_large_for_any_row_is_no_such_job(one_job, args):
+    _refused(args, one_job)
+
+
+def test_the_largest_possible_id_is_looked_up_like_any_other(one_job):
+    _refused(["job", "export", "9223372036854775807"], one_job, fragment="no such batch job")
+
+
+JOB_WITH = '{{"description": "j", "tasks": [{{"description": "t", "class": "ShellCommand", "params": {params}}}]}}'
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"description": "Month-end \\ud800 close"}', "job #1, field description: holds \\ud800"),
+    ('[{"description": "ok"}, {"description": "b", "tasks": [{"key": "k", "description": "d\\udfff", '
+     '"class": "Noop"}]}]', "job 'b', task 'k', field description"),
+    (JOB_WITH.format(params='{"command": ["ls", "\\udc80"]}'), "job 'j', task 't', field params.command[1]"),
+    (JOB_WITH.format(params='{"\\ud83d": 1}'), "field params.\\ud83d"),
+    ('{"description": "a", "alerts": [{"user": "\\ude00"}]}', "job 'a', field alerts[0].user"),
+])
+def test_a_lone_surrogate_in_a_job_file_is_refused_naming_the_field(one_job, text, fragment):
+    line = _refused(["job", "import", "-"], one_job, stdin=text.encode(), fragment=fragment)
+    assert "lone surrogate" in line
+
+
+def test_a_lone_surrogate_in_a_recurrence_file_or_on_the_command_line_is_refused(one_job):
+    _refused(["recurrence", "preview", "-"], one_job, stdin=b'{"pattern": "days", "start": "\\ud800"}',
+             fragment="field start")
+    # Bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape).
+    for argv in (["job", "set", "1", "--description", "a\udcff"], ["group", "add", "\udcff"],
+                 ["cleanup", "--older-than", "1", "--user", "\udcff"]):
+        _refused(argv, one_job, fragment="not UTF-8 text")
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ('{"command": [""]}', "first item is empty"),
+    ('{"command": ["", "-c", "true"]}', "first item is empty"),
+    ('{"command": ["ls", "a\\u0000b"]}', "NUL"),
+    ('{"command": "echo \\u0000"}', "NUL"),
+])
+def test_a_command_no_program_can_run_is_refused_at_import(one_job, params, fragment):
+    line = _refused(["job", "import", "-"], one_job, stdin=JOB_WITH.format(params=params).encode(),
+                    fragment=fragment)
+    assert "field params.command" in line
+
+
+def test_a_command_with_empty_arguments_is_still_accepted(one_job):
+    rc, out, err = call_main(["job", "import", "-"],
+                             stdin=JOB_WITH.format(params='{"command": ["printf", ""]}').encode())
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("threads", ["100000", "257", "0", "-1"])
+def test_server_threads_out_of_1_to_256_is_refused_and_registers_nothing(one_job, threads):
+    line = _refused(["server", "--threads", threads, "--exit-when-idle"], one_job, fragment="1 to 256")
+    assert "--threads" in line
+    with sqlite3.connect(one_job) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM batch_server").fetchone() == (0,)
+
+
+def test_a_server_whose_start_fails_after_registering_is_not_shown_alive(database, monkeypatch):
+    from batchtui import servers
+    from batchtui.engine import server as server_mod
+
+    class NoThreads:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(server_mod, "WorkerPool", NoThreads)
+    engine = server_mod.BatchServerEngine(name="AOS9", threads=4)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        engine.start()
+    (row,) = [s for s in servers.server_rows() if s.name == "AOS9"]
+    assert row.stopped is not None and not row.alive
+
+
+def test_server_threads_256_is_accepted(one_job):
+    rc, out, err = call_main(["server", "--threads", "256", "--exit-when-idle", "--poll", "0.05"])
+    assert rc == 0, err
+    with sqlite3.connect(one_job) as conn:
+        assert conn.execute("SELECT threads, stopped IS NOT NULL FROM batch_server").fetchall() == [(256, 1)]
