@@ -155,3 +155,69 @@ def test_server_threads_256_is_accepted(one_job):
     assert rc == 0, err
     with sqlite3.connect(one_job) as conn:
         assert conn.execute("SELECT threads, stopped IS NOT NULL FROM batch_server").fetchall() == [(256, 1)]
+
+
+# -- item 11: --json escapes what the text output escapes -------------------------------------
+
+#: Characters a terminal acts on that JSON would carry raw: DEL, C1 controls (CSI, NEL),
+#: the right-to-left override, a zero-width joiner, the line separator, a tag character.
+ACTING = "\x7f\x9b\x85\u202e\u200d\u2028\U000e0001"
+
+
+def _past_run_with_log(job_id: int, task_id: int, log: str, *, runs: int = 1, tasks=None) -> None:
+    from datetime import timedelta
+
+    from batchtui.history import record_past_runs
+    from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus
+
+    now = utcnow()
+    record_past_runs(job_id, [
+        {"scheduled": now - timedelta(minutes=10 * (runs - i)), "started": now - timedelta(minutes=10 * (runs - i)),
+         "ended": now - timedelta(minutes=10 * (runs - i) - 1), "server": "AOS1",
+         "tasks": [{"task_id": tid, "status": BatchStatus.FINISHED,
+                    "attempts": [{"status": BatchStatus.FINISHED,
+                                  "started": now - timedelta(minutes=10 * (runs - i)),
+                                  "ended": now - timedelta(minutes=10 * (runs - i) - 1),
+                                  "server": "AOS1", "log": log}]} for tid in (tasks or [task_id])]}
+        for i in range(runs)], now=now)
+
+
+def _assert_escaped(out: str, originals) -> None:
+    for ch in ACTING:
+        assert ch not in out, f"{ch!r} reached the JSON output raw"
+    assert "\\u202e" in out and "\\u009b" in out and "\\udb40\\udc01" in out
+    assert all(json.loads(out) is not None for _ in [0])
+    for text in originals:
+        assert text in out or json.dumps(text)[1:-1] not in out  # spelled as JSON escapes, not raw
+
+
+def test_json_output_escapes_c1_controls_and_bidi_overrides_like_the_text_output(db_url):
+    description = "Month-end \u202eesolc"  # shows as "Month-end close" reversed
+    rc, out, err = call_main(["job", "import", "-", "--json"], stdin=json.dumps(
+        {"description": description, "alerts": [{"user": "ops", "ended": True}],
+         "tasks": [{"key": "k\u202e", "description": "d\u2028", "class": "Noop"}]}).encode())
+    assert rc == 0, err
+    assert "\u202e" not in out
+    created = json.loads(out)["jobs"][0]
+    assert created["tasks"] == {"k\u202e": created["tasks"]["k\u202e"]}
+    job_id, task_id = created["id"], created["tasks"]["k\u202e"]
+    log = f"colours {ACTING} done\n\x1b[2Jcleared"
+    _past_run_with_log(job_id, task_id, log)
+    for argv in (["job", "export", str(job_id)], ["job", "list", "--json"], ["job", "history", str(job_id), "--json"],
+                 ["alerts", "--json"]):
+        rc, out, err = call_main(argv)
+        assert rc == 0, err
+        for ch in "\u202e\u2028":
+            assert ch not in out, (argv, ch)
+        assert "\\u202e" in out, argv
+    rc, out, err = call_main(["job", "history", str(job_id), "--json"])
+    for ch in ACTING:
+        assert ch not in out, f"{ch!r} reached the JSON output raw"
+    assert "\\u009b" in out and "\\udb40\\udc01" in out and "\\u007f" in out
+    (run,) = json.loads(out)
+    assert run["tasks"][0]["attempts"][0]["log"] == log  # the same text, read back
+    assert run["tasks"][0]["key"] == "k\u202e"
+    # The text output says the same, in Python's spelling.
+    rc, text, err = call_main(["job", "history", str(job_id)])
+    assert rc == 0 and "\\u202e" in text and "\\x9b" in text and "\u202e" not in text

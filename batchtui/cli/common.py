@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..text import visible
+from ..text import json_escaped, visible
 
 if TYPE_CHECKING:
     from ..actor import Actor
@@ -33,7 +33,8 @@ __all__ = [
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """One JSON document; characters that would act on a terminal are escaped (text.json_escaped)."""
+    sys.stdout.write(json_escaped(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def emit(line: str = "") -> None:
