@@ -43,11 +43,14 @@ JOB_KEYS = frozenset({
 #: Read-only fields that `job export` adds; accepted and ignored on import so
 #: that `job export N | job import -` makes a copy.
 JOB_RUNTIME_KEYS = frozenset({"id", "created_by", "run_by", "last_run", "version", "created", "modified"})
+#: The statuses `job export` prints for a job that has run (anything but withhold
+#: or waiting): the copy is a new job, held back until someone lets it run.
+RUNTIME_STATUSES = frozenset(s.cli for s in BatchStatus) - frozenset(FILE_STATUSES)
 TASK_KEYS = frozenset({
     "key", "description", "class", "params", "company", "batch_group", "ignore_failure",
     "max_retries", "condition_type", "conditions",
 })
-TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used"})
+TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used", "waiting_reason", "kept"})
 CONDITION_KEYS = frozenset({"task", "status"})
 ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email"})
 ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email")
@@ -299,7 +302,10 @@ def parse_job(obj: Any, *, index: int = 1, now: datetime | None = None) -> JobSp
     start = now if start is None else check_time(start, time_zone, job=label, field="scheduled_start")
 
     status = _opt(obj, "status")
-    status = BatchStatus.HOLD if status is None else check_file_status(status, job=label)
+    if status is None or (isinstance(status, str) and status in RUNTIME_STATUSES):
+        status = BatchStatus.HOLD  # an export's run-time status: the copy starts in Withhold
+    else:
+        status = check_file_status(status, job=label)
 
     priority = _opt(obj, "priority")
     priority = Priority.NORMAL if priority is None else check_priority(priority, job=label)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from batchtui import models as m
+
 from .faultkit import ROOT, assert_one_error_line, call_main, env_for, sqlite_state
 
 # -- item 9: bad input is exit 2, one line, nothing changed ---------------------------------
@@ -221,3 +223,111 @@ def test_json_output_escapes_c1_controls_and_bidi_overrides_like_the_text_output
     # The text output says the same, in Python's spelling.
     rc, text, err = call_main(["job", "history", str(job_id)])
     assert rc == 0 and "\\u202e" in text and "\\x9b" in text and "\u202e" not in text
+
+
+# -- item 10: what `job export` printed imports again ------------------------------------------
+
+RAN = {
+    "description": "Month-end close", "time_zone": "America/Chicago", "status": "waiting", "priority": "high",
+    "alerts": [{"user": "ops", "error": True, "popup": True}],
+    "tasks": [
+        {"key": "invoice", "description": "Post invoices", "class": "Fail", "params": {"message": "no"},
+         "max_retries": 1},
+        {"key": "close", "description": "Inventory close", "class": "Noop", "condition_type": "any",
+         "conditions": [{"task": "invoice", "status": "ended_or_error"}]},
+    ],
+}
+
+
+def _run_once(job_id: int, statuses: dict[int, object]) -> None:
+    from datetime import timedelta
+
+    from batchtui.history import record_past_runs
+    from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus
+
+    now = utcnow()
+    start, end = now - timedelta(minutes=5), now - timedelta(minutes=4)
+    record_past_runs(job_id, [{"scheduled": start, "started": start, "ended": end, "server": "AOS1", "tasks": [
+        {"task_id": tid, "status": status,
+         "attempts": [] if status == BatchStatus.NOT_RUN else
+         [{"status": status, "started": start, "ended": end, "server": "AOS1", "log": "x"}]}
+        for tid, status in statuses.items()]}], now=now)
+
+
+def _comparable(export: dict) -> dict:
+    """An export without what a new job has of its own (ids, version, run-time fields)."""
+    doc = {k: v for k, v in export.items() if k not in ("id", "version", "created_by", "run_by", "last_run",
+                                                         "status")}
+    doc["tasks"] = [{k: v for k, v in t.items() if k not in ("id", "status", "retries_used", "waiting_reason",
+                                                               "kept")} for t in export["tasks"]]
+    return doc
+
+
+@pytest.mark.parametrize("outcome", ["error", "ended"])
+def test_the_export_of_a_job_that_has_run_imports_as_a_new_withheld_copy(db_url, outcome):
+    from batchtui.vocabulary import BatchStatus
+
+    rc, out, err = call_main(["job", "import", "-", "--json"], stdin=json.dumps(RAN).encode())
+    assert rc == 0, err
+    created = json.loads(out)["jobs"][0]
+    first = BatchStatus.ERROR if outcome == "error" else BatchStatus.FINISHED
+    with m.database.connection_context():
+        _run_once(created["id"], {created["tasks"]["invoice"]: first,
+                                  created["tasks"]["close"]: BatchStatus.FINISHED})
+    rc, exported_text, err = call_main(["job", "export", str(created["id"])])
+    assert rc == 0, err
+    exported = json.loads(exported_text)
+    assert exported["status"] == outcome and exported["last_run"]["status"] == outcome
+    assert {t["status"] for t in exported["tasks"]} >= {"ended"}
+
+    rc, out, err = call_main(["job", "import", "-", "--json"], stdin=exported_text.encode())
+    assert (rc, err) == (0, "")
+    again = json.loads(out)["jobs"][0]
+    assert again["id"] > created["id"] and set(again["tasks"]) == {"invoice", "close"}
+    rc, second_text, err = call_main(["job", "export", str(again["id"])])
+    second = json.loads(second_text)
+    assert second["status"] == "withhold" and second["last_run"] is None
+    assert {t["status"] for t in second["tasks"]} == {"withhold"}
+    assert all(t["retries_used"] == 0 for t in second["tasks"])
+    assert _comparable(second) == _comparable(exported)
+
+
+@pytest.mark.parametrize("status", ["executing", "error", "ended", "ready", "didnt_run", "canceling", "canceled"])
+def test_a_run_time_status_in_a_job_file_imports_as_withhold(db_url, status):
+    job = {"description": "copy", "status": status, "id": 7, "version": 3, "created_by": "someone",
+           "last_run": {"run": 1, "status": "error"},
+           "tasks": [{"id": 31, "key": "a", "description": "a", "class": "Noop", "status": status,
+                      "retries_used": 2, "waiting_reason": None, "kept": True}]}
+    rc, out, err = call_main(["job", "import", "-", "--json"], stdin=json.dumps(job).encode())
+    assert (rc, err) == (0, "")
+    rc, out, err = call_main(["job", "export", str(json.loads(out)["jobs"][0]["id"])])
+    exported = json.loads(out)
+    assert exported["status"] == "withhold" and exported["created_by"] == "ops"
+    assert [t["status"] for t in exported["tasks"]] == ["withhold"]
+
+
+@pytest.mark.parametrize("status", ["running", "Waiting", "", 1, True])
+def test_a_status_no_job_has_is_still_refused(one_job, status):
+    line = _refused(["job", "import", "-"], one_job, stdin=json.dumps({"description": "x", "status": status}).encode(),
+                    fragment="field status")
+    assert "job 'x'" in line
+
+
+def test_the_export_of_a_recurring_job_that_has_run_imports_waiting_with_its_recurrence(db_url):
+    from batchtui.vocabulary import BatchStatus
+
+    job = dict(RAN, recurrence={"pattern": "days", "every": 1, "end": {"after": 30}})
+    rc, out, err = call_main(["job", "import", "-", "--json"], stdin=json.dumps(job).encode())
+    created = json.loads(out)["jobs"][0]
+    with m.database.connection_context():
+        _run_once(created["id"], {t: BatchStatus.FINISHED for t in created["tasks"].values()})
+    rc, exported_text, err = call_main(["job", "export", str(created["id"])])
+    exported = json.loads(exported_text)
+    assert exported["status"] == "waiting" and exported["recurrence"]["text"]
+    rc, out, err = call_main(["job", "import", "-", "--json"], stdin=exported_text.encode())
+    assert (rc, err) == (0, "")
+    rc, second_text, err = call_main(["job", "export", str(json.loads(out)["jobs"][0]["id"])])
+    second = json.loads(second_text)
+    assert second["status"] == "waiting"
+    assert second["recurrence"] == exported["recurrence"]
