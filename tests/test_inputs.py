@@ -331,3 +331,127 @@ def test_the_export_of_a_recurring_job_that_has_run_imports_waiting_with_its_rec
     second = json.loads(second_text)
     assert second["status"] == "waiting"
     assert second["recurrence"] == exported["recurrence"]
+
+
+# -- item 12: job history streamed -------------------------------------------------------------
+
+TRICKY_LOGS = ["", "\n", "one line", "ends\n", "two\n\nblank\n", "cr\rlf\r\nnel\x85ls\u2028tab\tend",
+               "esc \x1b[2J \u202e\U000e0001", "x" * 70_000 + "\n" + "é" * 300_000 + "\x1b" * 3]
+
+
+def _old_text(runs) -> str:
+    """The text `job history` printed before it was streamed (the reference for the same output)."""
+    from batchtui.text import visible
+
+    lines = []
+    for run in runs:
+        lines.append(f"run {run['run']}  {run['status']}  scheduled {run['scheduled']}  started {run['started']}  "
+                     f"ended {run['ended'] or '-'}  server {visible(run['server']) or '-'}")
+        for t in run["tasks"]:
+            lines.append(f"  task {t['id']} {visible(t['key'])}: {t['status']}"
+                         + (f"  ({visible(t['description'])})" if t["description"] != t["key"] else ""))
+            if not t["attempts"]:
+                lines.append("    (did not start)")
+            for a in t["attempts"]:
+                lines.append(f"    attempt {a['attempt']}  {a['status']}  started {a['started']}  "
+                             f"ended {a['ended'] or '-'}  server {visible(a['server']) or '-'}")
+                lines += [f"      {line}" for line in visible(a["log"], keep_newlines=True).splitlines()]
+    return "".join(line + "\n" for line in lines)
+
+
+def test_the_streamed_history_prints_what_the_whole_one_did(db_url, monkeypatch):
+    from batchtui import history
+    from batchtui.cli import common
+    from batchtui.cli import jobs as cli_jobs
+
+    monkeypatch.setattr(common, "WRITE_PIECE", 1000)  # many pieces, cut anywhere
+    monkeypatch.setattr(cli_jobs, "WRITE_PIECE", 999)
+    monkeypatch.setattr(history, "LOG_BATCH_CHARS", 10)
+    tasks = [{"key": f"t{i}", "description": "d" if i else f"t{i}", "class": "Noop"} for i in range(len(TRICKY_LOGS))]
+    tasks.append({"key": "never", "description": "never", "class": "Noop"})
+    rc, out, err = call_main(["job", "import", "-", "--json"],
+                             stdin=json.dumps({"description": "j", "tasks": tasks}).encode())
+    created = json.loads(out)["jobs"][0]
+    ids = [created["tasks"][f"t{i}"] for i in range(len(TRICKY_LOGS))]
+    with m.database.connection_context():
+        for n, log in enumerate(TRICKY_LOGS):
+            # Each run: every task, attempts with this log (and the next one), one task that never started.
+            _run_with_logs(created["id"], ids, created["tasks"]["never"], [log, TRICKY_LOGS[n - 1]])
+        whole = history.job_history(created["id"])
+    assert len(whole) == len(TRICKY_LOGS)
+    rc, out, err = call_main(["job", "history", str(created["id"]), "--json"])
+    assert rc == 0, err
+    assert out == common.json_escaped(json.dumps(whole, indent=2, ensure_ascii=False)) + "\n"
+    assert json.loads(out) == whole
+    rc, text, err = call_main(["job", "history", str(created["id"])])
+    assert rc == 0, err
+    assert text == _old_text(whole)
+
+
+def _run_with_logs(job_id, task_ids, never_id, logs) -> None:
+    from datetime import timedelta
+
+    from batchtui.history import record_past_runs
+    from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus
+
+    now = utcnow()
+    at = now - timedelta(minutes=5)
+    record_past_runs(job_id, [{"scheduled": at, "started": at, "ended": at, "server": "AOS1", "tasks": [
+        *({"task_id": tid, "status": BatchStatus.FINISHED,
+           "attempts": [{"status": BatchStatus.ERROR if i < len(logs) - 1 else BatchStatus.FINISHED,
+                         "started": at, "ended": at, "server": "AOS\u202e", "log": log}
+                        for i, log in enumerate(logs)]} for tid in task_ids),
+        {"task_id": never_id, "status": BatchStatus.NOT_RUN, "attempts": []}]}], now=now)
+
+
+def _peak_rss_mb(argv, url) -> float:
+    """The peak resident memory of `batchtui ARGV` in a process of its own (its output thrown away)."""
+    code = ("import resource, subprocess, sys\n"
+            "subprocess.run([sys.executable, '-m', 'batchtui', *sys.argv[1:]], stdout=subprocess.DEVNULL, "
+            "check=True)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300,
+                       env=env_for(url, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout) / 1024  # ru_maxrss is in KiB on Linux
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB: Linux")
+def test_job_history_of_30_mb_of_logs_takes_the_memory_of_its_largest_log_not_of_all(db_url):
+    """A memory bound, not a time one: peak RSS against the same command on a job with tiny logs."""
+    from datetime import timedelta
+
+    from batchtui.history import record_past_runs
+    from batchtui.timeutil import utcnow
+    from batchtui.vocabulary import BatchStatus
+
+    largest_mb = 3
+    line = "2026-12-01 10:00:00 INFO posted invoice 000123 for US-001 \x1b[32mok\x1b[0m \u00e9\n"
+    big = (line * (largest_mb * 2**20 // len(line) + 1))[:largest_mb * 2**20 - 1] + "\n"
+    tasks = [{"key": f"t{i}", "description": f"t{i}", "class": "Noop"} for i in range(2)]
+    ids = {}
+    for name in ("big", "small"):
+        rc, out, err = call_main(["job", "import", "-", "--json"],
+                                 stdin=json.dumps({"description": name, "tasks": tasks}).encode())
+        ids[name] = json.loads(out)["jobs"][0]
+    now = utcnow()
+    with m.database.connection_context():
+        for name, log, runs in (("big", big, 5), ("small", "done\n", 1)):
+            job = ids[name]
+            record_past_runs(job["id"], [
+                {"scheduled": now - timedelta(hours=runs - i), "started": now - timedelta(hours=runs - i),
+                 "ended": now - timedelta(hours=runs - i), "server": "AOS1",
+                 "tasks": [{"task_id": tid, "status": BatchStatus.FINISHED,
+                            "attempts": [{"status": BatchStatus.FINISHED, "started": now - timedelta(hours=runs - i),
+                                          "ended": now - timedelta(hours=runs - i), "server": "AOS1", "log": log}]}
+                           for tid in job["tasks"].values()]}
+                for i in range(runs)], now=now)
+        total = sum(len(a.log) for a in m.TaskAttempt.select(m.TaskAttempt.log))
+    assert total >= 30 * 2**20  # 10 attempts of 3 MB
+    for extra in ([], ["--json"]):
+        small = _peak_rss_mb(["job", "history", str(ids["small"]["id"]), *extra], db_url)
+        large = _peak_rss_mb(["job", "history", str(ids["big"]["id"]), *extra], db_url)
+        print(f"job history {' '.join(extra)}: {large:.0f} MB, tiny logs {small:.0f} MB")
+        assert large <= small + 5 * largest_mb, (
+            f"job history {' '.join(extra)}: {large:.0f} MB for 30 MB of logs, {small:.0f} MB for a few bytes")
