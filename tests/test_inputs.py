@@ -9,9 +9,11 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from peewee import fn
 
 from batchtui import models as m
 
@@ -455,3 +457,105 @@ def test_job_history_of_30_mb_of_logs_takes_the_memory_of_its_largest_log_not_of
         print(f"job history {' '.join(extra)}: {large:.0f} MB, tiny logs {small:.0f} MB")
         assert large <= small + 5 * largest_mb, (
             f"job history {' '.join(extra)}: {large:.0f} MB for 30 MB of logs, {small:.0f} MB for a few bytes")
+
+
+# -- item 7: an id is never given twice --------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def either_database(request):
+    """The SQLite database of `database`, or a PostgreSQL one (companies DAT and USMF)."""
+    return request.getfixturevalue("database" if request.param == "sqlite" else "pg_database")
+
+
+ID_TABLES = (m.BatchJob, m.BatchTask, m.BatchConstraint, m.JobAlert, m.JobRun, m.RunTask, m.TaskAttempt, m.Alert,
+             m.BatchGroupServer)
+
+
+def _job_that_ran(description: str, now: datetime) -> int:
+    """A job with two tasks, a condition and an alert subscription, run once through the engine store."""
+    from batchtui.engine.store import EngineStore, Outcome
+    from batchtui.vocabulary import BatchStatus
+
+    from .conftest import make_job
+
+    job_id, ids = make_job([{"key": "a"}, {"key": "b", "conditions": [("a", "ended")]}], description=description,
+                           start=now)
+    m.JobAlert.create(job=job_id, user="ops", ended=True, popup=True)
+    store = EngineStore()
+    assert store.start_due_jobs("AOS1", now=now) == [job_id]
+    while claimed := store.claim_ready_tasks("AOS1", [""], 8, now=now):
+        store.finish_attempts([Outcome(c.task_id, c.attempt_id, "ended", ended=now) for c in claimed],
+                              retry_base=0, now=now)
+    assert m.BatchJob.get_by_id(job_id).status == BatchStatus.FINISHED
+    m.BatchGroupServer.create(group="", server=f"{description}-server")
+    return job_id
+
+
+def _largest_ids() -> dict[str, int]:
+    out = {}
+    for model in ID_TABLES:
+        largest = model.select(fn.MAX(model.id)).scalar()
+        assert largest, f"{model._meta.table_name} has rows"
+        out[model._meta.table_name] = largest
+    return out
+
+
+def test_the_ids_of_a_deleted_job_and_its_rows_are_never_given_again(either_database):
+    from batchtui import status as st
+    from batchtui.actor import Actor
+
+    now = datetime(2031, 3, 3, 9, 0)
+    _job_that_ran("first", now - timedelta(hours=1))
+    newest = _job_that_ran("second", now - timedelta(minutes=30))
+    before = _largest_ids()
+    st.delete_job(newest, Actor.current("ops"))  # its tasks, conditions, runs, attempts, alerts go with it
+    m.BatchGroupServer.delete().where(m.BatchGroupServer.server == "second-server").execute()
+    assert _largest_ids() != before  # the newest rows are gone
+    _job_that_ran("third", now)
+    after = _largest_ids()
+    for model in ID_TABLES:
+        table = model._meta.table_name
+        fresh = [r.id for r in model.select(model.id).where(model.id > before[table])]
+        assert fresh and min(fresh) > before[table], f"{table}: an id of the deleted job given again"
+        assert after[table] > before[table]
+
+
+def test_a_stale_server_writes_nothing_into_the_job_that_came_after(database, capsys):
+    """The issue's case: server A's attempt is taken back, its job deleted, a new job made and run by B.
+    A then reports the attempt it still held: it must reach no row of the new job."""
+    from batchtui import status as st
+    from batchtui.actor import Actor
+    from batchtui.engine.store import EngineStore, Outcome
+    from batchtui.vocabulary import BatchStatus
+
+    from .conftest import make_job
+
+    store = EngineStore()
+    now = datetime(2031, 3, 3, 9, 0)
+    old_job, _ = make_job([{"key": "a", "class_name": "Sleep", "params": {"seconds": 60}}], start=now)
+    store.start_due_jobs("AOS-A", now=now)
+    (held,) = store.claim_ready_tasks("AOS-A", [""], 8, now=now)
+    assert store.take_back("AOS-A", "AOS-A stopped answering", now=now + timedelta(minutes=1)) == 1
+    assert m.BatchJob.get_by_id(old_job).status == BatchStatus.ERROR
+    st.delete_job(old_job, Actor.current("ops"))
+
+    new_job, _ = make_job([{"key": "a", "class_name": "Sleep", "params": {"seconds": 60}}],
+                          start=now + timedelta(minutes=2))
+    store.start_due_jobs("AOS-B", now=now + timedelta(minutes=2))
+    (running,) = store.claim_ready_tasks("AOS-B", [""], 8, now=now + timedelta(minutes=2))
+    assert new_job != old_job and running.task_id != held.task_id and running.attempt_id != held.attempt_id
+    assert running.run_id != held.run_id
+
+    # A reports the attempt it held, as if nothing had happened: nothing of the new job changes.
+    store.finish_attempts([Outcome(held.task_id, held.attempt_id, "ended", log="old job's output\n",
+                                   ended=now + timedelta(minutes=3))], retry_base=0, now=now + timedelta(minutes=3))
+    attempt = m.TaskAttempt.get_by_id(running.attempt_id)
+    assert (attempt.status, attempt.ended, attempt.log) == (BatchStatus.EXECUTING, None, "")
+    assert m.BatchTask.get_by_id(running.task_id).status == BatchStatus.EXECUTING
+    assert m.BatchJob.get_by_id(new_job).status == BatchStatus.EXECUTING
+
+    # `job wait OLD` follows no other job: the old one is gone.
+    database.close()
+    rc, out, err = call_main(["job", "wait", str(old_job), "--timeout", "0"])
+    assert rc == 2 and f"job {old_job}: no such batch job" in err

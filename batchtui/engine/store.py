@@ -227,6 +227,7 @@ class EngineStore:
         with write():
             tasks = self._tasks_ending([o.task_id for o in outcomes])
             close: list[tuple[Any, ...]] = []
+            stale: list[tuple[Any, ...]] = []
             settle: list[tuple[Any, ...]] = []
             retry: list[tuple[Any, ...]] = []
             handback: list[tuple[Any, ...]] = []
@@ -235,8 +236,10 @@ class EngineStore:
                 ended = self.d.when(o.ended or now)
                 row = tasks.get(o.task_id)
                 if row is None or row[3] != o.attempt_id or row[2] not in _RUNNING_TASK:
-                    # Taken back meanwhile (its server was declared dead): keep the log only.
-                    close.append((None, ended, o.log, o.attempt_id))
+                    # Taken back meanwhile (its server was declared dead): keep the log only,
+                    # if the attempt is still there (its job may have been deleted since; the
+                    # attempt's id then names no row, never another job's: ids are not reused).
+                    stale.append((ended, o.log, o.attempt_id))
                     continue
                 tid, job_id, current, _, retries_used, max_retries, job_status, dependents = row
                 jobs.add(job_id)
@@ -264,8 +267,8 @@ class EngineStore:
                         settle.append((new, tid, current))
                 if dependents and new in TASK_FINAL:
                     finished.append(tid)
-            self.d.many_exactly("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, "
-                                "log = log || ? WHERE id = ?", close)
+            self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? WHERE id = ?", close)
+            self.d.many("UPDATE task_attempt SET ended = ?, log = log || ? WHERE id = ?", stale)
             self.d.many_exactly("UPDATE batch_task SET status = ?, attempt = NULL WHERE id = ? AND status = ?",
                                 settle)
             self.d.many_exactly("UPDATE batch_task SET status = ?, server = NULL, attempt = NULL "
