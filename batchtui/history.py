@@ -166,14 +166,16 @@ def _settle_job(job: m.BatchJob, current: int, runs: list[dict[str, Any]], outco
             attempt=None, not_before=None,
         ).where(m.BatchTask.id == t["task_id"]).execute()
     changes: dict[str, Any] = {"status": outcome}
+    recurrence_runs = job.recurrence_runs + len(runs)
     if job.recurrence and outcome != BatchStatus.CANCELED:
         from . import recurrence
 
-        nxt = recurrence.next_occurrence(job.recurrence, job.time_zone, max(last["ended"], last["scheduled"]))
+        nxt = recurrence.next_run(job.recurrence, job.time_zone, runs=recurrence_runs, ended=last["ended"],
+                                  scheduled=last["scheduled"], started=last["started"])
         if nxt is not None:
             changes = {"status": BatchStatus.WAITING, "scheduled_start": nxt}
-    done = (m.BatchJob.update(run_count=job.run_count + len(runs), current_run=run_ids[-1], modified=now,
-                              version=m.BatchJob.version + 1, **changes)
+    done = (m.BatchJob.update(run_count=job.run_count + len(runs), recurrence_runs=recurrence_runs,
+                              current_run=run_ids[-1], modified=now, version=m.BatchJob.version + 1, **changes)
             .where((m.BatchJob.id == job_id) & (m.BatchJob.status == current)).execute())
     if not done:
         raise Refused(f"job {job_id} changed status meanwhile; try again")

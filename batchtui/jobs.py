@@ -280,7 +280,7 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
         job = st.get_job(job_id)
         changes: dict[str, Any]
         if spec is None:
-            changes = {"recurrence": None, "recurrence_text": ""}
+            changes = {"recurrence": None, "recurrence_text": "", "recurrence_runs": 0}
         else:
             if isinstance(spec, dict):
                 spec = {k: v for k, v in spec.items() if k != "text"}
@@ -289,11 +289,13 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
             now = utcnow()
             if job.run_count and first < now:
                 # A job that has run before is not run again for occurrences that
-                # passed before this change: its next start is the next one to come.
+                # passed before this change: its next start is the next one to come
+                # (and "end after N" counts the runs from here, not those occurrences).
                 from . import recurrence
 
-                first = recurrence.next_occurrence(norm, job.time_zone, now) or first
-            changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first}
+                first = recurrence.next_run(norm, job.time_zone, runs=0, ended=now) or first
+            changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first,
+                       "recurrence_runs": 0}
         _editable(job, actor, **changes)
     _notify()
     return st.get_job(job_id)

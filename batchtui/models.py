@@ -129,6 +129,9 @@ class BatchJob(BaseModel):
     version = IntegerField(default=1)
     run_count = IntegerField(default=0)
     current_run = IntegerField(null=True)
+    # The runs made for the current recurrence: "End after N" counts these (runs,
+    # not occurrences); set back to 0 whenever the recurrence is set.
+    recurrence_runs = IntegerField(default=0)
     company_id: Field[str]
 
     class Meta:

@@ -9,10 +9,12 @@ import json
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 from peewee import fn
 
 from batchtui import models as m
@@ -457,6 +459,116 @@ def test_job_history_of_30_mb_of_logs_takes_the_memory_of_its_largest_log_not_of
         print(f"job history {' '.join(extra)}: {large:.0f} MB, tiny logs {small:.0f} MB")
         assert large <= small + 5 * largest_mb, (
             f"job history {' '.join(extra)}: {large:.0f} MB for 30 MB of logs, {small:.0f} MB for a few bytes")
+
+
+# -- item 8: "end after N" means N runs --------------------------------------------------------
+
+T0 = datetime(2031, 3, 3, 9, 0)  # naive UTC, as the engine keeps times
+
+
+def _recurring_job(spec: dict, start: datetime = T0, time_zone: str = "UTC") -> int:
+    from batchtui import recurrence
+    from batchtui.vocabulary import BatchStatus
+
+    from .conftest import make_job
+
+    norm = recurrence.normalize(spec, default_start=start, time_zone=time_zone)
+    job_id, _ = make_job([{"key": "work"}], status=BatchStatus.WAITING, start=start, recurrence=norm,
+                         time_zone=time_zone)
+    return job_id
+
+
+def _drive(job_id: int, durations, downtimes=(), limit: int = 50) -> list[tuple[datetime, datetime]]:
+    """A batch server's work on one job, driven with explicit times: each run starts when it is due
+    (and the server is up), its one task takes the next of durations (seconds). Returns each run's
+    (scheduled, started), once the job is no longer Waiting."""
+    from batchtui.engine.store import EngineStore, Outcome
+    from batchtui.vocabulary import BatchStatus
+
+    store = EngineStore()
+    free = datetime.min  # when the server can start the next run (the last one over, or back up)
+    for n in range(limit):
+        job = m.BatchJob.get_by_id(job_id)
+        if job.status != BatchStatus.WAITING:
+            break
+        now = max(job.scheduled_start, free)
+        if n < len(downtimes) and downtimes[n]:
+            now += timedelta(seconds=downtimes[n])  # no server ran for a while
+        assert store.start_due_jobs("AOS1", now=now) == [job_id]
+        (claimed,) = store.claim_ready_tasks("AOS1", [""], 8, now=now)
+        ended = now + timedelta(seconds=durations[n % len(durations)])
+        store.finish_attempts([Outcome(claimed.task_id, claimed.attempt_id, "ended", ended=ended)],
+                              retry_base=0, now=ended)
+        free = ended
+    else:
+        raise AssertionError(f"still recurring after {limit} runs")
+    return [(r.scheduled, r.started) for r in m.JobRun.select().where(m.JobRun.job == job_id).order_by(m.JobRun.run_no)]
+
+
+def test_every_minute_end_after_3_with_a_65_second_task_runs_3_times(either_database):
+    """The issue's case: the occurrence each run outlasts is made up by one run, and counted only then."""
+    from batchtui.vocabulary import BatchStatus
+
+    job_id = _recurring_job({"pattern": "minutes", "every": 1, "end": {"after": 3}})
+    runs = _drive(job_id, [65])
+    minute, s65 = timedelta(minutes=1), timedelta(seconds=65)
+    assert runs == [(T0, T0), (T0 + minute, T0 + s65), (T0 + 2 * minute, T0 + 2 * s65)]
+    job = m.BatchJob.get_by_id(job_id)
+    assert (job.status, job.run_count, job.recurrence_runs) == (BatchStatus.FINISHED, 3, 3)
+
+
+def test_occurrences_missed_while_no_server_ran_are_made_up_by_one_run_that_counts_once(database):
+    from batchtui.vocabulary import BatchStatus
+
+    job_id = _recurring_job({"pattern": "hours", "every": 1, "end": {"after": 3}})
+    hour = timedelta(hours=1)
+    # Down for 5 hours before the first run: one run for the 6 occurrences passed, then two more.
+    runs = _drive(job_id, [10], downtimes=[5 * 3600 + 30])
+    assert runs == [(T0, T0 + 5 * hour + timedelta(seconds=30)), (T0 + 6 * hour, T0 + 6 * hour),
+                    (T0 + 7 * hour, T0 + 7 * hour)]
+    assert m.BatchJob.get_by_id(job_id).status == BatchStatus.FINISHED
+
+
+def test_a_recurrence_set_again_counts_its_runs_from_zero(database):
+    from batchtui import jobs
+    from batchtui.actor import Actor
+    from batchtui.vocabulary import BatchStatus
+
+    job_id = _recurring_job({"pattern": "days", "every": 1, "end": {"after": 2}})
+    assert len(_drive(job_id, [5])) == 2
+    job = m.BatchJob.get_by_id(job_id)
+    assert (job.status, job.recurrence_runs) == (BatchStatus.FINISHED, 2)
+    jobs.set_recurrence(job_id, {"pattern": "days", "every": 1, "start": "2031-03-03T09:00:00",
+                                 "end": {"after": 2}}, actor=Actor.current("ops"))
+    job = m.BatchJob.get_by_id(job_id)
+    assert job.recurrence_runs == 0
+    assert job.scheduled_start > datetime.now(UTC).replace(tzinfo=None)  # the next one to come, not one passed
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(pattern=hs.sampled_from(["minutes", "hours", "days", "weeks"]), every=hs.integers(1, 3),
+       n=hs.integers(1, 6), durations=hs.lists(hs.floats(0, 3.5), min_size=1, max_size=6),
+       downtimes=hs.lists(hs.one_of(hs.just(0.0), hs.floats(0, 5)), max_size=6))
+def test_end_after_n_means_n_runs_whatever_the_runs_take_and_however_long_no_server_ran(
+        database, pattern, every, n, durations, downtimes):
+    """Durations and downtimes in intervals of the pattern: a run may outlast several occurrences."""
+    from batchtui import recurrence
+    from batchtui.vocabulary import BatchStatus
+
+    unit = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 7 * 86400}[pattern] * every
+    job_id = _recurring_job({"pattern": pattern, "every": every, "end": {"after": n}})
+    runs = _drive(job_id, [d * unit for d in durations], [d * unit for d in downtimes])
+    assert len(runs) == n
+    assert m.BatchJob.get_by_id(job_id).status == BatchStatus.FINISHED
+    spec = m.BatchJob.get_by_id(job_id).recurrence
+    never = {k: v for k, v in spec.items() if k != "end"} | {"end": {"never": True}}
+    occurrences = {at.astimezone(UTC).replace(tzinfo=None)
+                   for at in recurrence.occurrences(never, "UTC", count=60 * n + 10)}
+    scheduled = [s for s, _ in runs]
+    assert scheduled == sorted(set(scheduled)), "each run for a later occurrence than the last"
+    assert all(s in occurrences for s in scheduled), "each run made for an occurrence"
+    assert all(started >= s for s, started in runs), "never early"
 
 
 # -- item 7: an id is never given twice --------------------------------------------------------

@@ -416,6 +416,19 @@ def test_an_upgraded_sqlite_database_gives_no_deleted_row_its_id_again(tmp_path)
         conn.close()
 
 
+def test_an_upgraded_recurring_job_counts_the_runs_it_made_towards_end_after(tmp_path):
+    """Step 6: "End after N" counts runs (issue 16); a job that recurs has made run_count of them."""
+    path = tmp_path / "release.db"
+    _open_and_close(load_sqlite_release(path))
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT recurrence IS NOT NULL, run_count, recurrence_runs FROM batch_job").fetchall()
+    finally:
+        conn.close()
+    assert any(recurs and runs for recurs, runs, _ in rows) and any(not recurs and runs for recurs, runs, _ in rows)
+    assert all(counted == (runs if recurs else 0) for recurs, runs, counted in rows)
+
+
 def test_a_fresh_database_holds_the_rows_5c99734_seeded_and_no_others(fresh_url):
     """The schema comparison sees no rows: the Empty batch group and the default company are checked here."""
     db = dbmod.open_database(fresh_url, migrate=False)

@@ -1,20 +1,26 @@
-"""Schema version 6: an id is never given twice.
+"""Schema version 6: an id is never given twice, and "End after N" counts runs.
 
-On SQLite a table whose key is a plain INTEGER PRIMARY KEY gives a new row
-the id after the largest one there *now*: delete the newest job and the
-next job gets its id, its tasks the ids of the deleted job's tasks, its
-attempts those of its attempts. A batch server that still held one of the
-old attempts then wrote the old job's output and end time into the new
-job's attempt, and ``job wait`` followed the new job (issue 16). Every
-table with such a key is rebuilt with ``INTEGER PRIMARY KEY AUTOINCREMENT``
-(SQLite's procedure for a change ALTER TABLE cannot make: a new table, the
-rows copied, the old one dropped, the new one renamed, the old one's
-indexes and triggers made again; foreign keys are off while steps run, see
-the package docstring). ``sqlite_sequence`` then remembers each table's
-largest id, and SQLite never gives an id at or below it again. The tables
-are found in the schema as it is when the step runs (the CREATE text each
-one has then, columns added by earlier steps included), not listed here.
-PostgreSQL's sequences never give a number twice: nothing to do there.
+1. On SQLite a table whose key is a plain INTEGER PRIMARY KEY gives a new row
+   the id after the largest one there *now*: delete the newest job and the
+   next job gets its id, its tasks the ids of the deleted job's tasks, its
+   attempts those of its attempts. A batch server that still held one of the
+   old attempts then wrote the old job's output and end time into the new
+   job's attempt, and ``job wait`` followed the new job (issue 16). Every
+   table with such a key is rebuilt with ``INTEGER PRIMARY KEY AUTOINCREMENT``
+   (SQLite's procedure for a change ALTER TABLE cannot make: a new table, the
+   rows copied, the old one dropped, the new one renamed, the old one's
+   indexes and triggers made again; foreign keys are off while steps run, see
+   the package docstring). ``sqlite_sequence`` then remembers each table's
+   largest id, and SQLite never gives an id at or below it again. The tables
+   are found in the schema as it is when the step runs (the CREATE text each
+   one has then, columns added by earlier steps included), not listed here.
+   PostgreSQL's sequences never give a number twice: nothing to do there.
+
+2. ``batch_job.recurrence_runs``: the runs made for the job's current
+   recurrence. "End after N" counted occurrences, so an occurrence that fell
+   due while a run was still running (or while no batch server ran) used up
+   one of the N without a run. Jobs of an older database start from their
+   run count.
 
 Frozen: written out, as everything in this package.
 """
@@ -27,11 +33,16 @@ from peewee import PostgresqlDatabase
 PLAIN_KEY = '"id" INTEGER NOT NULL PRIMARY KEY'
 AUTOINCREMENT_KEY = PLAIN_KEY + " AUTOINCREMENT"
 
+ADD_RECURRENCE_RUNS = 'ALTER TABLE "batch_job" ADD COLUMN "recurrence_runs" INTEGER NOT NULL DEFAULT 0'
+SEED_RECURRENCE_RUNS = 'UPDATE "batch_job" SET "recurrence_runs" = "run_count" WHERE "recurrence" IS NOT NULL'
+
 
 def apply(db, migrator) -> None:
     if not isinstance(db, PostgresqlDatabase):
         for table, sql in _plain_key_tables(db):
             _rebuild_with_autoincrement(db, table, sql)
+    db.execute_sql(ADD_RECURRENCE_RUNS)
+    db.execute_sql(SEED_RECURRENCE_RUNS)
 
 
 def _plain_key_tables(db) -> list[tuple[str, str]]:
