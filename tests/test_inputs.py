@@ -363,7 +363,13 @@ def _old_text(runs) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def test_the_streamed_history_prints_what_the_whole_one_did(db_url, monkeypatch):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_url(request):
+    """BATCHTUI_DB set to a new SQLite file or PostgreSQL database, not opened yet."""
+    return request.getfixturevalue("db_url" if request.param == "sqlite" else "pg_url")
+
+
+def test_the_streamed_history_prints_what_the_whole_one_did(any_url, monkeypatch):
     from batchtui import history
     from batchtui.cli import common
     from batchtui.cli import jobs as cli_jobs
