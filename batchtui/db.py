@@ -76,14 +76,24 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
     url = resolve_url(url)
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = parsed.path
-        if url.startswith("sqlite:////"):
-            path = "/" + url[len("sqlite:////"):]
-        elif url.startswith("sqlite:///"):
-            path = url[len("sqlite:///"):]
+        # The text after "sqlite:///" as it is (not percent-decoded): "/x.db" for sqlite:////x.db.
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         if not path or path == ":memory:":
             raise UserError("the database URL needs a file: sqlite:///ABSOLUTE/PATH.db")
-        file = Path(path).expanduser()
+        if "?" in path:
+            # Not part of the file name (a server would open another file than the
+            # operator's), and not honoured either: refused.
+            raise UserError(f"the SQLite database URL takes no options ({path[path.index('?'):]!r}): "
+                            "use sqlite:///ABSOLUTE/PATH.db")
+        try:
+            file = Path(path).expanduser()
+        except RuntimeError:  # ~someone who has no home folder here
+            file = Path(path)
+        if not file.is_absolute():
+            # A relative path depends on the folder each process starts in: a batch
+            # server started elsewhere would see another, empty database.
+            raise UserError(f"the database URL needs an absolute path: sqlite:///ABSOLUTE/PATH.db, "
+                            f"not the relative {path!r}")
         try:
             if not file.parent.exists():
                 file.parent.mkdir(parents=True, mode=0o700)

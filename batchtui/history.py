@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from peewee import fn
+
 from . import events, jobfile
 from . import models as m
 from .actor import Actor
@@ -164,14 +166,16 @@ def _settle_job(job: m.BatchJob, current: int, runs: list[dict[str, Any]], outco
             attempt=None, not_before=None,
         ).where(m.BatchTask.id == t["task_id"]).execute()
     changes: dict[str, Any] = {"status": outcome}
+    recurrence_runs = job.recurrence_runs + len(runs)
     if job.recurrence and outcome != BatchStatus.CANCELED:
         from . import recurrence
 
-        nxt = recurrence.next_occurrence(job.recurrence, job.time_zone, max(last["ended"], last["scheduled"]))
+        nxt = recurrence.next_run(job.recurrence, job.time_zone, runs=recurrence_runs, ended=last["ended"],
+                                  scheduled=last["scheduled"], started=last["started"])
         if nxt is not None:
             changes = {"status": BatchStatus.WAITING, "scheduled_start": nxt}
-    done = (m.BatchJob.update(run_count=job.run_count + len(runs), current_run=run_ids[-1], modified=now,
-                              version=m.BatchJob.version + 1, **changes)
+    done = (m.BatchJob.update(run_count=job.run_count + len(runs), recurrence_runs=recurrence_runs,
+                              current_run=run_ids[-1], modified=now, version=m.BatchJob.version + 1, **changes)
             .where((m.BatchJob.id == job_id) & (m.BatchJob.status == current)).execute())
     if not done:
         raise Refused(f"job {job_id} changed status meanwhile; try again")
@@ -186,42 +190,106 @@ def _past_chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def job_history(job_id) -> list[dict]:
-    """The job's runs, newest first, each with its tasks and every attempt with its log."""
+    """The job's runs, newest first, each with its tasks and every attempt with its log.
+
+    All of it in memory: for a job with large logs, ``stream_job_history`` instead.
+    """
+    return [_materialized(run) for run in stream_job_history(job_id)]
+
+
+def _materialized(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _materialized(v) for k, v in value.items()}
+    if isinstance(value, (list, Iterator)):
+        return [_materialized(v) for v in value]
+    return value
+
+
+#: How much log text is read from the database at once (a log larger than this is read alone).
+LOG_BATCH_CHARS = 1 << 20
+
+
+def stream_job_history(job_id) -> Iterator[dict]:
+    """The job's runs as ``job_history`` gives them, made one at a time.
+
+    Each run is a dict whose "tasks" is a list, and each task's "attempts" an
+    iterator: an attempt's log is read from the database only when that
+    attempt is reached, a batch of at most LOG_BATCH_CHARS at a time (or one
+    larger log alone), so a job with gigabytes of logs takes the memory of
+    its largest log, not of all of them. Consume it in order (runs, their
+    tasks, their attempts). Raises NotFound at once for an unknown job.
+    """
     job = get_job(job_id)
     tz = job.time_zone
-    tasks = list(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
-                                    m.BatchTask.retries_used)
-                 .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
+    tasks = list(m.tuples(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
+                                             m.BatchTask.retries_used)
+                          .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id)))
     runs = list(m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()))
-    attempts: dict[tuple[int, int], list[m.TaskAttempt]] = {}
-    if runs:
-        for a in (m.TaskAttempt.select().where(m.TaskAttempt.run << [r.id for r in runs])
-                  .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id)):
-            attempts.setdefault((a.run_id, a.task_id), []).append(a)
-    out = []
-    for run in runs:
-        statuses = task_status_for_run(run)
-        retries = {}
-        if run.ended is not None:
-            retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
-        row = run_dict(run, tz)
-        assert row is not None  # a run, so a row
-        row["tasks"] = []
-        for t in tasks:
-            if t.id not in statuses:
-                continue  # added after this run
-            row["tasks"].append({
-                "id": t.id, "key": t.key, "description": t.description,
-                "status": BatchStatus(statuses[t.id]).cli,
-                "retries_used": retries.get(t.id, t.retries_used) if run.ended is not None else t.retries_used,
-                "attempts": [
-                    {"attempt": a.attempt, "status": BatchStatus(a.status).cli, "started": iso(a.started, tz),
-                     "ended": iso(a.ended, tz), "server": a.server, "log": a.log or ""}
-                    for a in attempts.get((run.id, t.id), [])
-                ],
-            })
-        out.append(row)
-    return out
+    return (_run_history(run, tasks, tz) for run in runs)
+
+
+def _run_history(run: m.JobRun, tasks: list[tuple[Any, ...]], tz: str) -> dict:
+    statuses = task_status_for_run(run)
+    retries = {}
+    if run.ended is not None:
+        retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
+    # The attempts of the run without their logs: (id, task, attempt, status, started, ended, server, length).
+    attempts: dict[int, list[tuple[Any, ...]]] = {}
+    a = m.TaskAttempt
+    for found in m.tuples(a.select(a.id, a.task, a.attempt, a.status, a.started, a.ended, a.server,
+                                   fn.LENGTH(a.log).coerce(False))
+                          .where(a.run == run.id).order_by(a.attempt, a.id)):
+        attempts.setdefault(found[1], []).append(found)
+    logs = _LogReader([at for tid, *_ in tasks if tid in statuses for at in attempts.get(tid, [])])
+    row = run_dict(run, tz)
+    assert row is not None  # a run, so a row
+    row["tasks"] = [
+        {"id": tid, "key": key, "description": description, "status": BatchStatus(statuses[tid]).cli,
+         "retries_used": retries.get(tid, retries_used) if run.ended is not None else retries_used,
+         "attempts": _attempts(attempts.get(tid, []), logs, tz)}
+        for tid, key, description, retries_used in tasks
+        if tid in statuses  # else added after this run
+    ]
+    return row
+
+
+def _attempts(rows: list[tuple[Any, ...]], logs: _LogReader, tz: str) -> Iterator[dict]:
+    for attempt_id, _, attempt, status, started, ended, server, _ in rows:
+        yield {"attempt": attempt, "status": BatchStatus(status).cli, "started": iso(started, tz),
+               "ended": iso(ended, tz), "server": server, "log": logs.log(attempt_id)}
+
+
+class _LogReader:
+    """The logs of a run's attempts, read in the order they are asked for, a batch at a time."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._order = [(r[0], r[7] or 0) for r in rows]  # (attempt id, length of its log), in output order
+        self._next = 0
+        self._read: dict[int, str] = {}
+
+    def log(self, attempt_id: int) -> str:
+        if attempt_id not in self._read:
+            self._read_from(attempt_id)
+        return self._read.pop(attempt_id, "") or ""
+
+    def _read_from(self, attempt_id: int) -> None:
+        self._read.clear()
+        while self._next < len(self._order) and self._order[self._next][0] != attempt_id:
+            self._next += 1  # asked out of order: what lies before is skipped
+        batch: list[int] = []
+        size = 0
+        while self._next < len(self._order):
+            aid, length = self._order[self._next]
+            if batch and size + length > LOG_BATCH_CHARS:
+                break
+            batch.append(aid)
+            size += length
+            self._next += 1
+        if attempt_id not in batch:  # not one of this run's attempts in order: read it alone
+            batch = [attempt_id]
+        for aid, log in m.tuples(m.TaskAttempt.select(m.TaskAttempt.id, m.TaskAttempt.log)
+                                 .where(m.TaskAttempt.id << batch)):
+            self._read[aid] = log
 
 
 def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, actor: Actor | None = None) -> int:

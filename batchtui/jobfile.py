@@ -12,6 +12,7 @@ through them too), so a rule lives in one place.
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 from . import validators
 from .errors import UserError
+from .text import visible
 from .timeutil import machine_zone, utcnow
 from .validators import (  # noqa: F401 - the job file's limits and message helpers, as before
     FILE_STATUSES,
@@ -41,11 +43,14 @@ JOB_KEYS = frozenset({
 #: Read-only fields that `job export` adds; accepted and ignored on import so
 #: that `job export N | job import -` makes a copy.
 JOB_RUNTIME_KEYS = frozenset({"id", "created_by", "run_by", "last_run", "version", "created", "modified"})
+#: The statuses `job export` prints for a job that has run (anything but withhold
+#: or waiting): the copy is a new job, held back until someone lets it run.
+RUNTIME_STATUSES = frozenset(s.cli for s in BatchStatus) - frozenset(FILE_STATUSES)
 TASK_KEYS = frozenset({
     "key", "description", "class", "params", "company", "batch_group", "ignore_failure",
     "max_retries", "condition_type", "conditions",
 })
-TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used"})
+TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used", "waiting_reason", "kept"})
 CONDITION_KEYS = frozenset({"task", "status"})
 ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email"})
 ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email")
@@ -156,9 +161,25 @@ def _no_constant(name: str) -> Any:
     raise _BadConstant(name)
 
 
-def load_text(text: str | bytes, source: str = "job file") -> Any:
-    """Parse JSON text; malformed JSON, duplicate keys and NaN are refused."""
+def load_text(text: str | bytes, source: str = "job file", *, jobs: bool = True) -> Any:
+    """Parse JSON text; malformed JSON, duplicate keys, NaN and lone surrogates are refused.
+
+    jobs: the text is a job file, so a refusal names the job, the task and the field.
+    """
     text = _decoded(text, source)
+    data = _parse_json(text, source)
+    found = _surrogate_at(data)
+    if found is not None:
+        path, char = found
+        reason = f"holds {visible(char)}, a lone surrogate (half of a UTF-16 pair), which is not a character"
+        if jobs:
+            job, task, name = _job_field(data, path)
+            raise FieldError(reason, job=job, task=task, field=name)
+        raise JobFileError(f"{source}: field {_path_text(path) or '(top level)'}: {reason}")
+    return data
+
+
+def _parse_json(text: str, source: str) -> Any:
     malformed = f"{source} is malformed JSON"
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
@@ -170,6 +191,70 @@ def load_text(text: str | bytes, source: str = "job file") -> Any:
         raise JobFileError(f"{malformed}: {exc.args[0]} is not a JSON number") from None
     except RecursionError:
         raise JobFileError(f"{malformed}: nested too deeply") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_at(data: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Where the first lone surrogate of parsed JSON is (its path, and the surrogate), if any.
+
+    JSON's \\u escapes can spell half of a surrogate pair: Python keeps it, and
+    no database (nor the terminal) takes it as text. Walked without recursion:
+    the JSON may be nested as deep as the parser allows.
+    """
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            hit = _SURROGATE.search(value)
+            if hit:
+                return path, hit.group(0)
+        elif isinstance(value, dict):
+            items = list(value.items())
+            for key, _ in items:
+                hit = _SURROGATE.search(key)
+                if hit:
+                    return (*path, key), hit.group(0)
+            stack.extend(((*path, key), item) for key, item in reversed(items))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    """tasks[0].params.command[1], as the job file spells it."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{visible(part)}" if out else visible(part))
+    return out
+
+
+def _job_field(data: Any, path: tuple[str | int, ...]) -> tuple[str, str | None, str]:
+    """A path in a job file as (job label, task label, field), as parse_job names them."""
+    rest = list(path)
+    job_obj = data
+    index = 1
+    if isinstance(data, list) and rest:
+        index = int(rest.pop(0)) + 1
+        job_obj = data[index - 1]
+    job = _label(job_obj, ("description",), f"#{index}")
+    task = None
+    if len(rest) >= 2 and rest[0] == "tasks" and isinstance(rest[1], int):
+        task_obj = job_obj["tasks"][rest[1]]
+        task = _label(task_obj, ("key", "description"), f"#{rest[1] + 1}")
+        rest = rest[2:]
+    return job, task, _path_text(tuple(rest)) or "(the whole object)"
+
+
+def _label(obj: Any, keys: tuple[str, ...], default: str) -> str:
+    if isinstance(obj, dict):
+        for key in keys:
+            value = obj.get(key)
+            if value is not None:
+                ok = isinstance(value, str) and value.strip() and len(value) <= MAX_KEY
+                return q(value) if ok and not _SURROGATE.search(value) else default
+    return default
 
 
 class _Duplicate(Exception):
@@ -217,7 +302,10 @@ def parse_job(obj: Any, *, index: int = 1, now: datetime | None = None) -> JobSp
     start = now if start is None else check_time(start, time_zone, job=label, field="scheduled_start")
 
     status = _opt(obj, "status")
-    status = BatchStatus.HOLD if status is None else check_file_status(status, job=label)
+    if status is None or (isinstance(status, str) and status in RUNTIME_STATUSES):
+        status = BatchStatus.HOLD  # an export's run-time status: the copy starts in Withhold
+    else:
+        status = check_file_status(status, job=label)
 
     priority = _opt(obj, "priority")
     priority = Priority.NORMAL if priority is None else check_priority(priority, job=label)

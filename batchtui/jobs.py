@@ -69,7 +69,7 @@ def _check_mail(actor: Actor, user: str, email: bool, *, job: str, field: str) -
 
 
 def _get_task(task_id: int) -> m.BatchTask:
-    task = m.BatchTask.get_or_none(m.BatchTask.id == task_id)
+    task = m.BatchTask.get_or_none(m.BatchTask.id == task_id) if m.storable_id(task_id) else None
     if task is None:
         raise NotFound(f"task {task_id}: no such batch task")
     return task
@@ -290,7 +290,7 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
         job = st.get_job(job_id)
         changes: dict[str, Any]
         if spec is None:
-            changes = {"recurrence": None, "recurrence_text": ""}
+            changes = {"recurrence": None, "recurrence_text": "", "recurrence_runs": 0}
         else:
             if isinstance(spec, dict):
                 spec = {k: v for k, v in spec.items() if k != "text"}
@@ -299,11 +299,13 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
             now = utcnow()
             if job.run_count and first < now:
                 # A job that has run before is not run again for occurrences that
-                # passed before this change: its next start is the next one to come.
+                # passed before this change: its next start is the next one to come
+                # (and "end after N" counts the runs from here, not those occurrences).
                 from . import recurrence
 
-                first = recurrence.next_occurrence(norm, job.time_zone, now) or first
-            changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first}
+                first = recurrence.next_run(norm, job.time_zone, runs=0, ended=now) or first
+            changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first,
+                       "recurrence_runs": 0}
         _editable(job, actor, **changes)
     _notify()
     return st.get_job(job_id)
@@ -434,7 +436,7 @@ def add_condition(task_id, *, actor: Actor, parent_id, expected="ended") -> m.Ba
         label, tlabel = _label(job), _task_label(task)
         field = "conditions.task"
         expected = jobfile.check_condition_status(expected, job=label, task=tlabel, field="conditions.status")
-        parent = m.BatchTask.get_or_none(m.BatchTask.id == parent_id)
+        parent = m.BatchTask.get_or_none(m.BatchTask.id == parent_id) if m.storable_id(parent_id) else None
         if parent is None or parent.job_id != job.id:
             raise FieldError(f"no task {parent_id} in this job", job=label, task=tlabel, field=field)
         if parent.id == task.id:
@@ -468,7 +470,8 @@ def _condition_graph(job_id: int) -> dict[int, list[int]]:
 
 def delete_condition(condition_id, *, actor: Actor) -> None:
     with write():
-        row = m.BatchConstraint.get_or_none(m.BatchConstraint.id == condition_id)
+        row = (m.BatchConstraint.get_or_none(m.BatchConstraint.id == condition_id)
+               if m.storable_id(condition_id) else None)
         if row is None:
             raise NotFound(f"condition {condition_id}: no such condition")
         task = _get_task(row.task_id)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from peewee import (
+    SQL,
     AutoField,
     BooleanField,
     CharField,
@@ -21,6 +22,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    NodeList,
     TextField,
 )
 
@@ -38,13 +40,29 @@ class JSONField(TextField):
 
 
 # Annotations without a value (``job_id: Field[int]``) declare no column:
-# they tell mypy about what peewee adds by itself, the ``id`` primary key of
-# a model that names none and the ``<foreign key>_id`` accessor of each
-# foreign key (the field on the class, the raw id on a row).
+# they tell mypy about what peewee adds by itself, the ``<foreign key>_id``
+# accessor of each foreign key (the field on the class, the raw id on a row).
+# Every integer id is an IdField, named on its model.
 
 # A foreign key whose column leads a composite index below has index=False:
 # that index serves its look-ups, and each index less is one B-tree less to
 # write on every status change of the batch server.
+
+
+class IdField(AutoField):
+    """A table's id, never given twice, not even the id of a deleted row.
+
+    SQLite: INTEGER PRIMARY KEY AUTOINCREMENT (without it SQLite gives the id
+    after the largest one left, that of a row just deleted); PostgreSQL: SERIAL,
+    whose sequence never goes back. The tables are made by the migrations
+    (step 6 on SQLite); this is what the models say of them.
+    """
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        if ctx.state.field_types.get(self.field_type) == "INTEGER":  # SQLite's AUTO type
+            return NodeList((node, SQL("AUTOINCREMENT")))
+        return node
 
 
 class BaseModel(Model):
@@ -70,10 +88,10 @@ class BatchGroup(BaseModel):
 class BatchGroupServer(BaseModel):
     """Which batch servers serve a batch group (by server name)."""
 
+    id = IdField()
     group = ForeignKeyField(BatchGroup, backref="servers", on_delete="CASCADE",
                             column_name="group_name")
     server = CharField(max_length=80)
-    id: AutoField[int]
     group_id: Field[str]
 
     class Meta:
@@ -93,7 +111,7 @@ class BatchServer(BaseModel):
 
 
 class BatchJob(BaseModel):
-    id = AutoField()
+    id = IdField()
     description = CharField(max_length=200)
     company = ForeignKeyField(Company, backref="jobs", on_delete="RESTRICT")
     scheduled_start = DateTimeField()
@@ -111,6 +129,9 @@ class BatchJob(BaseModel):
     version = IntegerField(default=1)
     run_count = IntegerField(default=0)
     current_run = IntegerField(null=True)
+    # The runs made for the current recurrence: "End after N" counts these (runs,
+    # not occurrences); set back to 0 whenever the recurrence is set.
+    recurrence_runs = IntegerField(default=0)
     company_id: Field[str]
 
     class Meta:
@@ -118,7 +139,7 @@ class BatchJob(BaseModel):
 
 
 class BatchTask(BaseModel):
-    id = AutoField()
+    id = IdField()
     job = ForeignKeyField(BatchJob, backref="tasks", on_delete="CASCADE", index=False)
     key = CharField(max_length=200)
     description = CharField(max_length=200)
@@ -152,10 +173,10 @@ class BatchTask(BaseModel):
 class BatchConstraint(BaseModel):
     """A row of the Has conditions grid: parent task and its expected status."""
 
+    id = IdField()
     task = ForeignKeyField(BatchTask, backref="conditions", on_delete="CASCADE", index=False)
     parent = ForeignKeyField(BatchTask, backref="dependents", on_delete="CASCADE")
     expected = IntegerField()  # status.ConditionStatus
-    id: AutoField[int]
     task_id: Field[int]
     parent_id: Field[int]
 
@@ -166,6 +187,7 @@ class BatchConstraint(BaseModel):
 class JobAlert(BaseModel):
     """One user's alert settings for one job (the Alerts dialog)."""
 
+    id = IdField()
     job = ForeignKeyField(BatchJob, backref="alerts", on_delete="CASCADE", index=False)
     user = CharField(max_length=80)
     ended = BooleanField(default=False)
@@ -173,7 +195,6 @@ class JobAlert(BaseModel):
     canceled = BooleanField(default=False)
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
-    id: AutoField[int]
     job_id: Field[int]
 
     class Meta:
@@ -183,7 +204,7 @@ class JobAlert(BaseModel):
 class JobRun(BaseModel):
     """One run of a job (Batch job history)."""
 
-    id = AutoField()
+    id = IdField()
     job = ForeignKeyField(BatchJob, backref="runs", on_delete="CASCADE", index=False)
     run_no = IntegerField()
     scheduled = DateTimeField()
@@ -200,11 +221,11 @@ class JobRun(BaseModel):
 class RunTask(BaseModel):
     """A task's final status in a run that is over (history)."""
 
+    id = IdField()
     run = ForeignKeyField(JobRun, backref="task_results", on_delete="CASCADE", index=False)
     task = ForeignKeyField(BatchTask, on_delete="CASCADE")
     status = IntegerField()
     retries_used = IntegerField(default=0)
-    id: AutoField[int]
     run_id: Field[int]
     task_id: Field[int]
 
@@ -215,7 +236,7 @@ class RunTask(BaseModel):
 class TaskAttempt(BaseModel):
     """One attempt of a task in a run, with its log (the ERP's infolog)."""
 
-    id = AutoField()
+    id = IdField()
     run = ForeignKeyField(JobRun, backref="attempts", on_delete="CASCADE", index=False)
     task = ForeignKeyField(BatchTask, backref="attempt_history", on_delete="CASCADE")
     attempt = IntegerField()
@@ -236,7 +257,7 @@ class TaskAttempt(BaseModel):
 class Alert(BaseModel):
     """An Action-center alert for one user."""
 
-    id = AutoField()
+    id = IdField()
     user = CharField(max_length=80)
     job = ForeignKeyField(BatchJob, null=True, on_delete="SET NULL")
     run = ForeignKeyField(JobRun, null=True, on_delete="SET NULL")
@@ -268,6 +289,16 @@ ALL_MODELS = [
     TaskAttempt,
     Alert,
 ]
+
+
+#: The largest id a row can have (SQLite's INTEGER; PostgreSQL's SERIAL stops sooner): a larger
+#: number names no row, and is not even sent (the SQLite driver cannot bind it).
+MAX_ID = 2**63 - 1
+
+
+def storable_id(value: Any) -> bool:
+    """False for a whole number no row can have as its id (it is not looked up: no such row)."""
+    return not isinstance(value, int) or -MAX_ID - 1 <= value <= MAX_ID
 
 
 def tuples(query: Any) -> Iterator[tuple[Any, ...]]:

@@ -33,6 +33,7 @@ from .vocabulary import BatchStatus
 
 ALIVE_WITHIN = 30.0  # seconds: a heartbeat older than this is a dead server's
 HEARTBEAT_EVERY = 5.0  # seconds between a batch server's heartbeats
+MAX_THREADS = 256  # batch threads of one server (`server --threads` takes 1 to this)
 RUNNING = (BatchStatus.EXECUTING, BatchStatus.CANCELLING)  # task statuses that hold a batch thread
 
 __all__ = [

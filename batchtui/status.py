@@ -24,7 +24,7 @@ from .vocabulary import BatchStatus
 
 
 def get_job(job_id: int) -> m.BatchJob:
-    job = m.BatchJob.get_or_none(m.BatchJob.id == job_id)
+    job = m.BatchJob.get_or_none(m.BatchJob.id == job_id) if m.storable_id(job_id) else None
     if job is None:
         raise NotFound(f"job {job_id}: no such batch job")
     return job

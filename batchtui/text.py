@@ -19,6 +19,11 @@ Unicode categories
 Where several lines are allowed (a task's log, an alert's message) newline
 and tab are kept. Everything else, backslashes and every printable character
 of any script included, is left as it is.
+
+JSON output follows the same rule in JSON's spelling (``json_escaped``): the
+same characters become ``\\u202e``, ``\\u009b``, ``\\ud800`` (a surrogate
+pair for those beyond U+FFFF), so a script that prints a field it read from
+``--json`` is as safe as the text output, and reads back the same text.
 """
 
 from __future__ import annotations
@@ -104,3 +109,26 @@ def visible(text: object, *, keep_newlines: bool = False) -> str:
 def is_visible(text: str, *, keep_newlines: bool = False) -> bool:
     """Whether visible() would leave the text as it is."""
     return visible(text, keep_newlines=keep_newlines) == text
+
+
+def json_escaped(document: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with every character of
+    CATEGORIES written as a JSON escape, as ``visible`` does for text.
+
+    json.dumps escapes C0 controls already; the rest (DEL, C1 controls, format
+    characters such as U+202E, lone surrogates, U+2028 and U+2029) it writes as
+    they are. Outside strings a JSON document holds only ASCII punctuation,
+    digits, letters, spaces and newlines, so the whole document can be passed:
+    the newlines of its indentation are kept.
+    """
+    if document.isascii():
+        return document.replace("\x7f", "\\u007f") if "\x7f" in document else document
+    return _pattern(True).sub(_json_escape, document)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

@@ -338,7 +338,7 @@ def test_every_model_field_has_its_column_and_every_column_its_field(fresh_url):
     db = dbmod.open_database(fresh_url, migrate=False)
     try:
         tables = {model._meta.table_name: model for model in m.ALL_MODELS}
-        assert set(db.get_tables()) - {"batchtui_schema"} == set(tables)
+        assert set(db.get_tables()) - {"batchtui_schema", "sqlite_sequence"} == set(tables)
         for table, model in tables.items():
             columns = {c.name: c for c in db.get_columns(table)}
             fields = {f.column_name: f for f in model._meta.sorted_fields}
@@ -357,6 +357,76 @@ def test_every_model_field_has_its_column_and_every_column_its_field(fresh_url):
                 assert (found.columns, found.unique) == (wanted, index._unique), f"index {index._name}"
     finally:
         db.close()
+
+
+def _autoincrement_tables(path) -> dict[str, bool]:
+    """{table: whether its id is AUTOINCREMENT} for every table with an integer id."""
+    conn = sqlite3.connect(path)
+    try:
+        out = {}
+        for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"):
+            keys = [r for r in conn.execute(f'PRAGMA table_info("{name}")') if r[5]]
+            if [(k[1], k[2]) for k in keys] == [("id", "INTEGER")]:
+                out[name] = "AUTOINCREMENT" in sql
+        return out
+    finally:
+        conn.close()
+
+
+def test_on_sqlite_every_integer_id_is_autoincrement_in_the_history_and_the_models(tmp_path):
+    """Step 6 (issue 16): an id is never given twice, not even a deleted row's; the models say the same."""
+    from peewee import SqliteDatabase
+
+    fresh = tmp_path / "fresh.db"
+    _open_and_close(f"sqlite:///{fresh}")
+    release = tmp_path / "release.db"
+    _open_and_close(load_sqlite_release(release))
+    made = tmp_path / "models.db"
+    models_db = SqliteDatabase(str(made))
+    with models_db.bind_ctx(m.ALL_MODELS):
+        models_db.create_tables(m.ALL_MODELS)
+    models_db.close()
+    expected = {model._meta.table_name: True for model in m.ALL_MODELS
+                if isinstance(model._meta.primary_key, m.IdField)}
+    assert len(expected) == 9
+    for path in (fresh, release, made):
+        assert _autoincrement_tables(path) == expected, path.name
+
+
+def test_an_upgraded_sqlite_database_gives_no_deleted_row_its_id_again(tmp_path):
+    """The release's newest rows deleted after the upgrade: new rows take ids after them all the same."""
+    path = tmp_path / "release.db"
+    url = load_sqlite_release(path)
+    before = {t: max(r[0] for r in rows) for t, (cols, rows) in sqlite_rows(path).items()
+              if cols and cols[0] == "id" and rows and isinstance(rows[0][0], int)}
+    _open_and_close(url)
+    conn = sqlite3.connect(path)
+    try:
+        assert dict(conn.execute("SELECT name, seq FROM sqlite_sequence")) == before
+        newest = before["batch_job"]
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM batch_job WHERE id = ?", (newest,))
+        conn.execute("INSERT INTO batch_job (description, company_id, scheduled_start, time_zone, status, priority, "
+                     "recurrence_text, created_by, run_by, created, modified, version, run_count) "
+                     "VALUES ('new', 'DAT', '2026-01-01', 'UTC', 0, 1, '', 'ops', 'ops', '2026-01-01', "
+                     "'2026-01-01', 1, 0)")
+        assert conn.execute("SELECT MAX(id) FROM batch_job").fetchone()[0] == newest + 1
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_an_upgraded_recurring_job_counts_the_runs_it_made_towards_end_after(tmp_path):
+    """Step 6: "End after N" counts runs (issue 16); a job that recurs has made run_count of them."""
+    path = tmp_path / "release.db"
+    _open_and_close(load_sqlite_release(path))
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT recurrence IS NOT NULL, run_count, recurrence_runs FROM batch_job").fetchall()
+    finally:
+        conn.close()
+    assert any(recurs and runs for recurs, runs, _ in rows) and any(not recurs and runs for recurs, runs, _ in rows)
+    assert all(counted == (runs if recurs else 0) for recurs, runs, counted in rows)
 
 
 def test_a_fresh_database_holds_the_rows_5c99734_seeded_and_no_others(fresh_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from typing import Final
 
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchtui.jobfile import q
-from batchtui.text import CATEGORIES, visible
+from batchtui.text import CATEGORIES, json_escaped, visible
 
 ACTING: Final = ("Cc", "Cf", "Cs", "Zl", "Zp")
 # Any code point, surrogates included, and the few that random choice seldom finds.
@@ -71,3 +72,12 @@ def test_messages_quote_values_with_the_same_rule():
     assert q("a\x1b[2Jb") == "'a\\x1b[2Jb'"
     assert q("\u202eevil") == "'\\u202eevil'"
     assert q("both ' and \"") == "'both \\' and \"'"
+
+
+@given(st.recursive(st.text(alphabet=ANY), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(alphabet=ANY, max_size=4), inner, max_size=3), max_leaves=6),
+       st.sampled_from([None, 2]))
+def test_json_output_carries_no_character_that_acts_and_reads_back_the_same(value, indent):
+    out = json_escaped(json.dumps(value, ensure_ascii=False, indent=indent))
+    assert not any(_acts(ch, True) for ch in out), ascii(out)
+    assert json.loads(out) == value

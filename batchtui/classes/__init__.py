@@ -314,16 +314,27 @@ def _check_boolean(p: Param, value: Any, bad: _Bad) -> Any:
 
 
 def _check_text_or_list(p: Param, value: Any, bad: _Bad) -> Any:
+    """A command: a text (for a shell), or a list of a program and its arguments.
+
+    Refused here, not when it runs: what no program can be (an empty text, an
+    empty first item) and what no operating system passes on (NUL).
+    """
     if isinstance(value, str):
         if not value.strip():
             raise bad("must not be empty")
+        if "\x00" in value:
+            raise bad("must not hold a NUL character (\\x00)")
         return value
     if isinstance(value, (list, tuple)):
         if not value:
             raise bad("must not be an empty list")
-        for item in value:
+        for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise bad(f"must be a list of texts, but holds {_shown(item)}")
+            if "\x00" in item:
+                raise bad(f"must not hold a NUL character (\\x00), but item {i + 1} does")
+        if not value[0].strip():
+            raise bad("must name a program first, but its first item is empty")
         return list(value)
     raise bad.wrong
 

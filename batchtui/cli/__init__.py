@@ -39,8 +39,13 @@ __all__ = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = _not_text(argv)
+    if bad is not None:
+        error(bad)
+        return EXIT_USAGE
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(argv)
     except UsageError as exc:
         error(exc)
         return EXIT_USAGE
@@ -52,6 +57,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(func, args)
     finally:
         _close_database()
+
+
+def _not_text(argv: list[str]) -> str | None:
+    """Why an argument is refused before parsing: bytes that are not UTF-8 (a lone surrogate).
+
+    Python hands such bytes over as lone surrogates (surrogateescape); neither
+    database takes them as text, so a description or a name made of them
+    would fail half way through a command.
+    """
+    from ..text import visible
+
+    for n, arg in enumerate(argv, start=1):
+        if any("\ud800" <= ch <= "\udfff" for ch in arg):
+            try:
+                shown = visible(repr(arg.encode("utf-8", "surrogateescape")))
+            except UnicodeEncodeError:  # a surrogate that stands for no byte
+                shown = visible(arg)
+            return f"argument {n} ({shown}) is not UTF-8 text"
+    return None
 
 
 def run_command(func: Command, args: argparse.Namespace) -> int:

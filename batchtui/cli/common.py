@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..text import visible
+from ..text import json_escaped, visible
 
 if TYPE_CHECKING:
     from ..actor import Actor
@@ -25,7 +25,8 @@ EXIT_TIMEOUT = 5
 
 __all__ = [
     "EXIT_FAILURE", "EXIT_OK", "EXIT_RUN_CANCELED", "EXIT_RUN_ERROR", "EXIT_TIMEOUT", "EXIT_USAGE", "PROG",
-    "connect", "emit", "emit_json", "error", "note", "open_database", "read_input", "table", "visible",
+    "WRITE_PIECE", "connect", "emit", "emit_json", "emit_json_stream", "error", "note", "open_database",
+    "read_input", "table", "visible", "write_out",
 ]
 
 
@@ -33,7 +34,60 @@ __all__ = [
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """One JSON document; characters that would act on a terminal are escaped (text.json_escaped)."""
+    sys.stdout.write(json_escaped(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+
+
+#: Text written to stdout in pieces of at most this many characters (a log may be
+#: hundreds of megabytes; its escaped copy and encoded bytes need not all exist at once).
+WRITE_PIECE = 1 << 18
+
+
+def write_out(text: str) -> None:
+    """Text to stdout, a piece at a time."""
+    if len(text) <= WRITE_PIECE:
+        sys.stdout.write(text)
+        return
+    for start in range(0, len(text), WRITE_PIECE):
+        sys.stdout.write(text[start:start + WRITE_PIECE])
+
+
+def emit_json_stream(data: Any) -> None:
+    """One JSON document, written as it is made: what emit_json prints, byte for byte.
+
+    Iterators in data (a generator of runs, of attempts) are consumed as they
+    are written, so a document far larger than memory can be printed.
+    """
+    _write_json(data, 0, lambda text: write_out(json_escaped(text)))
+    sys.stdout.write("\n")
+
+
+def _write_json(value: Any, level: int, write: Callable[[str], None]) -> None:
+    """json.dumps(value, indent=2, ensure_ascii=False), written a value at a time."""
+    inner = "\n" + "  " * (level + 1)
+    if isinstance(value, dict):
+        if not value:
+            write("{}")
+            return
+        for n, (key, item) in enumerate(value.items()):
+            write(("{" if n == 0 else ",") + inner + json.dumps(key, ensure_ascii=False) + ": ")
+            _write_json(item, level + 1, write)
+        write("\n" + "  " * level + "}")
+    elif isinstance(value, (list, tuple, Iterator)):
+        empty = True
+        for item in value:
+            write(("[" if empty else ",") + inner)
+            _write_json(item, level + 1, write)
+            empty = False
+        write("[]" if empty else "\n" + "  " * level + "]")
+    elif isinstance(value, str) and len(value) > WRITE_PIECE:
+        # A long text (a log) as JSON a piece at a time: JSON escapes each character on its own.
+        write('"')
+        for start in range(0, len(value), WRITE_PIECE):
+            write(json.dumps(value[start:start + WRITE_PIECE], ensure_ascii=False)[1:-1])
+        write('"')
+    else:
+        write(json.dumps(value, ensure_ascii=False))
 
 
 def emit(line: str = "") -> None:

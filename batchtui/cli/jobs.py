@@ -19,14 +19,17 @@ from .common import (
     EXIT_RUN_ERROR,
     EXIT_TIMEOUT,
     PROG,
+    WRITE_PIECE,
     connect,
     emit,
     emit_json,
+    emit_json_stream,
     note,
     open_database,
     read_input,
     table,
     visible,
+    write_out,
 )
 
 WAIT_POLL = 0.05  # seconds between looks at the database in `job wait`
@@ -199,25 +202,46 @@ def _wait_done(args: argparse.Namespace, job_id: int, run_no: int | None, status
 
 
 def cmd_job_history(args: argparse.Namespace) -> int:
+    """The job's runs, written one run (and one attempt's log) at a time: see history.stream_job_history."""
     open_database(args)
-    runs = history.job_history(args.id)
+    runs = history.stream_job_history(args.id)
     if args.json:
-        emit_json(runs)
+        emit_json_stream(runs)
         return EXIT_OK
-    if not runs:
-        note(f"job {args.id} has not run yet")
-        return EXIT_OK
+    empty = True
     for run in runs:
+        empty = False
         emit(f"run {run['run']}  {run['status']}  scheduled {run['scheduled']}  started {run['started']}  "
              f"ended {run['ended'] or '-'}  server {visible(run['server']) or '-'}")
         for t in run["tasks"]:
             emit(f"  task {t['id']} {visible(t['key'])}: {t['status']}"
                  + (f"  ({visible(t['description'])})" if t["description"] != t["key"] else ""))
-            if not t["attempts"]:
-                emit("    (did not start)")
+            started = False
             for a in t["attempts"]:
+                started = True
                 emit(f"    attempt {a['attempt']}  {a['status']}  started {a['started']}  "
                      f"ended {a['ended'] or '-'}  server {visible(a['server']) or '-'}")
-                for line in visible(a["log"], keep_newlines=True).splitlines():
-                    emit(f"      {line}")
+                _emit_log(a.pop("log"))
+            if not started:
+                emit("    (did not start)")
+    if empty:
+        note(f"job {args.id} has not run yet")
     return EXIT_OK
+
+
+LOG_INDENT = "      "
+
+
+def _emit_log(log: str) -> None:
+    """A log's lines, indented, as visible() shows them (only a newline still breaks a line there).
+
+    Escaped and written a piece at a time: a log of hundreds of megabytes is never copied whole.
+    """
+    if not log:
+        return
+    end = len(log) - 1 if log.endswith("\n") else len(log)  # a last newline ends the last line
+    write_out(LOG_INDENT)
+    for start in range(0, end, WRITE_PIECE):
+        piece = visible(log[start:min(start + WRITE_PIECE, end)], keep_newlines=True)
+        write_out(piece.replace("\n", "\n" + LOG_INDENT))
+    write_out("\n")

@@ -64,7 +64,7 @@ def cmd_classes(args: argparse.Namespace) -> int:
 def cmd_recurrence_preview(args: argparse.Namespace) -> int:
     raw = read_input(args.file)
     source = "stdin" if args.file == "-" else args.file
-    spec = jobfile.load_text(raw, source=f"recurrence file {source}")
+    spec = jobfile.load_text(raw, source=f"recurrence file {source}", jobs=False)
     if not isinstance(spec, dict):
         raise UserError(f"recurrence file {source}: expected a recurrence object, got {jobfile.kind(spec)}")
     spec = {k: v for k, v in spec.items() if k != "text"}

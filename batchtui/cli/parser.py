@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY
+from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY, MAX_THREADS
 from .alerts import cmd_alerts
 from .common import PROG
 from .completion import SHELLS, cmd_completion
@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "server", "run a headless batch server", cmd_server)
     p.add_argument("--name", help="server name (default: the host name)")
-    p.add_argument("--threads", type=_positive_int, default=8, metavar="N",
-                   help="batch threads (default 8)")
+    p.add_argument("--threads", type=_whole(1, maximum=MAX_THREADS), default=8, metavar="N",
+                   help=f"batch threads, 1 to {MAX_THREADS} (default 8)")
     p.add_argument("--groups", type=_names, default=None, metavar="G,...",
                    help="batch groups this server serves (besides those assigned to it)")
     p.add_argument("--poll", type=_positive_float, default=1.0, metavar="SECONDS",
@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _whole(minimum: int, name: str | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least minimum."""
+def _whole(minimum: int, name: str | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least minimum (and at most maximum)."""
 
     def parse(text: str) -> int:
         try:
@@ -213,6 +213,9 @@ def _whole(minimum: int, name: str | None = None) -> Callable[[str], int]:
         except ValueError:
             what = f"{name} must be" if name else "expected"
             raise argparse.ArgumentTypeError(f"{what} a whole number, not {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"{name + ' ' if name else ''}must be from {minimum} to {maximum}, not {value}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{name + ' ' if name else ''}must be {minimum} or more, not {value}")
         return value
@@ -221,7 +224,6 @@ def _whole(minimum: int, name: str | None = None) -> Callable[[str], int]:
 
 
 _job_id = _whole(1, "job ID")
-_positive_int = _whole(1)
 _non_negative_int = _whole(0)
 
 

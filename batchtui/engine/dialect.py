@@ -93,12 +93,18 @@ class Dialect:
     def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
         """Insert rows and return their new ids, in order.
 
-        SQLite: the write lock is held, so the ids after the current maximum
-        are ours to give, in one executemany.
+        SQLite: the write lock is held, so the ids after the highest ever given
+        are ours to give, in one executemany. That is the table's AUTOINCREMENT
+        sequence (migration 6), never the largest id left: the newest row may
+        have been deleted, and its id must not name another row (a batch server
+        that still holds it would write there). Inserting them moves the
+        sequence on past them.
         """
         if not rows:
             return []
-        first = self.x(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0]
+        first = self.x(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1", (table,)).fetchone()[0]
         ids = list(range(first, first + len(rows)))
         marks = ", ".join("?" * (len(columns) + 1))
         self.many(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",

@@ -145,16 +145,34 @@ class BatchServerEngine:
             except ServerNameInUse:
                 if i == len(self._names) - 1:
                     raise
-        self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
+        try:
+            self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
+            self._pg = self.store.pg
+            if not self._pg:
+                self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
+                self._checkpointer.start()
+            self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
+            self._thread.start()
+        except BaseException:
+            self._abandon()
+            raise
         events.add_listener(self.wake)
-        self._pg = self.store.pg
-        if not self._pg:
-            self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
-            self._checkpointer.start()
-        self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
-        self._thread.start()
         if self._pg:
             threading.Thread(target=self._listen, name=f"batch-listen-{self.name}", daemon=True).start()
+
+    def _abandon(self) -> None:
+        """A start that failed once the server was registered: its row says stopped, not alive."""
+        try:
+            with m.database.connection_context():
+                self.store.mark_stopped(self.name)
+        except Exception as exc:  # noqa: BLE001  (the start's own error is the one to report)
+            log.error("batch server %s: could not record its stop: %s", self.name, exc)
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     def _listen(self) -> None:
         """On PostgreSQL, wake the loop when another process NOTIFYs new work."""

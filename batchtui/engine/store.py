@@ -130,7 +130,8 @@ class EngineStore:
                 # the status index over every Waiting job).
                 exactly(x(
                     f"UPDATE batch_job SET status = {_EXECUTING}, run_count = run_count + 1, "
-                    "version = version + 1, modified = ?, current_run = (SELECT r.id FROM job_run r "
+                    "recurrence_runs = recurrence_runs + 1, version = version + 1, modified = ?, "
+                    "current_run = (SELECT r.id FROM job_run r "
                     "WHERE r.job_id = batch_job.id AND r.run_no = batch_job.run_count + 1) "
                     f"WHERE id IN ({marks}) AND +status = {_WAITING}", (at, *ids)).rowcount, len(ids))
                 # Every task starts the run Waiting, carrying its job's priority and
@@ -227,6 +228,7 @@ class EngineStore:
         with write():
             tasks = self._tasks_ending([o.task_id for o in outcomes])
             close: list[tuple[Any, ...]] = []
+            stale: list[tuple[Any, ...]] = []
             settle: list[tuple[Any, ...]] = []
             retry: list[tuple[Any, ...]] = []
             handback: list[tuple[Any, ...]] = []
@@ -235,8 +237,10 @@ class EngineStore:
                 ended = self.d.when(o.ended or now)
                 row = tasks.get(o.task_id)
                 if row is None or row[3] != o.attempt_id or row[2] not in _RUNNING_TASK:
-                    # Taken back meanwhile (its server was declared dead): keep the log only.
-                    close.append((None, ended, o.log, o.attempt_id))
+                    # Taken back meanwhile (its server was declared dead): keep the log only,
+                    # if the attempt is still there (its job may have been deleted since; the
+                    # attempt's id then names no row, never another job's: ids are not reused).
+                    stale.append((ended, o.log, o.attempt_id))
                     continue
                 tid, job_id, current, _, retries_used, max_retries, job_status, dependents = row
                 jobs.add(job_id)
@@ -264,8 +268,8 @@ class EngineStore:
                         settle.append((new, tid, current))
                 if dependents and new in TASK_FINAL:
                     finished.append(tid)
-            self.d.many_exactly("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, "
-                                "log = log || ? WHERE id = ?", close)
+            self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? WHERE id = ?", close)
+            self.d.many("UPDATE task_attempt SET ended = ?, log = log || ? WHERE id = ?", stale)
             self.d.many_exactly("UPDATE batch_task SET status = ?, attempt = NULL WHERE id = ? AND status = ?",
                                 settle)
             self.d.many_exactly("UPDATE batch_task SET status = ?, server = NULL, attempt = NULL "
@@ -399,7 +403,8 @@ class EngineStore:
                 "SELECT j.id, j.status, j.current_run, j.recurrence, j.time_zone, j.scheduled_start, "
                 "j.run_count, j.description, EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id "
                 f"AND t.status = {_ERROR} AND NOT t.ignore_failure), "
-                "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id) "
+                "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id), j.recurrence_runs, "
+                "(SELECT r.started FROM job_run r WHERE r.id = j.current_run) "
                 f"FROM batch_job j WHERE j.id IN ({in_marks(ids)}) AND NOT EXISTS "
                 f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
                 + self.d.lock("j"), ids,
@@ -413,9 +418,10 @@ class EngineStore:
         rescheduled: list[tuple[Any, ...]] = []
         snapshots: list[int] = []
         alerts: list[dict[str, Any]] = []
-        for job_id, status, run_id, rec, tz_name, scheduled, run_count, description, failed, _ in rows:
+        for (job_id, status, run_id, rec, tz_name, scheduled, run_count, description, failed, _, recurrence_runs,
+             started) in rows:
             outcome = run_outcome(status, failed)
-            next_start = _next_start(rec, tz_name, scheduled, outcome, now) if rec else None
+            next_start = _next_start(rec, tz_name, scheduled, started, recurrence_runs, outcome, now) if rec else None
             if next_start is None:
                 ended.append((int(outcome), at, job_id, status))
             else:
@@ -560,15 +566,20 @@ def _params(text: Any) -> dict[str, Any]:
     return json.loads(text) if text and text != "{}" else {}
 
 
-def _next_start(rec: Any, tz_name: str, scheduled: Any, outcome: BatchStatus, now: datetime) -> datetime | None:
-    """When a recurring job runs next (None: it does not, the job keeps the run's outcome)."""
+def _next_start(rec: Any, tz_name: str, scheduled: Any, started: Any, runs: int, outcome: BatchStatus,
+                now: datetime) -> datetime | None:
+    """When a recurring job runs next (None: it does not, the job keeps the run's outcome).
+
+    runs: the runs made for its recurrence, this one included (recurrence.next_run: only runs
+    count, and an occurrence that fell due during the run is made up by one run).
+    """
     if not rec or outcome == BatchStatus.CANCELED:
         return None
     from .. import recurrence
 
     spec = json.loads(rec) if isinstance(rec, str) else rec
-    start = as_datetime(scheduled)
-    return recurrence.next_occurrence(spec, tz_name, max(now, start) if start else now)
+    return recurrence.next_run(spec, tz_name, runs=int(runs or 0), ended=now, scheduled=as_datetime(scheduled),
+                               started=as_datetime(started))
 
 
 def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome: BatchStatus,

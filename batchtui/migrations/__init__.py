@@ -58,6 +58,9 @@ Adding step 4
    ``isinstance(db, PostgresqlDatabase)`` where the dialects differ. On
    PostgreSQL a new table needs the grants of step 2 (and its guard
    trigger, if its rows belong to a job); a new sequence its grant too.
+   On SQLite a new table's integer id is ``"id" INTEGER NOT NULL PRIMARY
+   KEY AUTOINCREMENT`` (step 6: an id is never given twice), as
+   ``models.IdField`` declares it.
 2. Append ``(4, v4_<what>.apply)`` to ``MIGRATIONS``.
 3. Change ``models.py`` to match (``timeout = IntegerField(null=True)``).
 4. tests/test_migrations.py then checks that a fresh database and an
@@ -77,7 +80,7 @@ from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 
 from ..errors import UserError
-from . import v1_tables, v2_pg_guards, v3_due_index, v5_pg_server_guards
+from . import v1_tables, v2_pg_guards, v3_due_index, v5_pg_server_guards, v6_ids_runs
 
 Step = Callable[[Database, SchemaMigrator], None]
 
@@ -85,8 +88,9 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (1, v1_tables.apply),
     (2, v2_pg_guards.apply),
     (3, v3_due_index.apply),
-    # 5, not 4: step 4 is being written on another branch at the same time (renumbered when merged).
+    # Step 4 is on another branch at the same time; it lands before any release.
     (5, v5_pg_server_guards.apply),
+    (6, v6_ids_runs.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -48,6 +48,7 @@ command line and the console all use it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 
 from ..errors import UserError
@@ -67,6 +68,7 @@ __all__ = [
     "warning",
     "occurrences",
     "next_occurrence",
+    "next_run",
 ]
 
 
@@ -159,6 +161,46 @@ def occurrences(spec: dict, time_zone: str, *, after: datetime | None = None,
         if len(found) >= count:
             break
     return found
+
+
+def next_run(spec: dict, time_zone: str, *, runs: int, ended: datetime, scheduled: datetime | None = None,
+             started: datetime | None = None) -> datetime | None:
+    """When a recurring job runs next, after a run: naive UTC, or None when the recurrence is over.
+
+    The batch framework's rules (batch-framework.md, "Recurrence dialog"):
+    only runs count, and a missed occurrence is made up by one run.
+
+    * ``runs`` is how many runs the job has made for this recurrence, the one
+      just over included: "end after N" is over once N runs are made, however
+      many occurrences passed meanwhile without one.
+    * An occurrence that fell due while the run ran (after ``started``, by
+      ``ended``) is made up by one run, at once: the next start is the latest
+      such occurrence, for all of them. Occurrences before the run started
+      (missed while no batch server ran) are made up by the run itself.
+    * Otherwise the next start is the first occurrence after ``ended`` (and
+      after ``scheduled``, the occurrence the run was made for).
+
+    Times are naive UTC or aware. With runs=0 and ended=now (started and
+    scheduled left out): the first occurrence after now, for a recurrence
+    set on a job that has run before.
+    """
+    tz = _zone(time_zone)
+    rule = parse(spec, tz, None)
+    if rule.end[0] == "after":
+        if runs >= rule.end[1]:
+            return None
+        rule = replace(rule, end=("never",))  # the runs are counted above, not the occurrences
+    until = as_utc(ended)
+    if started is not None:
+        missed = None
+        for at in iter_utc(rule, tz, as_utc(started)):
+            if at > until:
+                break
+            missed = at
+        if missed is not None:
+            return missed
+    after = until if scheduled is None else max(until, as_utc(scheduled))
+    return next(iter_utc(rule, tz, after), None)
 
 
 def next_occurrence(spec: dict, time_zone: str, after: datetime) -> datetime | None:
