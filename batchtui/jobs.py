@@ -199,7 +199,7 @@ def task_key_for(task_id: int) -> str:
 
 
 def create_job(*, actor: Actor, description, company=None, scheduled_start=None, time_zone=None,
-               priority="normal", status="withhold") -> m.BatchJob:
+               priority="normal", status="withhold", active_period=None) -> m.BatchJob:
     """A new batch job (the Batch jobs form's New); it starts in Withhold unless asked otherwise."""
     description = jobfile.check_description(description)
     label = q(description)
@@ -220,6 +220,7 @@ def create_job(*, actor: Actor, description, company=None, scheduled_start=None,
             description=description, company=company, scheduled_start=start, time_zone=time_zone,
             status=initial, priority=int(prio), recurrence=None, recurrence_text="",
             created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
+            active_period=_period(active_period, job=label),
         )
     if initial == BatchStatus.WAITING:
         _notify()

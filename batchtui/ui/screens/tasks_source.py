@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ... import models as m
 from ...vocabulary import BatchStatus
+from ...waiting import job_reasons
 from ..format import TIME as SECONDS
 from ..format import condition_label, status_label, status_style, wall, yes_no
 from ..progress import attempt_fraction, bar, task_progress
@@ -29,6 +30,7 @@ TASK_COLUMNS = [
     Column("ignore", "Ignore failure", 14),
     Column("retries", "Max retries", 11, align="right"),
     Column("used", "Retries used", 12, align="right"),
+    Column("waiting", "Waiting reason", 14, flex=True),
 ]
 CONDITION_COLUMNS = [
     Column("parent", "Task ID", 7, align="right"),
@@ -42,6 +44,9 @@ def task_rows(job_id: int) -> list[GridRow]:
     """The job's tasks, with the progress of those running."""
     tasks: list[Any] = list(m.BatchTask.select().where(m.BatchTask.job == job_id).order_by(m.BatchTask.id))
     running = task_progress(t.id for t in tasks if t.status == BatchStatus.EXECUTING)
+    job = m.BatchJob.get_or_none(m.BatchJob.id == job_id)
+    reasons = job_reasons(job, tasks) if job is not None and any(
+        t.status in (BatchStatus.READY, BatchStatus.WAITING) for t in tasks) else {}
     rows = []
     for t in tasks:
         done = running.get(t.id)
@@ -50,8 +55,8 @@ def task_rows(job_id: int) -> list[GridRow]:
         rows.append(GridRow(t.id, [
             str(t.id), one_line(t.description), one_line(t.company_id), one_line(t.class_name),
             one_line(t.batch_group) or "", status_label(t.status), bar(done[0]) if done else "",
-            yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
-        ], {5: status_style(t.status), 6: "yellow"}))
+            yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used), one_line(reasons.get(t.id) or ""),
+        ], {5: status_style(t.status), 6: "yellow", 10: "yellow"}))
     return rows
 
 
