@@ -184,7 +184,7 @@ class BatchJobsScreen(BatchJobMenu):
             "time_zone": self.query_one("#job-tz", Input).value.strip(),
             "company": None if company is Select.BLANK else company,
             "priority": None if priority is Select.BLANK else priority,
-            "active_period": None if period is Select.BLANK else period,
+            "active_period": period if isinstance(period, str) else None,
         }
 
     def _set_form(self, values: dict[str, Any]) -> None:
