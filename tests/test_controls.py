@@ -370,3 +370,46 @@ def test_threads_now_follows_the_window_and_the_pause():
     assert controls.threads_now(4, controls.parse_schedule("09:00-10:00=0"), False, time(12, 0)) == 4
     assert controls.most_threads(4, windows) == 8
     assert controls.parse_date("2026-01-02", "d") == date(2026, 1, 2)
+
+
+# -- separate batch server processes --------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def processes(request, tmp_path):
+    """`batchtui server` processes on one SQLite file or one PostgreSQL database."""
+    from .test_multiserver import Servers
+
+    if request.param == "sqlite":
+        request.getfixturevalue("database")
+        url = request.getfixturevalue("db_url")
+    else:
+        request.getfixturevalue("pg_database")
+        url = request.getfixturevalue("pg_url")
+    s = Servers(url, tmp_path)
+    yield s
+    s.stop_all()
+
+
+@pytest.mark.slow
+def test_three_server_processes_hold_a_group_limit_and_apply_a_pause(processes):
+    m.BatchGroup.create(name="INV")
+    job_id, ids = make_job([{"key": f"t{i}", "class_name": "Sleep", "params": {"seconds": 0.2},
+                             "batch_group": "INV"} for i in range(30)], status=S.HOLD)
+    save_group("INV", max_concurrent=2, actor=BOSS)
+    for name in ("P1", "P2", "P3"):
+        processes.start(name, "--groups", "INV", threads=4)
+    m.BatchJob.update(status=S.WAITING).where(m.BatchJob.id == job_id).execute()
+    m.BatchTask.update(status=S.WAITING).where(m.BatchTask.job == job_id).execute()
+    wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=90)
+    assert _max_overlap(ids.values()) == 2
+    # Paused from the command line's service: a process applies it within its poll interval (0.5 s).
+    for name in ("P1", "P2", "P3"):
+        pause_server(name, actor=BOSS)
+    wait_for(lambda: all(s.threads_now == 0 for s in server_rows() if s.name in ("P1", "P2", "P3")), timeout=10)
+    held, held_ids = make_job([{"key": "a", "batch_group": "INV"}])
+    wait_for(lambda: job_status(held) == S.EXECUTING, timeout=10)
+    assert poll(lambda: task_statuses(held_ids)["a"] != S.READY, timeout=1.5) is None
+    pause_server("P2", actor=BOSS, paused=False)
+    wait_for(lambda: job_status(held) == S.FINISHED, timeout=10)
+    assert m.TaskAttempt.get(m.TaskAttempt.task == held_ids["a"]).server == "P2"

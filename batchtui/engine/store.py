@@ -206,9 +206,10 @@ class EngineStore:
         opens), and the occurrence it was due for is kept in deferred_from: the
         run it gets then is for that occurrence, and it runs once however many
         occurrences fell inside the closed time. One statement when no due job
-        names a period.
+        names a period, none when there is no period.
         """
-        if not due:
+        # No period at all (a table of a few rows): no look at the jobs.
+        if not due or self.d.x("SELECT 1 FROM active_period LIMIT 1").fetchone() is None:
             return due
         named: list[tuple[int, str, str]] = []
         for ids in chunks(due):
