@@ -25,7 +25,7 @@ from batchtui.timeutil import utcnow
 from batchtui.vocabulary import BatchStatus as S
 from batchtui.vocabulary import Priority
 
-from .conftest import job_status, make_job, poll, task_statuses, wait_for
+from .conftest import job_status, poll, task_statuses, wait_for
 
 BOSS = Actor.of("boss", ["boss"])
 
@@ -50,6 +50,23 @@ def _max_overlap(task_ids) -> int:
         now += step
         most = max(most, now)
     return most
+
+
+def make_job(tasks, **kw):
+    """conftest.make_job made whole before a running server can see it: created Withhold
+    (a server would start a Waiting job between its row and its tasks' rows), then
+    set Waiting in one transaction."""
+    from batchtui.db import write
+
+    from .conftest import make_job as make_rows
+
+    status = kw.pop("status", S.WAITING)
+    job_id, ids = make_rows(tasks, status=S.HOLD, **kw)
+    if status != S.HOLD:
+        with m.database.connection_context(), write():
+            m.BatchJob.update(status=status).where(m.BatchJob.id == job_id).execute()
+            m.BatchTask.update(status=status).where(m.BatchTask.job == job_id).execute()
+    return job_id, ids
 
 
 def _reason(job_id: int, key: str, ids: dict) -> str | None:
@@ -214,7 +231,8 @@ def test_a_free_thread_takes_the_highest_priority_first(servers):
     order = [Priority.LOW, Priority.NORMAL, Priority.CRITICAL, Priority.HIGH, Priority.RESERVED]
     jobs = {p: make_job([{"key": "a"}, {"key": "b"}], priority=int(p), description=p.label)[0] for p in order}
     assert poll(lambda: all(job_status(j) == S.EXECUTING for j in jobs.values())), \
-        (server.error, [job_status(j) for j in jobs.values()], server.capacity)
+        (server.error, [job_status(j) for j in jobs.values()], server.capacity,
+         [(a.server, a.task_id) for a in m.TaskAttempt.select()])
     with m.database.connection_context():
         pause_server("AOS1", actor=BOSS, paused=False)
     wait_for(lambda: all(job_status(j) == S.FINISHED for j in jobs.values()), timeout=20)
