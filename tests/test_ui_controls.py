@@ -170,4 +170,4 @@ async def test_job_form_active_period_and_the_waiting_reason(manager_db, size):
         await pilot.pause(0.3)
         tasks = app.screen
         rows = grid_rows(tasks.query_one("#tasks-grid", PagedGrid))
-        assert rows[0][-1] == "batch group 'INVOICE' is stopped"
+        assert rows[0][6] == "batch group 'INVOICE' is stopped"

@@ -61,8 +61,7 @@ class BatchGroupsScreen(RecordForm):
                 yield Label("Running now", classes="field-label-short")
                 yield Label("", id="group-running", classes="read-only short")
             yield Label("A group with no server never runs; the Empty batch group runs on every server "
-                        "unless servers are named for it. Max concurrent: tasks of the group running at once "
-                        "across every server.", classes="dim")
+                        "unless servers are named for it.", classes="dim")
             yield MessageLine("", id="group-message")
         yield Footer()
 

@@ -74,8 +74,7 @@ class ActivePeriodsScreen(RecordForm):
                 yield Input(id="period-start-date", placeholder="YYYY-MM-DD", compact=True, classes="date-input")
                 yield Label("End date", classes="field-label-short")
                 yield Input(id="period-end-date", placeholder="YYYY-MM-DD", compact=True, classes="date-input")
-            yield Label("Times are in each job's time zone; To before From wraps past midnight. A due job "
-                        "outside its period waits until it opens, then runs once.", classes="dim")
+            yield Label("In the job's time zone; To before From wraps past midnight.", classes="dim")
             yield MessageLine("", id="period-message")
         yield Footer()
 

@@ -63,14 +63,13 @@ class BatchServersScreen(RecordForm):
                 yield Label("Status", classes="field-label-short")
                 yield Label("", id="server-state", classes="read-only wide")
             with Horizontal(classes="form-row"):
-                yield Label("Maximum batch threads", classes="field-label")
+                yield Label("Maximum threads", classes="field-label")
                 yield Input(id="server-threads", placeholder="--threads", compact=True, classes="count-input")
                 yield Label("Reserved threads", classes="field-label-short")
                 yield Input(id="server-reserved", compact=True, classes="count-input")
                 yield Label("Schedule", classes="field-label-short")
                 yield Input(id="server-schedule", placeholder="18:00-06:00=8,06:00-18:00=2", compact=True)
-            yield Label("Reserved threads run only Reserved-capacity jobs. Schedule windows are in the server "
-                        "machine's time zone. p pauses or resumes: a paused server finishes what it runs.",
+            yield Label("Reserved threads: Reserved capacity only. Windows: server's time zone. p: pause.",
                         classes="dim")
             yield MessageLine("", id="server-message")
         yield Static("", id="server-detail", classes="detail")

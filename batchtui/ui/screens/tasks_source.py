@@ -26,11 +26,11 @@ TASK_COLUMNS = [
     Column("class", "Class name", 10, flex=True),
     Column("group", "Batch group", 11),
     Column("status", "Status", 10),
-    Column("progress", "Progress", 11),
+    # A running task's progress; a task held back by a scheduling control says why (waiting.py).
+    Column("progress", "Progress / waiting", 11, flex=True),
     Column("ignore", "Ignore failure", 14),
     Column("retries", "Max retries", 11, align="right"),
     Column("used", "Retries used", 12, align="right"),
-    Column("waiting", "Waiting reason", 14, flex=True),
 ]
 CONDITION_COLUMNS = [
     Column("parent", "Task ID", 7, align="right"),
@@ -54,9 +54,10 @@ def task_rows(job_id: int) -> list[GridRow]:
             done = (0.0, None)  # started, nothing reported yet
         rows.append(GridRow(t.id, [
             str(t.id), one_line(t.description), one_line(t.company_id), one_line(t.class_name),
-            one_line(t.batch_group) or "", status_label(t.status), bar(done[0]) if done else "",
-            yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used), one_line(reasons.get(t.id) or ""),
-        ], {5: status_style(t.status), 6: "yellow", 10: "yellow"}))
+            one_line(t.batch_group) or "", status_label(t.status),
+            bar(done[0]) if done else one_line(reasons.get(t.id) or ""),
+            yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
+        ], {5: status_style(t.status), 6: "yellow"}))
     return rows
 
 
