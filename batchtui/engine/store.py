@@ -104,6 +104,8 @@ _CLAIM = (
     f"AND +j.status = {_EXECUTING} "  # "+": by the claim index, the job by its key
     "{reserved}ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
 _RESERVED = int(Priority.RESERVED)
+#: The first key of the PostgreSQL advisory locks that serialise claims of a limited batch group.
+GROUP_LOCK = 7262013
 
 # A limited group's running tasks, counted in the partial index batch_task_running_group
 # (its WHERE written the same way, so that both planners use it).
@@ -297,19 +299,25 @@ class EngineStore:
                        at: Any) -> list[tuple[Any, ...]]:
         """The claim when some of the groups have a concurrency limit or are stopped.
 
-        The limited groups' rows are locked in name order (PostgreSQL: FOR
-        UPDATE, so that two servers claiming tasks of one limited group take
-        turns and each counts what the other committed; SQLite: BEGIN
-        IMMEDIATE already lets one writer at a time), their limits read again,
+        The limited groups are locked in name order (PostgreSQL: an advisory
+        lock per group for the transaction, so that two servers claiming tasks
+        of one limited group take turns and each counts what the other
+        committed; SQLite: BEGIN IMMEDIATE already lets one writer at a time),
+        their limits read again (each statement of a READ COMMITTED
+        transaction sees what was committed before it began),
         their running tasks counted, and each claims at most its headroom. The
         unlimited groups claim together as usual; the candidates are merged in
         claim order and the first `limit` taken.
         """
         x = self.d.x
-        lock = " FOR UPDATE" if self.d.pg else ""
+        if self.d.pg:
+            # A transaction-scoped advisory lock per group, in name order: it
+            # needs no privilege on batch_group (only managers change it), and
+            # it is released at commit, when the claimed tasks are visible.
+            for g in limited:
+                x(f"SELECT pg_advisory_xact_lock({GROUP_LOCK}, hashtext(?))", (g,))
         current = {r[0]: int(r[1]) for r in x(
-            f"SELECT name, max_concurrent FROM batch_group WHERE name IN ({in_marks(limited)}) ORDER BY name"
-            + lock, limited)}
+            f"SELECT name, max_concurrent FROM batch_group WHERE name IN ({in_marks(limited)})", limited)}
         capped = {g: n for g, n in current.items() if n > 0}
         free = [g for g in groups if current.get(g, 0) == 0]
         headroom: dict[str, int] = {}
