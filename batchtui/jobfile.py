@@ -38,7 +38,7 @@ from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 JOB_KEYS = frozenset({
     "description", "company", "scheduled_start", "time_zone", "status", "priority",
-    "recurrence", "alerts", "tasks",
+    "recurrence", "alerts", "tasks", "active_period",
 })
 #: Read-only fields that `job export` adds; accepted and ignored on import so
 #: that `job export N | job import -` makes a copy.
@@ -134,6 +134,7 @@ class JobSpec:
     recurrence_text: str = ""
     alerts: list[AlertSpec] = field(default_factory=list)
     tasks: list[TaskSpec] = field(default_factory=list)
+    active_period: str | None = None  # a name; that it exists is checked when the job is created
 
 
 # -- reading --------------------------------------------------------------------
@@ -312,6 +313,12 @@ def parse_job(obj: Any, *, index: int = 1, now: datetime | None = None) -> JobSp
 
     spec = JobSpec(label=label, description=description, scheduled_start=start, time_zone=time_zone,
                    company=company, status=status, priority=priority)
+
+    period = _opt(obj, "active_period")
+    if period is not None and period != "":
+        if not isinstance(period, str):
+            raise FieldError(f"an active period is a name, not {kind(period)}", job=label, field="active_period")
+        spec.active_period = period
 
     recurrence = _opt(obj, "recurrence")
     if recurrence is not None:

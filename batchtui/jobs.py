@@ -128,6 +128,26 @@ def _group(name: str, *, job=None, task=None, field="batch_group") -> str:
     return name
 
 
+def _period(name: Any, *, job=None) -> str | None:
+    """An active period that exists, or None for "" / None (no period)."""
+    if name is None or name == "":
+        return None
+    if not isinstance(name, str) or m.ActivePeriod.get_or_none(m.ActivePeriod.name == name) is None:
+        known = [p.name for p in m.ActivePeriod.select(m.ActivePeriod.name).order_by(m.ActivePeriod.name).limit(20)]
+        hint = f" (active periods: {', '.join(known)})" if known else " (there are none: see `batchtui period add`)"
+        raise FieldError(f"unknown active period {q(name)}{hint}", job=job, field="active_period")
+    return name
+
+
+def _period_changes(job: m.BatchJob, name: Any, label: str) -> dict[str, Any]:
+    """A new active period; an occurrence the old one held back goes back to its own time."""
+    changes: dict[str, Any] = {"active_period": _period(name, job=label)}
+    if job.deferred_from is not None and changes["active_period"] != job.active_period:
+        changes["scheduled_start"] = job.deferred_from
+        changes["deferred_from"] = None
+    return changes
+
+
 def _start(value, time_zone: str, *, job=None) -> datetime:
     if value is None:
         return utcnow()
@@ -189,7 +209,7 @@ def task_key_for(task_id: int) -> str:
 
 
 def create_job(*, actor: Actor, description, company=None, scheduled_start=None, time_zone=None,
-               priority="normal", status="withhold") -> m.BatchJob:
+               priority="normal", status="withhold", active_period=None) -> m.BatchJob:
     """A new batch job (the Batch jobs form's New); it starts in Withhold unless asked otherwise."""
     description = jobfile.check_description(description)
     label = q(description)
@@ -210,6 +230,7 @@ def create_job(*, actor: Actor, description, company=None, scheduled_start=None,
             description=description, company=company, scheduled_start=start, time_zone=time_zone,
             status=initial, priority=int(prio), recurrence=None, recurrence_text="",
             created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
+            active_period=_period(active_period, job=label),
         )
     if initial == BatchStatus.WAITING:
         _notify()
@@ -217,7 +238,7 @@ def create_job(*, actor: Actor, description, company=None, scheduled_start=None,
 
 
 def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, company=_UNSET,
-               scheduled_start=_UNSET, time_zone=_UNSET, priority=_UNSET) -> m.BatchJob:
+               scheduled_start=_UNSET, time_zone=_UNSET, priority=_UNSET, active_period=_UNSET) -> m.BatchJob:
     """Save the job form; refused if someone else saved the job since `version` was read."""
     with write():
         job = st.get_job(job_id)
@@ -238,13 +259,18 @@ def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, compan
             changes["priority"] = int(jobfile.check_priority(priority, job=label))
         if company is not _UNSET:
             changes["company"] = _company(company, default=actor.default_company, job=label)
+        if active_period is not _UNSET and (active_period or None) != job.active_period:
+            changes.update(_period_changes(job, active_period, label))
+        if "scheduled_start" in changes and "deferred_from" not in changes:
+            changes["deferred_from"] = None
         _editable(job, actor, version, **changes)
     _notify()
     return st.get_job(job_id)
 
 
 def set_job(job_id: int, *, actor: Actor, if_version: int | None = None, description: Any = _UNSET,
-            scheduled_start: Any = _UNSET, priority: Any = _UNSET, company: Any = _UNSET) -> m.BatchJob:
+            scheduled_start: Any = _UNSET, priority: Any = _UNSET, company: Any = _UNSET,
+            active_period: Any = _UNSET) -> m.BatchJob:
     """`batchtui job set`: change fields of a job that is not Executing or Canceling.
 
     With if_version, only while the job is still at that version (a script's
@@ -267,6 +293,10 @@ def set_job(job_id: int, *, actor: Actor, if_version: int | None = None, descrip
             changes["priority"] = int(jobfile.check_priority(priority, job=label))
         if company is not _UNSET:
             changes["company"] = _company(company, default=actor.default_company, job=label)
+        if active_period is not _UNSET:
+            changes.update(_period_changes(job, active_period, label))
+        if "scheduled_start" in changes and "deferred_from" not in changes:
+            changes["deferred_from"] = None
         if not changes:
             raise UserError(f"job {label}: nothing to change")
         try:
@@ -510,6 +540,7 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
                 time_zone=spec.time_zone, status=int(spec.status), priority=int(spec.priority),
                 recurrence=spec.recurrence, recurrence_text=spec.recurrence_text[:300],
                 created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
+                active_period=_period(spec.active_period, job=spec.label),
             )
             ids: dict[str, int] = {}
             for t in spec.tasks:
@@ -539,10 +570,14 @@ def run_dict(run: m.JobRun | None, tz: str) -> dict | None:
 
 
 def export_job(job_id) -> dict:
-    """The job as a job file object, plus its run-time fields (id, status, last run, task ids)."""
+    """The job as a job file object, plus its run-time fields (id, status, last run, task ids,
+    each task's waiting reason)."""
+    from .waiting import job_reasons
+
     job = st.get_job(job_id)
     tz = job.time_zone
     tasks = list(m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
+    reasons = job_reasons(job, tasks)
     keys = {t.id: t.key for t in tasks}
     conditions: dict[int, list[dict]] = {t.id: [] for t in tasks}
     for c in (m.BatchConstraint.select().where(m.BatchConstraint.task << list(keys))
@@ -564,6 +599,7 @@ def export_job(job_id) -> dict:
         "time_zone": tz,
         "status": BatchStatus(job.status).cli,
         "priority": Priority(job.priority).cli,
+        "active_period": job.active_period,
         "recurrence": recurrence,
         "alerts": alerts,
         "created_by": job.created_by,
@@ -585,6 +621,7 @@ def export_job(job_id) -> dict:
                 "conditions": conditions[t.id],
                 "status": BatchStatus(t.status).cli,
                 "retries_used": t.retries_used,
+                "waiting_reason": reasons[t.id],
             }
             for t in tasks
         ],
@@ -615,7 +652,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
             description=new_description, company=job.company_id, scheduled_start=scheduled,
             time_zone=job.time_zone, status=int(BatchStatus.HOLD), priority=job.priority,
             recurrence=recurrence, recurrence_text=text, created_by=actor.user, run_by=actor.user,
-            created=now, modified=now, version=1,
+            created=now, modified=now, version=1, active_period=job.active_period,
         )
         ids: dict[int, int] = {}
         for t in m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id):

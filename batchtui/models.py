@@ -83,6 +83,9 @@ class BatchGroup(BaseModel):
 
     name = CharField(primary_key=True, max_length=40)
     description = CharField(default="")
+    # Batch concurrency control: 0 no limit, N > 0 at most N tasks of the
+    # group run at once across every batch server, -1 the group is stopped.
+    max_concurrent = IntegerField(default=0)
 
 
 class BatchGroupServer(BaseModel):
@@ -108,6 +111,34 @@ class BatchServer(BaseModel):
     started = DateTimeField(null=True)
     heartbeat = DateTimeField(null=True)
     stopped = DateTimeField(null=True)
+    # How many tasks it may run now (its schedule window; 0 paused), as it last wrote.
+    threads_now = IntegerField(default=0)
+
+
+class ServerConfig(BaseModel):
+    """The ERP's Server configuration form: a batch server's settings, kept apart from
+    its heartbeat row so that a manager may set them before the server first runs.
+    A running server reads them within its poll interval; they win over its flags."""
+
+    name = CharField(primary_key=True, max_length=80)
+    threads = IntegerField(null=True)  # None: the server's --threads
+    reserved = IntegerField(default=0)  # threads only Reserved-capacity jobs take
+    schedule = JSONField(null=True)  # ["HH:MM-HH:MM=N", ...] in the server machine's zone
+    paused = BooleanField(default=False)
+    modified = DateTimeField(null=True)
+    modified_by = CharField(default="", max_length=80)
+
+
+class ActivePeriod(BaseModel):
+    """Active periods for batch jobs: when a job that names one may start a run."""
+
+    name = CharField(primary_key=True, max_length=40)
+    description = CharField(default="", max_length=200)
+    start = CharField(max_length=5)  # HH:MM in the job's time zone
+    end = CharField(max_length=5)
+    weekdays = CharField(default="", max_length=40)  # "mon,tue"; "" every day
+    start_date = CharField(null=True, max_length=10)  # YYYY-MM-DD, inclusive
+    end_date = CharField(null=True, max_length=10)
 
 
 class BatchJob(BaseModel):
@@ -132,6 +163,10 @@ class BatchJob(BaseModel):
     # The runs made for the current recurrence: "End after N" counts these (runs,
     # not occurrences); set back to 0 whenever the recurrence is set.
     recurrence_runs = IntegerField(default=0)
+    active_period = CharField(null=True, max_length=40)
+    # The occurrence an active period held back: the scheduled start then
+    # moved to the period's next opening (None when nothing is held back).
+    deferred_from = DateTimeField(null=True)
     company_id: Field[str]
 
     class Meta:
@@ -280,6 +315,8 @@ ALL_MODELS = [
     BatchGroup,
     BatchGroupServer,
     BatchServer,
+    ServerConfig,
+    ActivePeriod,
     BatchJob,
     BatchTask,
     BatchConstraint,

@@ -12,6 +12,14 @@ ThreadPoolExecutor(8), N no-op date-trigger jobs due now, added while the
 scheduler is paused; the clock runs from resume() until N executions.
 
 Limit: the raw SQLite commit ceiling (bench/ceiling.py), same run.
+
+Scheduling controls (issue 13), against the plain figure of the same run:
+"every control present, none limiting": every job names an active period
+open all day, the server has a Server configuration row (9 threads, 1 of
+them reserved, so 8 for these Normal jobs; a schedule window of 9 all day),
+and it serves a stopped batch group besides the Empty one (so every claim
+takes the limited-groups path); "a group limit that does not bind": the
+Empty batch group limited to 100 running tasks (the server runs 8).
 """
 
 from __future__ import annotations
@@ -26,7 +34,20 @@ from bench.common import Row, child_main, peak_rss_mb, progress, run_child, vers
 THREADS = 8
 
 
-def batchtui_child(folder: str, tasks: int, layout: str, threads: int = THREADS) -> dict:
+def _controls(m, controls: str) -> None:
+    """Set up the scheduling controls of a case (see the module docstring); "none": as before issue 13."""
+    if controls == "all":
+        m.ActivePeriod.create(name="Always", start="00:00", end="00:00", weekdays="")
+        m.BatchJob.update(active_period="Always").execute()
+        m.ServerConfig.create(name="bench", threads=9, reserved=1, schedule=["00:00-00:00=9"], paused=False,
+                              modified_by="bench")
+        m.BatchGroup.create(name="OLD", max_concurrent=-1)
+        m.BatchGroupServer.create(group="OLD", server="bench")
+    elif controls == "limit":
+        m.BatchGroup.update(max_concurrent=100).where(m.BatchGroup.name == "").execute()
+
+
+def batchtui_child(folder: str, tasks: int, layout: str, threads: int = THREADS, controls: str = "none") -> dict:
     """Child: run `tasks` Noop tasks in one job (layout "one_job") or one per job ("many_jobs")."""
     from batchtui import models as m
     from batchtui.engine import BatchServerEngine
@@ -40,6 +61,7 @@ def batchtui_child(folder: str, tasks: int, layout: str, threads: int = THREADS)
         add_jobs([due], tasks_per_job=tasks)
     else:
         add_jobs([due] * tasks, tasks_per_job=1)
+    _controls(m, controls)
     engine = BatchServerEngine(name="bench", threads=threads, poll=1.0, retry_base=0, exit_when_idle=True)
     cpu0, t0 = time.process_time(), time.perf_counter()
     engine.start()
@@ -89,9 +111,11 @@ def run(quick: bool) -> list[Row]:
     peer = _in_fresh_folder("apscheduler_child", jobs=n)
     progress(f"throughput: APScheduler {peer['per_second']:,.0f} jobs/s")
     rows: list[Row] = []
+    plain: dict[str, float] = {}
     for layout, label in (("one_job", f"1 job x {n:,} tasks"), ("many_jobs", f"{n:,} one-task jobs")):
         progress(f"throughput: batchtui, {label}")
         ours = _in_fresh_folder("batchtui_child", tasks=n, layout=layout)
+        plain[layout] = ours["per_second"]
         progress(f"throughput: batchtui {ours['per_second']:,.0f} tasks/s")
         rows += [
             versus(f"throughput, {label}", ours["per_second"], "tasks/s",
@@ -101,6 +125,15 @@ def run(quick: bool) -> list[Row]:
             versus(f"CPU per task, {label}", ours["cpu_per_task"] * 1000, "ms",
                    "APScheduler CPU per job", peer["cpu_per_task"] * 1000),
         ]
+    for layout, controls, label in (
+            ("one_job", "all", f"1 job x {n:,} tasks, every control present, none limiting"),
+            ("many_jobs", "all", f"{n:,} one-task jobs, every control present, none limiting"),
+            ("one_job", "limit", f"1 job x {n:,} tasks, a group limit that does not bind")):
+        progress(f"throughput: batchtui, {label}")
+        ours = _in_fresh_folder("batchtui_child", tasks=n, layout=layout, controls=controls)
+        progress(f"throughput: batchtui {ours['per_second']:,.0f} tasks/s")
+        rows.append(versus(f"throughput, {label}", ours["per_second"], "tasks/s", "no controls, same run",
+                           plain[layout]))
     return rows
 
 

@@ -605,7 +605,8 @@ def test_group_add_list_delete(env, capsys, monkeypatch):
     assert code == 0 and "added" in out
     code, out, _ = run(capsys, "group", "list", "--json")
     groups = {g["name"]: g for g in json.loads(out)}
-    assert groups["Nightly"] == {"name": "Nightly", "description": "Night work", "servers": ["AOS1", "AOS2"]}
+    assert groups["Nightly"] == {"name": "Nightly", "description": "Night work", "servers": ["AOS1", "AOS2"],
+                                 "max_concurrent": 0, "running": 0}
     assert groups[""]["servers"] == []
     with m.database.connection_context():
         assert sorted(r.server for r in m.BatchGroupServer.select()) == ["AOS1", "AOS2"]

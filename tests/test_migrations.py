@@ -436,7 +436,7 @@ def test_a_fresh_database_holds_the_rows_5c99734_seeded_and_no_others(fresh_url)
         rows = {table: db.execute_sql(f"SELECT * FROM {table}").fetchall() for table in db.get_tables()}
     db.close()
     assert rows == {table: [] for table in rows} | {
-        "batch_group": [("", "Empty batch group")],
+        "batch_group": [("", "Empty batch group", 0)],
         "company": [("DAT", "Default company")],
         "batchtui_schema": [(migrations.SCHEMA_VERSION,)],
     }

@@ -959,7 +959,7 @@ async def test_progress_bars_of_executing_tasks_and_jobs(ui_db):
         tasks = app.screen.query_one("#tasks-grid", PagedGrid)
         progress = [r[6] for r in grid_rows(tasks)]
         assert progress[0].endswith(" 50%") and progress[1].endswith(" 25%")
-        assert progress[2].endswith("  0%") and progress[3] == ""
+        assert progress[2].endswith("  0%") and progress[3] == "no live batch server serves batch group ''"
         await pilot.press("4")
         await pilot.pause()
         assert "Progress:" in str(app.screen.query_one("#task-log").render()) and "Half way" in str(

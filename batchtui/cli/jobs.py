@@ -115,14 +115,15 @@ def cmd_job_delete(args: argparse.Namespace) -> int:
 
 
 _SET_FIELDS = (("description", "description"), ("start", "scheduled_start"), ("priority", "priority"),
-               ("company", "company"))
+               ("company", "company"), ("active_period", "active_period"))
 
 
 def cmd_job_set(args: argparse.Namespace) -> int:
     """Change fields of a job; with --if-version only if nobody changed it since that version."""
     changes = {field: getattr(args, option) for option, field in _SET_FIELDS if getattr(args, option) is not None}
     if not changes:
-        raise UserError(f"job {args.id}: nothing to change (give --description, --start, --priority or --company)")
+        raise UserError(f"job {args.id}: nothing to change (give --description, --start, --priority, --company or "
+                        "--active-period)")
     actor = connect(args)
     job = jobs.set_job(args.id, actor=actor, if_version=args.if_version, **changes)
     if args.json:

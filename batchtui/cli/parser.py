@@ -10,7 +10,7 @@ from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY, MAX_THREADS
 from .alerts import cmd_alerts
 from .common import PROG
 from .completion import SHELLS, cmd_completion
-from .groups import cmd_group_add, cmd_group_delete, cmd_group_list
+from .groups import cmd_group_add, cmd_group_delete, cmd_group_list, cmd_group_set
 from .helptext import ENVIRONMENT, VersionAction, add_example
 from .jobs import (
     cmd_job_cancel,
@@ -25,7 +25,8 @@ from .jobs import (
     cmd_job_wait,
 )
 from .misc import cmd_classes, cmd_cleanup, cmd_demo, cmd_recurrence_preview
-from .servers import cmd_server, cmd_servers
+from .periods import cmd_period_add, cmd_period_delete, cmd_period_list
+from .servers import cmd_server, cmd_servers, cmd_servers_pause, cmd_servers_resume, cmd_servers_set
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "server", "run a headless batch server", cmd_server)
     p.add_argument("--name", help="server name (default: the host name)")
     p.add_argument("--threads", type=_whole(1, maximum=MAX_THREADS), default=8, metavar="N",
-                   help=f"batch threads, 1 to {MAX_THREADS} (default 8)")
+                   help=f"batch threads, 1 to {MAX_THREADS} (default 8; the Server configuration form's setting wins)")
     p.add_argument("--groups", type=_names, default=None, metavar="G,...",
                    help="batch groups this server serves (besides those assigned to it)")
     p.add_argument("--poll", type=_positive_float, default=1.0, metavar="SECONDS",
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "time zone)")
     p.add_argument("--priority", metavar="P", help="low, normal, high, critical or reserved")
     p.add_argument("--company", metavar="C")
+    p.add_argument("--active-period", metavar="NAME", help='an active period (see `batchtui period list`); "" '
+                                                            "clears it")
     p.add_argument("--if-version", type=_whole(1, "--if-version"), metavar="N",
                    help="refuse unless the job is still at version N (see `job export`)")
     _json_option(p)
@@ -174,16 +177,61 @@ def build_parser() -> argparse.ArgumentParser:
                                      required=True)
     p = command(group_sub, "list", "batch groups, their description and servers", cmd_group_list)
     _json_option(p)
-    p = command(group_sub, "add", "add a batch group, or change its description and servers", cmd_group_add)
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--description", metavar="D")
-    p.add_argument("--servers", type=_names, metavar="S,...", help="the servers that serve it (replaces the list)")
-    _json_option(p)
+    for name, help_text, func in (
+            ("add", "add a batch group, or change its description, servers and limit", cmd_group_add),
+            ("set", "change a batch group's description, servers or limit", cmd_group_set)):
+        p = command(group_sub, name, help_text, func)
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("--description", metavar="D")
+        p.add_argument("--servers", type=_names, metavar="S,...",
+                       help="the servers that serve it (replaces the list)")
+        p.add_argument("--max-concurrent", type=_max_concurrent, metavar="N",
+                       help="batch concurrency control: at most N of its tasks run at once across every "
+                            "server; 0 no limit (default), -1 the group is stopped (batch job managers only)")
+        _json_option(p)
     p = command(group_sub, "delete", "delete a batch group no task uses", cmd_group_delete)
     p.add_argument("name", metavar="NAME")
     _json_option(p)
 
-    p = command(sub, "servers", "batch servers: threads, groups, heartbeat, alive, tasks running", cmd_servers)
+    servers = command(sub, "servers", "batch servers: threads, groups, heartbeat, alive, tasks running; "
+                                      "set, pause, resume (the Server configuration form)", cmd_servers)
+    _json_option(servers)
+    servers_sub = servers.add_subparsers(dest="servers_command", metavar="ACTION", parser_class=_Parser)
+    p = command(servers_sub, "set", "the Server configuration form: threads, reserved threads, schedule "
+                                    "(batch job managers only)", cmd_servers_set)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--threads", type=_threads, metavar="N", help="maximum batch threads, 1 to 256")
+    p.add_argument("--reserved", type=_whole(0, "--reserved"), metavar="N",
+                   help="threads only for tasks of Reserved-capacity jobs (at most the thread count)")
+    p.add_argument("--schedule", metavar="SPEC",
+                   help='HH:MM-HH:MM=THREADS windows, comma-separated, in the server machine\'s time zone '
+                        '(e.g. 18:00-06:00=8,06:00-18:00=2); "" clears it')
+    _json_option(p)
+    for name, help_text, func in (
+            ("pause", "pause a batch server: it finishes what it runs and starts nothing new", cmd_servers_pause),
+            ("resume", "resume a paused batch server", cmd_servers_resume)):
+        p = command(servers_sub, name, help_text + " (batch job managers only)", func)
+        p.add_argument("name", metavar="NAME")
+        _json_option(p)
+
+    period = command(sub, "period", "Active periods for batch jobs: when a job that names one may start", None)
+    period_sub = period.add_subparsers(dest="period_command", metavar="ACTION", parser_class=_Parser,
+                                       required=True)
+    p = command(period_sub, "list", "active periods", cmd_period_list)
+    _json_option(p)
+    p = command(period_sub, "add", "add an active period (batch job managers only)", cmd_period_add)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--from", dest="start", required=True, metavar="HH:MM", help="opens at (the job's time zone)")
+    p.add_argument("--to", dest="end", required=True, metavar="HH:MM",
+                   help="closes at; before --from wraps past midnight")
+    p.add_argument("--days", metavar="mon,tue,...", help="the weekdays it opens on (default every day)")
+    p.add_argument("--start-date", metavar="DATE", help="first day it opens (YYYY-MM-DD)")
+    p.add_argument("--end-date", metavar="DATE", help="last day it opens (YYYY-MM-DD)")
+    p.add_argument("--description", metavar="D")
+    _json_option(p)
+    p = command(period_sub, "delete", "delete an active period no job names (batch job managers only)",
+                cmd_period_delete)
+    p.add_argument("name", metavar="NAME")
     _json_option(p)
 
     p = command(sub, "classes", "the batch classes tasks can name, with their parameters", cmd_classes)
@@ -224,6 +272,21 @@ def _whole(minimum: int, name: str | None = None, maximum: int | None = None) ->
 
 
 _job_id = _whole(1, "job ID")
+
+
+def _threads(text: str) -> int:
+    value = _whole(1, "threads")(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"threads must be 1 to {MAX_THREADS}, not {value}")
+    return value
+
+
+def _max_concurrent(text: str) -> int:
+    value = _whole(-1, "--max-concurrent")(text)
+    return value
+
+
+_positive_int = _whole(1)
 _non_negative_int = _whole(0)
 
 

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from .. import events
 from .. import models as m
 from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
+from ..controls import most_threads, threads_now
 from ..db import DatabaseUnavailable, file_identity, write
 from ..errors import UserError
 from ..servers import ALIVE_WITHIN
@@ -38,7 +39,7 @@ from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .mail import send_alert_mails
 from .runas import RunByCheck, RunByRule
-from .store import Claimed, EngineStore, Outcome, ServerNameInUse
+from .store import Claimed, EngineStore, Outcome, ServerNameInUse, ServerSettings
 from .workers import WorkerPool
 
 log = logging.getLogger("batchtui.engine")
@@ -49,6 +50,7 @@ NEXT_DUE_EVERY = 0.02  # seconds between looks for the next due time while busy
 CANCEL_CHECK_EVERY = 0.1  # seconds between looks for cancel requests of running tasks
 RUNS_BATCH = 128  # runs whose tasks ended, finished together while tasks run (see _round)
 RUNS_WITHIN = 0.02  # seconds such a run waits at most to be finished
+_RESERVED = 4  # vocabulary.Priority.RESERVED: tasks that may use the reserved threads
 
 
 @dataclass(slots=True)
@@ -126,6 +128,12 @@ class BatchServerEngine:
         self._next_due: datetime | None = None
         self._next_due_checked = 0.0
         self._due_dirty = True
+        # The Server configuration form's settings and the served groups'
+        # limits, read again every poll interval (see _apply_settings).
+        self.settings = ServerSettings()
+        self.capacity = self.threads  # how many tasks it may run now
+        self._limited: list[str] = []  # served groups with a limit or stopped
+        self._last_settings = 0.0
         self.error: str | None = None  # last database error, shown by the console
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
 
@@ -146,7 +154,7 @@ class BatchServerEngine:
                 if i == len(self._names) - 1:
                     raise
         try:
-            self._pool = WorkerPool(self.threads, name=f"batch-{self.name}")
+            self._pool = WorkerPool(self.threads_max, name=f"batch-{self.name}")
             self._pg = self.store.pg
             if not self._pg:
                 self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
@@ -221,12 +229,40 @@ class BatchServerEngine:
             # Runs whose tasks had all ended when it stopped (it finishes runs in batches, see _round).
             self.store.finish_settled_runs()
             self._served = self.store.served_groups(self.name)
+            self._apply_settings()
         self._last_beat = time.monotonic()
+
+    @property
+    def threads_max(self) -> int:
+        """Its thread count: the Server configuration form's, else --threads."""
+        threads = self.settings.threads if self.settings.threads is not None else self.threads
+        return max(1, most_threads(threads, self.settings.schedule))
+
+    def _apply_settings(self) -> None:
+        """Read the Server configuration form's row and the served groups' limits, and apply them.
+
+        Settings in the database win over the command-line flags. A smaller
+        thread count, a window of fewer threads or a pause only stops new
+        claims: running tasks go on until they end.
+        """
+        self._last_settings = time.monotonic()
+        self.settings = self.store.server_settings(self.name)
+        limits = self.store.group_limits(self._served)
+        self._limited = sorted(limits)
+        threads = self.settings.threads if self.settings.threads is not None else self.threads
+        capacity = threads_now(threads, self.settings.schedule, self.settings.paused,
+                               datetime.now().astimezone().time())
+        if self._pool is not None:
+            self._pool.grow(self.threads_max)
+        if capacity != self.capacity or not self._last_beat:
+            self.store.set_threads_now(self.name, capacity)
+        self.capacity = capacity
 
     def _beat(self) -> bool:
         now = utcnow()
-        self.store.beat(self.name, self.threads, now)
+        self.store.beat(self.name, self.threads_max, now)
         self._served = self.store.served_groups(self.name)
+        self._apply_settings()
         changed = self.store.finish_settled_runs(now) > 0
         limit = now - timedelta(seconds=self.dead_after)
         for dead in self.store.dead_servers(self.name, limit):
@@ -337,19 +373,21 @@ class BatchServerEngine:
         if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
             self._last_cancel_check = now_mono
             self._check_cancels()
-        free = 0 if stopping else self.threads - (len(self._running) - len(self._ended))
+        if now_mono - self._last_settings >= self.poll:
+            self._apply_settings()
+        free = 0 if stopping else self.capacity - (len(self._running) - len(self._ended))
         due = not stopping and self._is_due()
         claimed: list[Claimed] = []
         if self._ended or free > 0:
             with self._transaction():
                 self._write_ended()
                 if free > 0:
-                    claimed = self.store.claim_ready_tasks(self.name, self._served, free)
+                    claimed = self._claim(free)
                 if len(claimed) < free and due:
                     # Threads to spare: the due jobs' tasks may run at once.
                     changed = self._start_due(True) or changed
                     due = False
-                    claimed += self.store.claim_ready_tasks(self.name, self._served, free - len(claimed))
+                    claimed += self._claim(free - len(claimed), claimed)
         rule = self.run_by_rule() if claimed else None
         for c in claimed:
             self._launch(c, rule.refusal(c.run_by) if rule is not None else None)
@@ -373,6 +411,30 @@ class BatchServerEngine:
             send_alert_mails(self.store, self.name)
         return changed
 
+    def _claim(self, free: int, claimed: list[Claimed] | None = None) -> list[Claimed]:
+        """Claim tasks for up to free threads, keeping the reserved threads for Reserved-capacity jobs.
+
+        The server has `capacity` threads, `reserved` of them only for tasks of
+        Reserved-capacity jobs, which may use the others too: such tasks fill
+        the reserved threads first. Without reserved threads this is one claim.
+        """
+        reserved = min(self.settings.reserved, self.capacity)
+        if reserved <= 0:
+            return self.store.claim_ready_tasks(self.name, self._served, free, limited=self._limited)
+        ending = {id(r) for r in self._ended}
+        held = [r.claimed for r in self._running.values() if id(r) not in ending] + (claimed or [])
+        special = sum(1 for c in held if c.priority == _RESERVED)
+        general = (self.capacity - reserved) - (len(held) - special) - max(0, special - reserved)
+        out: list[Claimed] = []
+        if general < free:
+            out = self.store.claim_ready_tasks(self.name, self._served, free, limited=self._limited,
+                                               reserved_only=True)
+            general -= max(0, special + len(out) - reserved) - max(0, special - reserved)
+        room = min(general, free - len(out))
+        if room > 0:
+            out += self.store.claim_ready_tasks(self.name, self._served, room, limited=self._limited)
+        return out
+
     def _is_due(self) -> bool:
         # Only look for due jobs when one is known to be due (the next due
         # time is looked up after every round, see _timeout).
@@ -382,7 +444,7 @@ class BatchServerEngine:
         if not due:
             return False
         started = self.store.start_due_jobs(self.name)
-        if started:
+        if started or self.store.deferred:
             self._due_dirty = True
         return bool(started)
 

@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import models as m
+from ..controls import Period, Window, make_period, schedule_from_json
 from ..db import write
 from ..errors import UserError
 from ..rules import JOB_MOVES, TASK_MOVES, evaluate_conditions, retry_delay, run_outcome, sql_in
 from ..timeutil import utcnow as _utcnow
-from ..vocabulary import ACTIVE_TASK, EVENT_OF, TASK_FINAL, BatchStatus
+from ..vocabulary import ACTIVE_TASK, EVENT_OF, TASK_FINAL, BatchStatus, Priority
 from .dialect import Dialect, as_datetime, chunks, exactly, in_marks
 
 # Plain ints for the statement parameters of the hot path (an IntEnum member
@@ -57,6 +58,8 @@ class Claimed:
     company: str
     run_by: str
     description: str = ""
+    priority: int = 1
+    group: str = ""
 
 
 @dataclass(slots=True)
@@ -68,6 +71,16 @@ class Outcome:
     result: str  # "ended", "error", "canceled", "handback"
     log: str = ""
     ended: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """A batch server's row of the Server configuration form, as the server applies it."""
+
+    threads: int | None = None  # None: its --threads
+    reserved: int = 0
+    schedule: tuple[Window, ...] = ()
+    paused: bool = False
 
 
 @dataclass(slots=True)
@@ -82,13 +95,22 @@ class ServerNameInUse(UserError):
 
 _CLAIM = (
     "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
-    "j.run_by, j.current_run FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
+    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start "
+    "FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
     # The literal status lets the planner use the partial index. A task of a
     # job being canceled is never claimed (the cancel makes it Didn't run).
     f"WHERE t.status = {_READY} AND (t.not_before IS NULL OR t.not_before <= ?) "
     "AND t.batch_group IN ({in}) "
     f"AND +j.status = {_EXECUTING} "  # "+": by the claim index, the job by its key
-    "ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
+    "{reserved}ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
+_RESERVED = int(Priority.RESERVED)
+#: The first key of the PostgreSQL advisory locks that serialise claims of a limited batch group.
+GROUP_LOCK = 7262013
+
+# A limited group's running tasks, counted in the partial index batch_task_running_group
+# (its WHERE written the same way, so that both planners use it).
+_RUNNING_IN_GROUPS = ("SELECT batch_group, COUNT(*) FROM batch_task WHERE batch_group IN ({in}) "
+                      f"AND status IN ({_EXECUTING}, {_CANCELLING}) GROUP BY batch_group")
 
 _TASKS_ENDING = (
     "SELECT t.id, t.job_id, t.status, t.attempt, t.retries_used, t.max_retries, j.status, "
@@ -101,7 +123,9 @@ class EngineStore:
 
     def __init__(self, database: Any = None) -> None:
         self.d = Dialect.of(database if database is not None else m.database)
-        self._claim = _CLAIM + self.d.lock("t")
+        self._claim = _CLAIM.replace("{reserved}", "") + self.d.lock("t")
+        self._claim_reserved = _CLAIM.replace("{reserved}", f"AND t.job_priority = {_RESERVED} ") + self.d.lock("t")
+        self.deferred = 0  # jobs the last start_due_jobs held back for their active period
 
     @property
     def pg(self) -> bool:
@@ -117,19 +141,21 @@ class EngineStore:
         """
         now = now or _utcnow()
         x = self.d.x
+        self.deferred = 0
         with write():
-            started = self._due_jobs(now, limit)
+            started = self._outside_periods_held(self._due_jobs(now, limit), now)
             at = self.d.when(now)
             for ids in chunks(started):
                 marks = in_marks(ids)
+                # The run is for the occurrence an active period held back, if one did.
                 x("INSERT INTO job_run (job_id, run_no, scheduled, started, status, server) "
-                  f"SELECT id, run_count + 1, scheduled_start, ?, {_EXECUTING}, ? "
+                  f"SELECT id, run_count + 1, COALESCE(deferred_from, scheduled_start), ?, {_EXECUTING}, ? "
                   f"FROM batch_job WHERE id IN ({marks})", (at, server, *ids))
                 # A SET expression sees the row as it was: run_count + 1 is the new
                 # run's number. "+status": by id only (SQLite would otherwise walk
                 # the status index over every Waiting job).
                 exactly(x(
-                    f"UPDATE batch_job SET status = {_EXECUTING}, run_count = run_count + 1, "
+                    f"UPDATE batch_job SET status = {_EXECUTING}, run_count = run_count + 1, deferred_from = NULL, "
                     "recurrence_runs = recurrence_runs + 1, version = version + 1, modified = ?, "
                     "current_run = (SELECT r.id FROM job_run r "
                     "WHERE r.job_id = batch_job.id AND r.run_no = batch_job.run_count + 1) "
@@ -175,6 +201,50 @@ class EngineStore:
                 (priority, at, limit - len(out)))]
         return out
 
+    def _outside_periods_held(self, due: list[int], now: datetime) -> list[int]:
+        """The due jobs that may start now; those outside their active period are held back.
+
+        A held job's scheduled start moves to the period's next opening (at most
+        a day ahead, to look again: a period whose end date has passed never
+        opens), and the occurrence it was due for is kept in deferred_from: the
+        run it gets then is for that occurrence, and it runs once however many
+        occurrences fell inside the closed time. One statement when no due job
+        names a period, none when there is no period.
+        """
+        # No period at all (a table of a few rows): no look at the jobs.
+        if not due or self.d.x("SELECT 1 FROM active_period LIMIT 1").fetchone() is None:
+            return due
+        named: list[tuple[int, str, str]] = []
+        for ids in chunks(due):
+            named += [(r[0], r[1], r[2]) for r in self.d.x(
+                f"SELECT id, active_period, time_zone FROM batch_job WHERE id IN ({in_marks(ids)}) "
+                "AND active_period IS NOT NULL", ids)]
+        if not named:
+            return due
+        periods = self.periods({name for _, name, _ in named})
+        held: list[tuple[Any, ...]] = []
+        at = self.d.when(now)
+        for job_id, name, tz_name in named:
+            period = periods.get(name)
+            if period is None or period.is_open(now, tz_name):
+                continue
+            opens = period.next_open(now, tz_name)
+            again = now + timedelta(days=1)
+            held.append((self.d.when(min(opens, again) if opens else again), at, job_id))
+        self.d.many_exactly(
+            "UPDATE batch_job SET deferred_from = COALESCE(deferred_from, scheduled_start), scheduled_start = ?, "
+            f"modified = ?, version = version + 1 WHERE id = ? AND status = {_WAITING}", held)
+        self.deferred = len(held)
+        skip = {h[2] for h in held}
+        return [i for i in due if i not in skip]
+
+    def periods(self, names: Iterable[str] | None = None) -> dict[str, Period]:
+        """Active periods by name (all of them, or those named)."""
+        query = m.ActivePeriod.select()
+        if names is not None:
+            query = query.where(m.ActivePeriod.name << list(names))
+        return {p.name: period_of(p) for p in query}
+
     def next_due(self) -> datetime | None:
         """When the next Waiting job or pending retry becomes due (for the server's timer)."""
         job = self.d.x("SELECT MIN(scheduled_start) FROM batch_job WHERE status = ?", (_WAITING,)).fetchone()[0]
@@ -189,16 +259,28 @@ class EngineStore:
     # -- tasks claimed and ended --------------------------------------------------------------
 
     def claim_ready_tasks(self, server: str, groups: list[str], limit: int,
-                          now: datetime | None = None) -> list[Claimed]:
+                          now: datetime | None = None, *, limited: Iterable[str] = (),
+                          reserved_only: bool = False) -> list[Claimed]:
         """Move up to limit Ready tasks of the given groups to Executing for this server.
 
         Highest job priority first, then the job's scheduled start, then task ID.
+        reserved_only: only tasks of Reserved-capacity jobs (for reserved threads).
+
+        limited names the groups that the server last saw with a concurrency
+        limit (or stopped): their limits are read again and held inside this
+        transaction (see _claim_limited). Without any, the claim is one
+        statement, as fast as before limits existed.
         """
         if limit <= 0 or not groups:
             return []
         at = self.d.when(now or _utcnow())
+        claim = self._claim_reserved if reserved_only else self._claim
+        limited = sorted(set(limited) & set(groups))
         with write():
-            rows = self.d.x(self.d.marked(self._claim, len(groups)), (at, *groups, limit)).fetchall()
+            if limited:
+                rows = self._claim_limited(claim, groups, limited, limit, at)
+            else:
+                rows = self.d.x(self.d.marked(claim, len(groups)), (at, *groups, limit)).fetchall()
             if not rows:
                 return []
             attempt_ids = self.d.insert_ids(
@@ -209,9 +291,68 @@ class EngineStore:
                 [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
                  for aid, r in zip(attempt_ids, rows, strict=True)])
         return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
-                        run_by, description)
-                for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id)
+                        run_by, description, priority, group)
+                for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id,
+                                 priority, group, _)
                 in zip(attempt_ids, rows, strict=True)]
+
+    def _claim_limited(self, claim: str, groups: list[str], limited: list[str], limit: int,
+                       at: Any) -> list[tuple[Any, ...]]:
+        """The claim when some of the groups have a concurrency limit or are stopped.
+
+        The limited groups are locked in name order (PostgreSQL: an advisory
+        lock per group for the transaction, so that two servers claiming tasks
+        of one limited group take turns and each counts what the other
+        committed; SQLite: BEGIN IMMEDIATE already lets one writer at a time),
+        their limits read again (each statement of a READ COMMITTED
+        transaction sees what was committed before it began),
+        their running tasks counted, and each claims at most its headroom. The
+        unlimited groups claim together as usual; the candidates are merged in
+        claim order and the first `limit` taken.
+        """
+        x = self.d.x
+        if self.d.pg:
+            # A transaction-scoped advisory lock per group, in name order: it
+            # needs no privilege on batch_group (only managers change it), and
+            # it is released at commit, when the claimed tasks are visible.
+            for g in limited:
+                x(f"SELECT pg_advisory_xact_lock({GROUP_LOCK}, hashtext(?))", (g,))
+        current = {r[0]: int(r[1]) for r in x(
+            f"SELECT name, max_concurrent FROM batch_group WHERE name IN ({in_marks(limited)})", limited)}
+        capped = {g: n for g, n in current.items() if n > 0}
+        free = [g for g in groups if current.get(g, 0) == 0]
+        headroom: dict[str, int] = {}
+        if capped:
+            running = {r[0]: int(r[1]) for r in x(self.d.marked(_RUNNING_IN_GROUPS, len(capped)), list(capped))}
+            headroom = {g: n - running.get(g, 0) for g, n in capped.items() if n > running.get(g, 0)}
+        rows: list[tuple[Any, ...]] = []
+        if free:
+            rows += x(self.d.marked(claim, len(free)), (at, *free, limit)).fetchall()
+        for g, room in headroom.items():
+            rows += x(self.d.marked(claim, 1), (at, g, min(room, limit))).fetchall()
+        if len(rows) > limit or len(headroom) + bool(free) > 1:
+            rows.sort(key=lambda r: (-r[9], r[11] is None, r[11] if r[11] is not None else 0, r[0]))
+        return rows[:limit]
+
+    def server_settings(self, name: str) -> ServerSettings:
+        """This server's row of the Server configuration form (defaults when it has none)."""
+        row = m.ServerConfig.get_or_none(m.ServerConfig.name == name)
+        if row is None:
+            return ServerSettings()
+        return ServerSettings(threads=row.threads, reserved=int(row.reserved or 0),
+                              schedule=schedule_from_json(row.schedule), paused=bool(row.paused))
+
+    def group_limits(self, groups: list[str]) -> dict[str, int]:
+        """The groups among these with a concurrency limit or stopped: name -> max_concurrent."""
+        if not groups:
+            return {}
+        return {r[0]: int(r[1]) for r in self.d.x(
+            f"SELECT name, max_concurrent FROM batch_group WHERE name IN ({in_marks(groups)}) "
+            "AND max_concurrent <> 0", groups)}
+
+    def set_threads_now(self, name: str, threads_now: int) -> None:
+        """What the server applies now, for `batchtui servers` and the Server configuration form."""
+        m.BatchServer.update(threads_now=threads_now).where(m.BatchServer.name == name).execute()
 
     def finish_attempts(self, outcomes: list[Outcome], retry_base: float = 5.0, now: datetime | None = None,
                         finish_runs: bool = True) -> set[int]:
@@ -560,6 +701,11 @@ def served_groups(server: str) -> list[str]:
     if not empty_mapped:
         groups.add("")
     return sorted(groups)
+
+
+def period_of(row: m.ActivePeriod) -> Period:
+    """An active period's row as the rule (controls.Period)."""
+    return make_period(row.name, row.start, row.end, row.weekdays, row.start_date, row.end_date)
 
 
 def _params(text: Any) -> dict[str, Any]:

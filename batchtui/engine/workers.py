@@ -22,6 +22,14 @@ class WorkerPool:
         for t in self._threads:
             t.start()
 
+    def grow(self, size: int) -> None:
+        """At least size threads (a pool never shrinks: an idle thread costs nothing)."""
+        name = self._threads[0].name.rsplit("-", 1)[0] if self._threads else "batch-worker"
+        while len(self._threads) < size:
+            t = threading.Thread(target=self._loop, name=f"{name}-{len(self._threads) + 1}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
     def submit(self, fn: Callable[[], None]) -> None:
         self._queue.put(fn)
 

@@ -80,7 +80,7 @@ from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 
 from ..errors import UserError
-from . import v1_tables, v2_pg_guards, v3_due_index, v5_pg_server_guards, v6_ids_runs
+from . import v1_tables, v2_pg_guards, v3_due_index, v5_pg_server_guards, v6_ids_runs, v7_scheduling_controls
 
 Step = Callable[[Database, SchemaMigrator], None]
 
@@ -91,6 +91,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     # Step 4 is on another branch at the same time; it lands before any release.
     (5, v5_pg_server_guards.apply),
     (6, v6_ids_runs.apply),
+    (7, v7_scheduling_controls.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

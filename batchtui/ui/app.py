@@ -334,6 +334,7 @@ class BatchTuiApp(App[None]):
         from .screens.batch_jobs import BatchJobsScreen
         from .screens.groups import BatchGroupsScreen
         from .screens.history import HistoryScreen
+        from .screens.periods import ActivePeriodsScreen
         from .screens.servers import BatchServersScreen
 
         factories: dict[str, Callable[..., Screen[Any]]] = {
@@ -341,6 +342,7 @@ class BatchTuiApp(App[None]):
             "history": HistoryScreen,
             "groups": BatchGroupsScreen,
             "servers": BatchServersScreen,
+            "periods": ActivePeriodsScreen,
             "action_center": ActionCenterScreen,
         }
         return factories[name](**kwargs)
@@ -422,7 +424,9 @@ class BatchTuiApp(App[None]):
         ("Batch jobs", "System administration > Inquiries > Batch jobs", "batch_jobs"),
         ("Batch job history", "System administration > Inquiries > Batch job history", "history"),
         ("Batch groups", "System administration > Setup > Batch groups", "groups"),
-        ("Batch servers", "System administration > Setup > Batch servers", "servers"),
+        ("Batch servers", "System administration > Setup > Server configuration", "servers"),
+        ("Active periods for batch jobs", "System administration > Setup > Active periods for batch jobs",
+         "periods"),
         ("Batch job history clean-up", "System administration > Periodic > Batch job history clean-up", "cleanup"),
         ("Action center", "Alerts for you", "action_center"),
     ]

@@ -51,6 +51,19 @@ def prepare(folder: str) -> str:
     # AOS1 is up and has started what was due at FIXED.
     m.BatchServer.update(heartbeat=FIXED, stopped=None, started=FIXED - timedelta(hours=6)).where(
         m.BatchServer.name == "AOS1").execute()
+    # The scheduling controls: active periods, a group limit, AOS1's Server configuration.
+    m.ActivePeriod.create(name="Night", description="Overnight window", start="22:00", end="06:00", weekdays="")
+    m.ActivePeriod.create(name="Weekend", description="Weekend maintenance", start="00:00", end="00:00",
+                          weekdays="sat,sun")
+    m.ActivePeriod.create(name="Close", description="Month-end close days", start="18:00", end="23:00",
+                          weekdays="mon,tue,wed,thu,fri", start_date="2026-12-28", end_date="2026-12-31")
+    m.BatchJob.update(active_period="Night").where(m.BatchJob.description.startswith("Master planning")).execute()
+    m.BatchGroup.update(max_concurrent=2).where(m.BatchGroup.name != "").execute()
+    m.ServerConfig.create(name="AOS1", threads=8, reserved=2, schedule=["18:00-06:00=8", "06:00-18:00=4"],
+                          paused=False, modified=FIXED, modified_by=USER)
+    m.ServerConfig.create(name="AOS2", threads=4, reserved=0, schedule=None, paused=True, modified=FIXED,
+                          modified_by=USER)
+    m.BatchServer.update(threads_now=4).where(m.BatchServer.name == "AOS1").execute()
     store = EngineStore()
     store.start_due_jobs("AOS1", now=FIXED)
     claimed = store.claim_ready_tasks("AOS1", store.served_groups("AOS1"), limit=8, now=FIXED)
@@ -201,7 +214,13 @@ SHOTS = [
     Shot("unsaved-changes", "Escape on a changed record asks first", unsaved),
     Shot("batch-job-history", "Batch job history: runs, their tasks, attempts and the attempt's log", history),
     Shot("batch-groups", "Batch groups", open_form("groups")),
-    Shot("batch-servers", "Batch servers: heartbeat, threads and what they run now", servers),
+    Shot("batch-servers", "Server configuration: threads, reserved threads, schedule, pause, and what runs now",
+         servers),
+    Shot("batch-servers-80x24", "Server configuration at 80x24", servers, size=(80, 24)),
+    Shot("active-periods", "Active periods for batch jobs", open_form("periods")),
+    Shot("active-periods-80x24", "Active periods for batch jobs at 80x24", open_form("periods"), size=(80, 24)),
+    Shot("batch-groups-80x24", "Batch groups at 80x24: max concurrent and running now", open_form("groups"),
+         size=(80, 24)),
     Shot("action-center", "Action center: alerts for you", open_form("action_center")),
     Shot("history-cleanup", "Batch job history clean-up", cleanup),
     Shot("help", "Help (F1 or ?): the keys of the screen in front of you", on_job("Sales order invoicing", "f1")),

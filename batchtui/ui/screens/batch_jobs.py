@@ -30,7 +30,8 @@ from .record_form import record_bindings
 
 __all__ = ["BatchJobsScreen", "JobsSource", "SORT_FIELDS"]
 
-EMPTY_FORM = {"description": "", "start": "", "time_zone": "", "company": None, "priority": "normal"}
+EMPTY_FORM = {"description": "", "start": "", "time_zone": "", "company": None, "priority": "normal",
+              "active_period": None}
 
 
 def _zones() -> list[str]:
@@ -124,6 +125,11 @@ class BatchJobsScreen(BatchJobMenu):
             with Horizontal(classes="form-row"):
                 yield Label("Recurrence", classes="field-label")
                 yield Label("", id="job-recurrence", classes="read-only wide")
+            with Horizontal(classes="form-row"):
+                yield Label("Active period", classes="field-label")
+                yield Select([], id="job-period", compact=True, allow_blank=True, prompt="(none)")
+                yield Label("Waiting", classes="field-label-short")
+                yield Label("", id="job-waiting", classes="read-only wide")
             yield MessageLine("", id="job-message")
         yield Footer()
 
@@ -134,7 +140,18 @@ class BatchJobsScreen(BatchJobMenu):
         grid.set_sort(self.sort, self.sort_descending)
         grid.focus()
         self._load_companies()
+        self._load_periods()
         self.load_record(grid.cursor_key)
+
+    def _load_periods(self) -> None:
+        from ...periods import period_names
+
+        sel = self.query_one("#job-period", Select)
+        current = sel.value
+        self._periods = period_names()
+        sel.set_options([(safe(p), p) for p in self._periods])
+        if current in self._periods:
+            sel.value = current
 
     def _load_companies(self) -> None:
         ids = [c.id for c in m.Company.select(m.Company.id).order_by(m.Company.id)]
@@ -160,12 +177,14 @@ class BatchJobsScreen(BatchJobMenu):
     def form_values(self) -> dict[str, Any]:
         company = self.query_one("#job-company", Select).value
         priority = self.query_one("#job-priority", Select).value
+        period = self.query_one("#job-period", Select).value
         return {
             "description": self.query_one("#job-description", Input).value,
             "start": self.query_one("#job-start", Input).value.strip(),
             "time_zone": self.query_one("#job-tz", Input).value.strip(),
             "company": None if company is Select.BLANK else company,
             "priority": None if priority is Select.BLANK else priority,
+            "active_period": period if isinstance(period, str) else None,
         }
 
     def _set_form(self, values: dict[str, Any]) -> None:
@@ -186,6 +205,13 @@ class BatchJobsScreen(BatchJobMenu):
             else:
                 company.clear()
         self.query_one("#job-priority", Select).value = values["priority"] or "normal"
+        period = self.query_one("#job-period", Select)
+        if values["active_period"] is not None and values["active_period"] not in self._periods:
+            self._load_periods()
+        if values["active_period"] in self._periods:
+            period.value = values["active_period"]
+        else:
+            period.clear()
         self._loaded = dict(values)
 
     @staticmethod
@@ -197,6 +223,7 @@ class BatchJobsScreen(BatchJobMenu):
             "time_zone": job.time_zone,
             "company": job.company_id,
             "priority": Priority(job.priority).cli,
+            "active_period": job.active_period,
         }
 
     def load_record(self, job_id: Any) -> None:
@@ -238,6 +265,7 @@ class BatchJobsScreen(BatchJobMenu):
         self.job_status = job.status if job is not None else None
         for wid, text in zip(("#job-id", "#job-status", "#job-created-by", "#job-recurrence"), texts, strict=True):
             self.set_text(wid, safe(text))
+        self.set_text("#job-waiting", safe(job_waiting_reason(job) or "") if job is not None else "")
 
     # -- grid events --------------------------------------------------------
 
@@ -382,7 +410,8 @@ class BatchJobsScreen(BatchJobMenu):
         self._load_companies()
         tz = machine_zone()
         self._set_form({"description": "", "start": wall(utcnow(), tz), "time_zone": tz,
-                        "company": self.console.default_company, "priority": "normal"})
+                        "company": self.console.default_company, "priority": "normal",
+                        "active_period": None})
         self.set_text("#job-id", "(new)")
         self.set_text("#job-status", "Withhold")
         self.set_text("#job-created-by", safe(self.user))
@@ -407,6 +436,8 @@ class BatchJobsScreen(BatchJobMenu):
             fields["company"] = values["company"]
         if "priority" in changed:
             fields["priority"] = values["priority"] or "normal"
+        if "active_period" in changed:
+            fields["active_period"] = values["active_period"] or ""
         return fields
 
     def save(self) -> bool:
@@ -448,6 +479,7 @@ class BatchJobsScreen(BatchJobMenu):
     def refresh_lists(self) -> None:
         self._flush_pending()
         self._load_companies()
+        self._load_periods()
         self.grid.reload(keep_key=True)
 
     @guarded
@@ -505,3 +537,13 @@ class BatchJobsScreen(BatchJobMenu):
                     self.show_message(f"Deleted batch job {job_id}.", "note")
 
         self.confirm_delete(f"Delete batch job {job_id} and its tasks?", delete)
+
+
+def job_waiting_reason(job: Any) -> str | None:
+    """The job's detail shows the first waiting reason among its tasks (the task grid shows each)."""
+    from ...waiting import job_reasons
+
+    if job.status not in (BatchStatus.WAITING, BatchStatus.EXECUTING):
+        return None
+    tasks = list(m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
+    return next((r for r in job_reasons(job, tasks).values() if r), None)

@@ -11,7 +11,7 @@ from textual.widgets import Footer, Input, Label
 
 from ... import validators
 from ...errors import UserError
-from ...groups import check_may_change_groups, delete_group, group_rows, save_group
+from ...groups import check_may_change_groups, delete_group, group_rows, limit_text, save_group
 from ..guard import guarded
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
@@ -22,6 +22,8 @@ GROUP_COLUMNS = [
     Column("name", "Group", 16),
     Column("description", "Description", 24, flex=True),
     Column("servers", "Batch servers", 24, flex=True),
+    Column("limit", "Max concurrent", 14, align="right"),
+    Column("running", "Running now", 11, align="right"),
 ]
 
 
@@ -52,6 +54,12 @@ class BatchGroupsScreen(RecordForm):
             with Horizontal(classes="form-row"):
                 yield Label("Batch servers", classes="field-label")
                 yield Input(id="group-servers", placeholder="server names, comma separated", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("Max concurrent", classes="field-label")
+                yield Input(id="group-limit", placeholder="0 no limit, -1 stopped", compact=True, max_length=6,
+                            classes="count-input")
+                yield Label("Running now", classes="field-label-short")
+                yield Label("", id="group-running", classes="read-only short")
             yield Label("A group with no server never runs; the Empty batch group runs on every server "
                         "unless servers are named for it.", classes="dim")
             yield MessageLine("", id="group-message")
@@ -62,7 +70,8 @@ class BatchGroupsScreen(RecordForm):
         for r in group_rows():
             servers = ", ".join(r["servers"]) or ("(every server)" if r["name"] == "" else "(none: never runs)")
             out.append(GridRow(r["name"], [one_line(r["name"]) or "(Empty batch group)", one_line(r["description"]),
-                                           one_line(servers)]))
+                                           one_line(servers), limit_text(r["max_concurrent"]), str(r["running"])],
+                               {3: "red" if r["max_concurrent"] < 0 else ""}))
         return out
 
     @property
@@ -87,17 +96,20 @@ class BatchGroupsScreen(RecordForm):
     def record_name(self) -> str:
         return "The new batch group" if self._new else f"Batch group {self.group or '(Empty batch group)'}"
 
-    def form_values(self) -> tuple[str, str, str]:
+    def form_values(self) -> tuple[str, str, str, str]:
         return (self.query_one("#group-name", Input).value, self.query_one("#group-description", Input).value,
-                self.query_one("#group-servers", Input).value)
+                self.query_one("#group-servers", Input).value, self.query_one("#group-limit", Input).value.strip())
 
     def load_record(self, name: Any) -> None:
         self._new = False
         self.group = name
         row = next((r for r in group_rows() if r["name"] == name), None)
-        values = ("", "", "") if row is None else (row["name"], row["description"], ", ".join(row["servers"]))
-        for wid, value in zip(("#group-name", "#group-description", "#group-servers"), values, strict=True):
+        values = ("", "", "", "0") if row is None else (row["name"], row["description"], ", ".join(row["servers"]),
+                                                        str(row["max_concurrent"]))
+        for wid, value in zip(("#group-name", "#group-description", "#group-servers", "#group-limit"), values,
+                              strict=True):
             self.query_one(wid, Input).value = value
+        self.set_text("#group-running", str(row["running"]) if row is not None else "")
         self.query_one("#group-name", Input).disabled = True
         self._loaded = values
 
@@ -135,17 +147,21 @@ class BatchGroupsScreen(RecordForm):
         name.value = ""
         self.query_one("#group-description", Input).value = ""
         self.query_one("#group-servers", Input).value = ""
-        self.show_message("New batch group: name, description, servers; Ctrl+S saves.", "note")
+        self.query_one("#group-limit", Input).value = "0"
+        self.set_text("#group-running", "")
+        self.show_message("New batch group: name, description, servers, max concurrent; Ctrl+S saves.", "note")
         name.focus()
 
     def action_edit(self) -> None:
         self.query_one("#group-description", Input).focus()
 
     def save(self) -> bool:
-        name, description, servers = self.form_values()
+        name, description, servers, limit = self.form_values()
+        loaded_limit = self._loaded[3] if self._loaded is not None and not self._new else "0"
         try:
-            save_group(name, actor=self.actor, description=description, field="Group", new=self._new,
-                       servers=[s.strip() for s in servers.split(",") if s.strip()])
+            save_group(name, description=description, field="Group", new=self._new,
+                       servers=[s.strip() for s in servers.split(",") if s.strip()],
+                       max_concurrent=None if limit == loaded_limit else (limit or "0"), actor=self.actor)
         except UserError as exc:
             self.show_message(str(exc))
             return False

@@ -10,7 +10,8 @@ from textual.widgets import Label, Tree
 
 MENU = [
     ("Inquiries", [("Batch jobs", "batch_jobs"), ("Batch job history", "history")]),
-    ("Setup", [("Batch groups", "groups"), ("Batch servers", "servers")]),
+    ("Setup", [("Batch groups", "groups"), ("Batch servers", "servers"),
+               ("Active periods for batch jobs", "periods")]),
     ("Periodic", [("Batch job history clean-up", "cleanup")]),
 ]
 

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ... import models as m
 from ...vocabulary import BatchStatus
+from ...waiting import job_reasons
 from ..format import TIME as SECONDS
 from ..format import condition_label, status_label, status_style, wall, yes_no
 from ..progress import attempt_fraction, bar, task_progress
@@ -25,7 +26,8 @@ TASK_COLUMNS = [
     Column("class", "Class name", 10, flex=True),
     Column("group", "Batch group", 11),
     Column("status", "Status", 10),
-    Column("progress", "Progress", 11),
+    # A running task's progress; a task held back by a scheduling control says why (waiting.py).
+    Column("progress", "Progress / waiting", 11, flex=True),
     Column("ignore", "Ignore failure", 14),
     Column("retries", "Max retries", 11, align="right"),
     Column("used", "Retries used", 12, align="right"),
@@ -42,6 +44,9 @@ def task_rows(job_id: int) -> list[GridRow]:
     """The job's tasks, with the progress of those running."""
     tasks: list[Any] = list(m.BatchTask.select().where(m.BatchTask.job == job_id).order_by(m.BatchTask.id))
     running = task_progress(t.id for t in tasks if t.status == BatchStatus.EXECUTING)
+    job = m.BatchJob.get_or_none(m.BatchJob.id == job_id)
+    reasons = job_reasons(job, tasks) if job is not None and any(
+        t.status in (BatchStatus.READY, BatchStatus.WAITING) for t in tasks) else {}
     rows = []
     for t in tasks:
         done = running.get(t.id)
@@ -49,7 +54,8 @@ def task_rows(job_id: int) -> list[GridRow]:
             done = (0.0, None)  # started, nothing reported yet
         rows.append(GridRow(t.id, [
             str(t.id), one_line(t.description), one_line(t.company_id), one_line(t.class_name),
-            one_line(t.batch_group) or "", status_label(t.status), bar(done[0]) if done else "",
+            one_line(t.batch_group) or "", status_label(t.status),
+            bar(done[0]) if done else one_line(reasons.get(t.id) or ""),
             yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
         ], {5: status_style(t.status), 6: "yellow"}))
     return rows
