@@ -8,18 +8,23 @@ from __future__ import annotations
 import importlib.util
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import platformdirs
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, OperationalError, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect as url_connect
 
 from . import models
 from .errors import UserError
 from .migrations import migrate_schema
+
+T = TypeVar("T")
 
 APP = "batchtui"
 
@@ -167,6 +172,32 @@ def redact(url: str) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def retried(step: Callable[[], T], attempts: int = 4) -> T:
+    """Run ``step`` in a write transaction, again when PostgreSQL aborted it for a deadlock.
+
+    An operator's change locks a job and then its tasks while a batch server
+    settles those tasks and then advances the job: PostgreSQL breaks such a
+    cycle by aborting one side. The server's round is retried by its loop;
+    an operator's change is retried here, from fresh reads, so the operator
+    sees it done (or refused for what it found), never "deadlock detected".
+    """
+    for attempt in range(attempts):
+        try:
+            with write():
+                return step()
+        except OperationalError as exc:
+            if models.database.in_transaction() or attempt == attempts - 1 or not _deadlock(exc):
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _deadlock(exc: BaseException) -> bool:
+    # psycopg's DeadlockDetected (40P01) or SerializationFailure (40001), wrapped by peewee.
+    cause = exc.__cause__ or exc.__context__
+    return getattr(cause, "sqlstate", None) in ("40P01", "40001") or "deadlock detected" in str(exc)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from typing import Any
 from . import events
 from . import models as m
 from .actor import Actor
-from .db import write
+from .db import retried
 from .errors import NotFound, Refused
 from .rules import JOB_MOVES, TASK_MOVES, Move
 from .timeutil import utcnow
@@ -73,7 +73,8 @@ def set_job_status(job_id: int, target: BatchStatus, actor: Actor) -> m.BatchJob
     if target not in moves:
         raise Refused(f"job {job_id}: status can be changed by hand to Withhold or Waiting only")
     move = moves[target]
-    with write():
+
+    def step() -> None:
         job = get_job(job_id)
         check_can_manage(job, actor)
         current = BatchStatus(job.status)
@@ -88,6 +89,8 @@ def set_job_status(job_id: int, target: BatchStatus, actor: Actor) -> m.BatchJob
             follow = TASK_MOVES["follow_job"]
             m.BatchTask.update(status=int(target)).where(
                 (m.BatchTask.job == job_id) & m.BatchTask.status.in_([int(s) for s in follow.sources])).execute()
+
+    retried(step)
     events.changed()
     return get_job(job_id)
 
@@ -97,7 +100,7 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
     Canceling, nothing new starts and its running tasks are stopped."""
     from .engine.store import EngineStore
 
-    with write():
+    def step() -> None:
         job = get_job(job_id)
         check_can_manage(job, actor)
         current = BatchStatus(job.status)
@@ -113,6 +116,8 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
             EngineStore().advance_jobs([], [job_id], utcnow())
         else:
             raise Refused(f"job {job_id} is {current.label}: there is nothing to cancel")
+
+    retried(step)
     events.changed()
     return get_job(job_id)
 
@@ -120,7 +125,8 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
 def delete_job(job_id: int, actor: Actor) -> None:
     """Delete a job that is not running, with its tasks and history (foreign keys cascade)."""
     move = JOB_MOVES["delete"]
-    with write():
+
+    def step() -> None:
         job = get_job(job_id)
         check_can_manage(job, actor)
         current = BatchStatus(job.status)
@@ -130,6 +136,8 @@ def delete_job(job_id: int, actor: Actor) -> None:
             (m.BatchJob.id == job_id) & m.BatchJob.status.in_([int(s) for s in move.sources])).execute()
         if deleted != 1:
             raise Refused(f"job {job_id} changed status meanwhile (a batch server or another user); try again")
+
+    retried(step)
 
 
 def task_status_for_run(run: m.JobRun) -> dict[int, int]:
