@@ -343,3 +343,24 @@ def test_a_run_left_executing_with_every_task_settled_is_finished_by_the_heartbe
     engine_factory(heartbeat=0.1)
     wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=5)
     assert m.JobRun.get(m.JobRun.job == job_id).status == S.FINISHED
+
+
+def test_a_zombie_is_not_a_live_server():
+    """Issue #16 item 13: a killed server that its parent has not reaped yet is dead."""
+    import subprocess
+
+    from batchtui.engine.store import _pid_alive
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert _pid_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while _pid_alive(child.pid):
+            assert time.monotonic() < deadline, "a zombie counted as alive"
+            time.sleep(0.01)
+        with open(f"/proc/{child.pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"  # not reaped yet: a zombie
+    finally:
+        child.wait()
+    assert not _pid_alive(child.pid) and not _pid_alive(0) and _pid_alive(os.getpid())

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import models as m
+from .. import procs
 from ..db import write
 from ..errors import UserError
 from ..rules import JOB_MOVES, TASK_MOVES, evaluate_conditions, retry_delay, run_outcome, sql_in
@@ -587,13 +588,7 @@ def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether a server's process still runs on this host. A zombie does not: it was killed and
+    only waits for its parent to reap it, so its name is free at once (issue #16, item 13)."""
+    return procs.pid_alive(pid)
 
