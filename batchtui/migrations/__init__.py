@@ -77,7 +77,7 @@ from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 
 from ..errors import UserError
-from . import v1_tables, v2_pg_guards, v3_due_index
+from . import v1_tables, v2_pg_guards, v3_due_index, v4_fencing
 
 Step = Callable[[Database, SchemaMigrator], None]
 
@@ -85,6 +85,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (1, v1_tables.apply),
     (2, v2_pg_guards.apply),
     (3, v3_due_index.apply),
+    (4, v4_fencing.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
