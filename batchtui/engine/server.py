@@ -82,7 +82,7 @@ class Running:
     # event its class waits on until that is recorded (see _write_started).
     pgid: int | None = None
     pgid_key: str | None = None
-    recorded: threading.Event = field(default_factory=threading.Event)
+    recorded: threading.Event | None = None  # made when a command reports its group (most tasks start none)
     dropped: bool = False  # its server was fenced: nothing more is recorded for it
 
 
@@ -138,6 +138,7 @@ class BatchServerEngine:
         self._recording: list[Running] = []  # recorded in the open transaction
         self._abandoned: set[int] = set()  # id() of dropped attempts whose worker has not returned
         self._epoch = 0  # this server's fencing token (store.register)
+        self._fence_made: Fence | None = None
         self._needs_register = False  # fenced: register again in the next round
         self._host = socket.gethostname()
         self._still_there: set[int] = set()  # orphaned attempts whose process group would not go
@@ -220,7 +221,10 @@ class BatchServerEngine:
 
     @property
     def _fence(self) -> Fence:
-        return Fence(self.name, self._epoch)
+        fence = self._fence_made
+        if fence is None or fence.epoch != self._epoch or fence.server != self.name:
+            fence = self._fence_made = Fence(self.name, self._epoch)
+        return fence
 
     # -- registration, heartbeat, recovery --------------------------------------
 
@@ -512,16 +516,15 @@ class BatchServerEngine:
         """Move what the workers reported into _ended, and the process groups they started into _to_record.
 
         What the workers of dropped attempts report (see _on_fenced) is let go."""
-        for r in self._drain():
-            if r.dropped:
-                self._abandoned.discard(id(r))
-            else:
-                self._ended.append(r)
-        while True:
-            try:
-                r = self._starting.get_nowait()
-            except queue.Empty:
-                break
+        ended = self._drain()
+        if self._abandoned:
+            for r in ended:
+                if r.dropped:
+                    self._abandoned.discard(id(r))
+            ended = [r for r in ended if not r.dropped]
+        self._ended += ended
+        while not self._starting.empty():
+            r = self._starting.get_nowait()
             if not r.dropped:
                 self._to_record.append(r)
 
@@ -530,9 +533,10 @@ class BatchServerEngine:
         records it, then sets r.recorded, which the command waits for before it runs."""
         r.pgid = pgid
         r.pgid_key = procs.group_key(pgid)
+        r.recorded = recorded = threading.Event()
         self._starting.put(r)
         self._outcomes.put(None)  # wake the loop
-        return r.recorded
+        return recorded
 
     def _write_started(self) -> None:
         """Record the process groups of commands about to start, in the open transaction."""
@@ -564,11 +568,13 @@ class BatchServerEngine:
             r.flushed = len(r.lines)
             self._running.pop(r.claimed.attempt_id, None)
         self._ended = self._ended[len(recorded):]
-        recording, self._recording = self._recording, []
         if self._to_record:
+            recording, self._recording = self._recording, []
             for r in recording:
-                r.recorded.set()  # its command may start now
-            self._to_record = [r for r in self._to_record if not r.recorded.is_set() and not r.dropped
+                if r.recorded is not None:
+                    r.recorded.set()  # its command may start now
+            done = {id(r) for r in recording}
+            self._to_record = [r for r in self._to_record if id(r) not in done and not r.dropped
                                and r.claimed.attempt_id in self._running]
 
     def _record_ended(self) -> None:
