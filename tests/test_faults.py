@@ -611,7 +611,7 @@ def test_a_stalled_server_on_another_host_stops_its_own_shell_tasks_when_it_runs
                 (m.TaskAttempt.server == "A") & m.TaskAttempt.ended.is_null(False)).count() == 2, timeout=20)
             time.sleep(0.5)
             taken = read_ticks(out)
-            assert all(t.last > time.time() - 0.5 for t in taken.values()), "B could stop A's commands"
+            assert all(t.last > time.time() - 1.5 for t in taken.values()), "B could stop A's commands"
         finally:
             a.send_signal(signal.SIGCONT)
             resumed = time.time()
@@ -625,7 +625,7 @@ def test_a_stalled_server_on_another_host_stops_its_own_shell_tasks_when_it_runs
     for tid, (a1, *_) in _attempt_rows(ids.values()).items():
         t1 = ticks[(tid, 1)]
         assert not t1.ended and not _running(t1.pid)
-        assert t1.last < resumed + 2.0, f"A's command ran on {t1.last - resumed:.1f} s after A resumed"
+        assert t1.last < resumed + 3.0, f"A's command ran on {t1.last - resumed:.1f} s after A resumed"
         assert a1.status == S.ERROR and "may still run there" in a1.log.rstrip().splitlines()[-1], a1.log
         assert "A stopped answering" in a1.log.rstrip().splitlines()[-1], a1.log
     assert twins(ticks) == [], twins(ticks)
