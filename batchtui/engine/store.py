@@ -661,14 +661,11 @@ class EngineStore:
                 m.BatchGroupServer.get_or_create(group=g, server=name)
         return epoch
 
-    def beat(self, name: str, threads: int, now: datetime, epoch: int | None = None) -> None:
-        """The heartbeat. With the epoch the server registered with: ServerFenced if its row
-        has another one or is marked stopped (the beat never clears that mark)."""
+    def beat(self, name: str, threads: int, now: datetime, epoch: int) -> None:
+        """The heartbeat, under the epoch the server registered with: ServerFenced if its row
+        has another one or is marked stopped (the beat never clears that mark: a server that was
+        declared dead registers again instead, see server._on_fenced)."""
         at = self.d.when(now)
-        if epoch is None:
-            self.d.x("UPDATE batch_server SET heartbeat = ?, stopped = NULL, threads = ? WHERE name = ?",
-                     (at, threads, name))
-            return
         if self.d.x("UPDATE batch_server SET heartbeat = ?, threads = ? WHERE name = ? AND epoch = ? "
                     "AND stopped IS NULL", (at, threads, name, epoch)).rowcount != 1:
             self._check_fence(Fence(name, epoch))  # else a race with a declaration that did not commit
@@ -690,13 +687,16 @@ class EngineStore:
                 (m.BatchServer.name == dead) & (m.BatchServer.stopped.is_null())
                 & (m.BatchServer.heartbeat < limit)).execute())
 
-    def mark_stopped(self, name: str, epoch: int | None = None) -> None:
-        """A server's own stop. With its epoch: not if it was declared dead or replaced meanwhile
-        (the mark would stop a server that has taken the name since)."""
-        query = m.BatchServer.update(stopped=_utcnow()).where(m.BatchServer.name == name)
-        if epoch is not None:
-            query = query.where(m.BatchServer.epoch == epoch)
-        query.execute()
+    def mark_stopped(self, name: str, epoch: int) -> None:
+        """A server's own stop; not if it was declared dead or replaced meanwhile (its epoch has
+        moved on: the mark would stop a server that has taken the name since).
+
+        The epoch moves on too: a stopping server hands its attempts back first,
+        and any it could not record (the database failed meanwhile) become
+        orphans that the other servers take back, rather than staying Executing.
+        """
+        m.BatchServer.update(stopped=_utcnow(), epoch=m.BatchServer.epoch + 1).where(
+            (m.BatchServer.name == name) & (m.BatchServer.epoch == epoch)).execute()
 
     def has_work(self, name: str, groups: list[str]) -> bool:
         """Anything for this server to do: a Ready task it serves, a due job, a task it runs."""
