@@ -450,7 +450,8 @@ class BatchServerEngine:
         claimed: list[Claimed] = []
         if self._ended or free > 0 or self._to_record:
             with self._transaction():
-                self._write_started()
+                if self._to_record:
+                    self._write_started()
                 self._write_ended()
                 if free > 0:
                     claimed = self.store.claim_ready_tasks(self.name, self._served, free, fence=self._fence)

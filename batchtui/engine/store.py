@@ -136,6 +136,12 @@ class ServerFenced(RuntimeError):
 _OWNED = ("ended IS NULL AND EXISTS (SELECT 1 FROM batch_server s WHERE s.name = task_attempt.server "
           "AND s.epoch = task_attempt.epoch AND s.stopped IS NULL)")
 _FENCE = "EXISTS (SELECT 1 FROM batch_server s WHERE s.name = ? AND s.epoch = ? AND s.stopped IS NULL)"
+# The fenced writes, made once (one string object: see Dialect.marked).
+_CLOSE_OWNED = ("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, log = log || ? "
+                f"WHERE id = ? AND {_OWNED}")
+_LOG_OWNED = f"UPDATE task_attempt SET log = log || ? WHERE id = ? AND {_OWNED}"
+_PROGRESS_OWNED = f"UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ? AND {_OWNED}"
+_PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHERE id = ? AND {_OWNED}"
 
 
 _CLAIM = (
@@ -350,8 +356,7 @@ class EngineStore:
                 self.d.many_exactly("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, "
                                     "log = log || ? WHERE id = ? AND ended IS NULL", close)
             else:
-                self._fenced(self.d.many("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, "
-                                         f"log = log || ? WHERE id = ? AND {_OWNED}", close), len(close), fence)
+                self._fenced(self.d.many(_CLOSE_OWNED, close), len(close), fence)
             self.d.many_exactly("UPDATE batch_task SET status = ?, attempt = NULL WHERE id = ? AND status = ?",
                                 settle)
             self.d.many_exactly("UPDATE batch_task SET status = ?, server = NULL, attempt = NULL "
@@ -386,8 +391,7 @@ class EngineStore:
         if fence is None:
             self.d.x("UPDATE task_attempt SET log = log || ? WHERE id = ?", (text, attempt_id))
         else:
-            self._fenced(self.d.x(f"UPDATE task_attempt SET log = log || ? WHERE id = ? AND {_OWNED}",
-                                  (text, attempt_id)).rowcount, 1, fence, lost_race_ok=True)
+            self._fenced(self.d.x(_LOG_OWNED, (text, attempt_id)).rowcount, 1, fence, lost_race_ok=True)
 
     def report_progress(self, attempt_id: int, fraction: float, text: str | None = None,
                         fence: Fence | None = None) -> None:
@@ -398,8 +402,7 @@ class EngineStore:
         if fence is None:
             self.d.x("UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ?", values)
         else:
-            self._fenced(self.d.x(f"UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ? AND {_OWNED}",
-                                  values).rowcount, 1, fence, lost_race_ok=True)
+            self._fenced(self.d.x(_PROGRESS_OWNED, values).rowcount, 1, fence, lost_race_ok=True)
 
     def record_processes(self, started: list[tuple[int, str, int, str | None]], fence: Fence) -> None:
         """Where the commands of running attempts run: (attempt id, host, process group, group key).
@@ -413,8 +416,7 @@ class EngineStore:
         """
         if started:
             rows = [(host, pgid, key, attempt_id) for attempt_id, host, pgid, key in started]
-            self._fenced(self.d.many(f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHERE id = ? "
-                                     f"AND {_OWNED}", rows), len(rows), fence, lost_race_ok=True)
+            self._fenced(self.d.many(_PROCESS_OWNED, rows), len(rows), fence, lost_race_ok=True)
 
     def _fenced(self, changed: int, expected: int, fence: Fence, lost_race_ok: bool = False) -> None:
         """The row count of a fenced write: ServerFenced if the server lost its attempts, else as exactly()."""
