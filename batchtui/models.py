@@ -13,6 +13,7 @@ from typing import Any
 from peewee import (
     SQL,
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -111,6 +112,9 @@ class BatchServer(BaseModel):
     started = DateTimeField(null=True)
     heartbeat = DateTimeField(null=True)
     stopped = DateTimeField(null=True)
+    # The fencing token: up by one at each registration and when another server
+    # declares this one dead (engine/store.py, migrations/v4_fencing.py).
+    epoch = IntegerField(default=0)
     # How many tasks it may run now (its schedule window; 0 paused), as it last wrote.
     threads_now = IntegerField(default=0)
 
@@ -282,6 +286,12 @@ class TaskAttempt(BaseModel):
     log = TextField(default="")
     progress = FloatField(null=True)  # 0..1 as the batch class reports it
     progress_text = CharField(null=True, max_length=200)
+    epoch = IntegerField(null=True)  # its server's epoch when it was claimed
+    # Where a shell task's command runs: host name, process group, and the
+    # pid space and leader start time that identify the group (procs.group_key).
+    host = CharField(null=True, max_length=80)
+    pgid = BigIntegerField(null=True)
+    pgid_key = CharField(null=True, max_length=120)
     run_id: Field[int]
     task_id: Field[int]
 

@@ -9,7 +9,9 @@ detection.
   writes one every ``HEARTBEAT_EVERY`` seconds, so a live server has a few
   chances to be late before it is taken for dead.
 - Dead: not stopped, and its heartbeat is older than that. Another batch
-  server then marks it stopped and takes its tasks back (``engine/server.py``).
+  server then marks it stopped, moves its epoch on (so that it records
+  nothing more if it was only stalled) and takes its tasks back, stopping
+  their shell commands first where it can (``engine/server.py``).
 - Running on a server: the tasks whose status is Executing or Canceling with
   that server's name. A task being canceled still holds its batch thread
   until its class stops.

@@ -8,6 +8,11 @@
 - ``run_cli``: ``batchtui`` as a subprocess.
 - ``python -m tests.faultkit operator URL OUT SECONDS``: an operator's loop of
   command-line writes, run in-process (``batchtui.cli.main``) for speed.
+- ``ticker``, ``read_ticks``, ``twins``: a shell task that writes a line to a
+  file every 0.1 s while it runs, and what those lines say: whether two
+  attempts of one task ever ran at the same time (issue #16).
+- ``stop_outside_write``: SIGSTOP a batch server at a moment it holds no
+  write transaction open.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchtui.classes.base import BatchClass, BatchClassError, Param, TaskCanceled
@@ -320,3 +328,111 @@ class ConsolePty:
             os.close(self.master)
         except OSError:
             pass
+
+
+# -- twins: two attempts of one task running at once (issue #16) -----------------------
+
+
+def ticker(path, seconds: float, every: float = 0.1) -> str:
+    """A ShellCommand text: "start", then a "tick" every `every` s for `seconds`, then "end",
+    each line "WHAT TASK ATTEMPT PID UNIXTIME" appended to `path` by the attempt's own shell."""
+    n = max(1, round(seconds / every))
+    return (f'f={shlex.quote(str(path))}; t="$BATCHTUI_TASK_ID $BATCHTUI_ATTEMPT $$"; '
+            'echo "start $t $(date +%s.%N)" >> "$f"; i=0; '
+            f'while [ $i -lt {n} ]; do sleep {every}; echo "tick $t $(date +%s.%N)" >> "$f"; i=$((i + 1)); done; '
+            'echo "end $t $(date +%s.%N)" >> "$f"')
+
+
+@dataclass
+class Ticks:
+    """What one attempt's shell wrote: its pid, its first and last line's time, whether it ended."""
+
+    pid: int
+    first: float
+    last: float
+    lines: int = 0
+    ended: bool = False
+    times: list[float] = field(default_factory=list)
+
+
+def read_ticks(path) -> dict[tuple[int, int], Ticks]:
+    """(task, attempt) -> Ticks, from a ticker's file."""
+    out: dict[tuple[int, int], Ticks] = {}
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 5:
+            continue  # a line being written
+        what, task, attempt, pid, when = parts[0], int(parts[1]), int(parts[2]), int(parts[3]), float(parts[4])
+        t = out.setdefault((task, attempt), Ticks(pid, when, when))
+        t.first, t.last = min(t.first, when), max(t.last, when)
+        t.lines += 1
+        t.times.append(when)
+        t.ended = t.ended or what == "end"
+    return out
+
+
+def twins(ticks: dict[tuple[int, int], Ticks]) -> list[str]:
+    """Pairs of attempts of one task whose shells wrote lines at overlapping times."""
+    by_task: dict[int, list[tuple[int, Ticks]]] = {}
+    for (task, attempt), t in ticks.items():
+        by_task.setdefault(task, []).append((attempt, t))
+    found = []
+    for task, attempts in by_task.items():
+        attempts.sort(key=lambda a: a[1].first)
+        for (a1, t1), (a2, t2) in zip(attempts, attempts[1:], strict=False):
+            if t1.last >= t2.first:
+                found.append(f"task {task}: attempt {a1} (pid {t1.pid}) wrote until {t1.last:.3f}, "
+                             f"{t1.last - t2.first:.2f} s after attempt {a2} (pid {t2.pid}) started at {t2.first:.3f}")
+    return found
+
+
+def shared_folder() -> str:
+    """A folder under /tmp that every account may write in (a task may run as nobody)."""
+    folder = tempfile.mkdtemp(prefix="batchtui-twins-", dir="/tmp")
+    os.chmod(folder, 0o777)
+    return folder
+
+
+def stop_outside_write(proc: subprocess.Popen, url: str, tries: int = 50) -> None:
+    """SIGSTOP a batch server process when it holds no write transaction open.
+
+    A stopped process that holds SQLite's write lock (or PostgreSQL row locks
+    in an open transaction) keeps every other server from writing until it
+    runs again: nobody could declare it dead. That is a property of the
+    databases, not what these tests are about, so the stop is tried again
+    until it lands between two transactions.
+    """
+    for _ in range(tries):
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        if not _write_held(url):
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the batch server was always in a write transaction when stopped")
+
+
+def _write_held(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(url[len("sqlite:///"):], timeout=0.5, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND state LIKE 'idle in transaction%' AND xact_start < now() - interval '0.2 s'"
+                           ).fetchone()
+        return bool(row and row[0])

@@ -76,7 +76,8 @@ def helper_function():  # pragma: no cover - never run
 # --------------------------------------------------------------------------- helpers
 
 
-def make_ctx(cls=ShellCommand, params=None, *, run_by=ME, attempt=1, cancel_event=None, sink=None):
+def make_ctx(cls=ShellCommand, params=None, *, run_by=ME, attempt=1, cancel_event=None, sink=None,
+             process_sink=None):
     return TaskContext(
         params=validate_params(cls, params),
         company="DAT",
@@ -88,6 +89,7 @@ def make_ctx(cls=ShellCommand, params=None, *, run_by=ME, attempt=1, cancel_even
         server="TEST",
         cancel_event=cancel_event,
         log_sink=sink,
+        process_sink=process_sink,
     )
 
 
@@ -803,3 +805,99 @@ def test_shell_server_running_as_nobody_refuses_other_users():
     assert report["root"]["lines"] == []  # nothing ran
     assert report["nobody"]["error"] is None
     assert report["nobody"]["lines"][1:] == ["nobody"]
+
+
+# --------------------------------------------------------------------------- no task twice at once (issue #16)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
+
+
+def test_shell_command_starts_only_once_its_process_group_is_recorded(tmp_path):
+    marker = tmp_path / "ran"
+    seen: dict = {}
+
+    def recorded_later(pgid):
+        seen["pgid"] = pgid
+        seen["ran before"] = marker.exists()
+        time.sleep(0.3)  # as if the database were slow
+        seen["ran meanwhile"] = marker.exists()
+        done = threading.Event()
+        done.set()
+        return done
+
+    ctx = make_ctx(params={"command": f"echo $$; touch {marker}"}, process_sink=recorded_later)
+    assert run_class(ShellCommand, ctx) is None, ctx.lines
+    assert marker.exists()
+    # The group reported is the command's own (its shell leads it).
+    assert seen == {"pgid": int(output(ctx)[0]), "ran before": False, "ran meanwhile": False}
+
+
+def test_shell_command_canceled_before_its_group_is_recorded_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    cancel = threading.Event()
+    pids = []
+
+    def never_recorded(pgid):
+        pids.append(pgid)
+        threading.Timer(0.2, cancel.set).start()
+        return threading.Event()
+
+    ctx = make_ctx(params={"command": f"touch {marker}"}, cancel_event=cancel, process_sink=never_recorded)
+    exc = run_class(ShellCommand, ctx)
+    assert isinstance(exc, TaskCanceled), (exc, ctx.lines)
+    assert not marker.exists()
+    assert len(pids) == 1 and not _running(pids[0])
+
+
+SERVER_SCRIPT = textwrap.dedent("""
+    import sys
+    from batchtui.classes import ShellCommand, TaskContext, validate_params
+
+    ctx = TaskContext(params=validate_params(ShellCommand, {"command": sys.argv[1]}), company="DAT", job_id=1,
+                      task_id=2, run_id=3, attempt=1, run_by=sys.argv[2], server="TEST")
+    ShellCommand().run(ctx)
+""")
+
+
+def test_shell_command_dies_with_the_server_that_started_it():
+    """Item 5: the kernel kills the command when its server dies (the parent-death signal),
+    also after the switch to another Run-by user (which would clear a signal set before it)."""
+    run_by = "nobody" if IS_ROOT else ME
+    folder = tempfile.mkdtemp(prefix="batchtui-pdeath-", dir="/tmp")
+    os.chmod(folder, 0o777)
+    out = os.path.join(folder, "pid")
+    env = dict(os.environ, PYTHONPATH=str(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    server = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT,
+                               f"echo $$ > {out}.tmp && mv {out}.tmp {out}; while :; do sleep 0.1; done", run_by],
+                              env=env, cwd="/")
+    pid = None
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(out):
+            assert time.monotonic() < deadline and server.poll() is None, "the command did not start"
+            time.sleep(0.02)
+        with open(out) as f:
+            pid = int(f.read())
+        assert _running(pid)
+        if IS_ROOT:
+            assert os.stat(f"/proc/{pid}").st_uid == pwd.getpwnam(run_by).pw_uid
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 2
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _running(pid), "the command outlived its server"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if pid is not None and _running(pid):
+            os.killpg(pid, 9)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -14,7 +14,8 @@ import pytest
 from batchtui import models as m
 from batchtui import status as st
 from batchtui.actor import Actor
-from batchtui.engine.store import EngineStore
+from batchtui.classes import BatchClass, TaskCanceled
+from batchtui.engine.store import EngineStore, Fence, Outcome, ServerFenced
 from batchtui.errors import NotAllowed, Refused
 from batchtui.timeutil import utcnow
 from batchtui.vocabulary import BatchStatus as S
@@ -345,3 +346,106 @@ def test_a_run_left_executing_with_every_task_settled_is_finished_by_the_heartbe
     engine_factory(heartbeat=0.1)
     wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=5)
     assert m.JobRun.get(m.JobRun.job == job_id).status == S.FINISHED
+
+
+def test_a_zombie_is_not_a_live_server():
+    """Issue #16 item 13: a killed server that its parent has not reaped yet is dead."""
+    import subprocess
+
+    from batchtui.engine.store import _pid_alive
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert _pid_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while _pid_alive(child.pid):
+            assert time.monotonic() < deadline, "a zombie counted as alive"
+            time.sleep(0.01)
+        with open(f"/proc/{child.pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"  # not reaped yet: a zombie
+    finally:
+        child.wait()
+    assert not _pid_alive(child.pid) and not _pid_alive(0) and _pid_alive(os.getpid())
+
+
+
+# -- fencing: a server declared dead records nothing more (issue #16 item 6) -------------------
+
+
+class LongFirst(BatchClass):
+    """Its first attempt waits (for its cancel) for up to 30 s; later attempts end at once."""
+
+    def run(self, ctx) -> None:
+        ctx.log(f"attempt {ctx.attempt} started")
+        if ctx.attempt == 1 and ctx.wait(30):
+            ctx.log("attempt 1 stopped")  # must never reach the database: its server was declared dead
+            raise TaskCanceled("canceled")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_database(request):
+    return request.getfixturevalue("database" if request.param == "sqlite" else "pg_database")
+
+
+def test_the_store_refuses_a_fenced_servers_writes_about_its_attempts(any_database):
+    store = EngineStore()
+    job_id, ids = make_job([{"key": "a"}, {"key": "b"}])
+    epoch = store.register("F1", 2, [], 30)
+    fence = Fence("F1", epoch)
+    store.start_due_jobs("F1")
+    (c,) = store.claim_ready_tasks("F1", [""], 1, fence=fence)
+    store.record_processes([(c.attempt_id, "host1", 4242, "space/7")], fence)
+    store.append_log(c.attempt_id, "one\n", fence=fence)
+    store.report_progress(c.attempt_id, 0.5, fence=fence)
+    store.beat("F1", 2, utcnow(), epoch)
+    assert store.orphaned_attempts() == []
+    assert store.declare_dead("F1", utcnow() + timedelta(seconds=1), utcnow())
+    writes = {
+        "log": lambda: store.append_log(c.attempt_id, "two\n", fence=fence),
+        "progress": lambda: store.report_progress(c.attempt_id, 0.9, fence=fence),
+        "process": lambda: store.record_processes([(c.attempt_id, "host1", 4343, None)], fence),
+        "heartbeat": lambda: store.beat("F1", 2, utcnow(), epoch),
+        "end": lambda: store.finish_attempts([Outcome(c.task_id, c.attempt_id, "ended")], fence=fence),
+    }
+    for what, write in writes.items():
+        with pytest.raises(ServerFenced):
+            write()
+        assert m.BatchServer.get_by_id("F1").stopped is not None, what  # the heartbeat does not clear the mark
+    assert store.claim_ready_tasks("F1", [""], 1, fence=fence) == []  # "b" stays Ready
+    (att,) = attempts(ids["a"])
+    assert (att.log, att.progress, att.ended, att.epoch) == ("one\n", 0.5, None, epoch)
+    assert (att.host, att.pgid, att.pgid_key) == ("host1", 4242, "space/7")
+    (orphan,) = store.orphaned_attempts()
+    assert (orphan.task_id, orphan.attempt_id, orphan.server, orphan.stopped, orphan.pgid) == (
+        ids["a"], c.attempt_id, "F1", True, 4242)
+    assert store.take_back([(orphan, "taken back")], retry_base=0) == 1
+    assert store.take_back([(orphan, "taken back again")], retry_base=0) == 0
+    (att,) = attempts(ids["a"])
+    assert (S(att.status), att.log) == (S.ERROR, "one\ntaken back\n")
+    assert task_statuses(ids) == {"a": S.ERROR, "b": S.READY}
+    # Registering again moves the epoch on; the old one stays refused.
+    assert store.register("F1", 2, [], 30) == epoch + 2
+    with pytest.raises(ServerFenced):
+        store.beat("F1", 2, utcnow(), epoch)
+    store.beat("F1", 2, utcnow(), epoch + 2)
+    (c2,) = store.claim_ready_tasks("F1", [""], 1, fence=Fence("F1", epoch + 2))
+    assert c2.task_id == ids["b"] and m.TaskAttempt.get_by_id(c2.attempt_id).epoch == epoch + 2
+
+
+def test_a_server_declared_dead_while_it_runs_stops_its_attempt_records_nothing_and_registers_again(
+        engine_factory):
+    job_id, ids = make_job([{"key": "a", "class_name": "tests.test_engine:LongFirst", "max_retries": 1}])
+    engine = engine_factory(heartbeat=0.2, dead_after=30)
+    wait_for(lambda: "attempt 1 started" in "".join(a.log for a in attempts(ids["a"])))
+    epoch = engine.epoch
+    # Another server declares it dead (as if it had stalled past --dead-after).
+    assert EngineStore().declare_dead(engine.name, utcnow() + timedelta(seconds=1), utcnow())
+    wait_for(lambda: job_status(job_id) == S.FINISHED)
+    first, second = attempts(ids["a"])
+    assert first.status == S.ERROR and "attempt 1 stopped" not in first.log, first.log
+    assert first.log.splitlines() == ["attempt 1 started", f"batch server {engine.name} found it had been "
+                                      "declared dead (it did not answer for over 30 s): this attempt was stopped"]
+    assert second.status == S.FINISHED and second.server == engine.name and second.epoch == epoch + 2
+    row = m.BatchServer.get_by_id(engine.name)
+    assert row.stopped is None and row.epoch == epoch + 2 == engine.epoch

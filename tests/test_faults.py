@@ -1,11 +1,16 @@
 """Faults: batch servers killed at random moments, several processes on one
-SQLite file under load, the database going away and coming back."""
+SQLite file under load, the database going away and coming back, and no task
+twice at once (issue #16): a killed server's shell tasks, a server stopped
+past --dead-after, a restart while the killed server is a zombie."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +27,22 @@ from batchtui.actor import Actor
 from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
-from .faultkit import MARK, ROOT, ConsolePty, PausablePg, Procs, assert_one_error_line, env_for, read_marks, run_cli
+from .faultkit import (
+    MARK,
+    ROOT,
+    ConsolePty,
+    PausablePg,
+    Procs,
+    assert_one_error_line,
+    env_for,
+    read_marks,
+    read_ticks,
+    run_cli,
+    shared_folder,
+    stop_outside_write,
+    ticker,
+    twins,
+)
 
 TASK_DONE = (S.FINISHED, S.ERROR, S.NOT_RUN)
 JOB_DONE = (S.FINISHED, S.ERROR, S.CANCELED)
@@ -435,4 +455,204 @@ def test_sqlite_file_deleted_and_restored_from_backup_server_picks_up_the_restor
         finally:
             d.close()
     finally:
+        procs.stop_all()
+
+
+# -- no task twice at once (issue #16) -------------------------------------------------------
+
+# A shell task's command runs as the job's Run-by user: nobody when the tests
+# run as root (the parent-death signal must survive the switch of user).
+RUN_BY = "nobody" if os.geteuid() == 0 else getpass.getuser()
+
+
+def _running(pid: int) -> bool:
+    """A process with this pid runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
+
+
+@pytest.fixture
+def twin_dir():
+    """A folder the shell tasks (maybe running as nobody) write their ticks in."""
+    folder = shared_folder()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _shell_job(path, n: int, seconds: float, max_retries: int = 1):
+    return make_job([{"key": f"sh{i}", "class_name": "ShellCommand", "max_retries": max_retries,
+                      "params": {"command": ticker(path, seconds)}} for i in range(n)], user=RUN_BY)
+
+
+def _wait_ticks(path, want, procs, timeout=30.0, what="ticks"):
+    """Until want(read_ticks(path)) holds; the servers' logs in the failure."""
+    deadline = time.monotonic() + timeout
+    while not want(read_ticks(path)):
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s:\n{procs.log_text()}"
+        time.sleep(0.05)
+    return read_ticks(path)
+
+
+def _attempt_rows(task_ids):
+    return {tid: list(m.TaskAttempt.select().where(m.TaskAttempt.task == tid).order_by(m.TaskAttempt.attempt))
+            for tid in task_ids}
+
+
+@pytest.mark.slow
+def test_a_killed_servers_shell_tasks_die_with_it_and_never_run_beside_their_retry(database, db_url, tmp_path,
+                                                                                     twin_dir):
+    """Item 5: SIGKILL of a server running shell tasks, then a restart. The kernel kills each
+    command with its server (parent-death signal, after the switch to the Run-by user), and the
+    restart stops what is left of each process group before the task runs again: from the
+    tasks' own output, no attempt ran beside the next one."""
+    out = os.path.join(twin_dir, "ticks.txt")
+    job_id, ids = _shell_job(out, 3, 5.0)
+    procs = Procs(db_url, tmp_path)
+    try:
+        procs.start("K1", threads=4)
+        first = _wait_ticks(out, lambda t: len(t) == 3 and all(x.lines >= 3 for x in t.values()), procs)
+        procs.kill("K1")
+        killed = time.monotonic()
+        pids = [t.pid for t in first.values()]
+        while any(_running(p) for p in pids) and time.monotonic() - killed < 1.0:
+            time.sleep(0.02)
+        died_with_server = not any(_running(p) for p in pids)
+        procs.start("K1", threads=4)
+        wait_for(lambda: job_status(job_id) in JOB_DONE, timeout=60)
+    finally:
+        procs.stop_all()
+    ticks = read_ticks(out)
+    assert twins(ticks) == [], twins(ticks)
+    assert job_status(job_id) == S.FINISHED, procs.log_text()
+    for (task, attempt), t in ticks.items():
+        assert t.ended == (attempt == 2), (task, attempt, t)  # every first attempt was killed
+        assert not _running(t.pid)
+    assert died_with_server, "a shell task outlived its SIGKILLed server by more than a second"
+    for a1, a2 in _attempt_rows(ids.values()).values():
+        assert a1.status == S.ERROR and "K1 restarted" in a1.log, a1.log
+        assert a2.status == S.FINISHED, a2.log
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db_url(request):
+    """A database of each kind, open in this process: its URL."""
+    if request.param == "sqlite":
+        request.getfixturevalue("database")
+        return request.getfixturevalue("db_url")
+    request.getfixturevalue("pg_database")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.mark.slow
+def test_a_server_stopped_past_dead_after_has_its_shell_tasks_stopped_and_records_nothing(any_db_url, tmp_path,
+                                                                                          twin_dir):
+    """Item 6 on one machine: server A is stopped (SIGSTOP) past --dead-after while it runs shell
+    tasks; B declares it dead, stops A's process groups and runs attempt 2; then A runs again. A
+    must record nothing more for attempt 1 and register again; no attempt ran beside another."""
+    url = any_db_url
+    out = os.path.join(twin_dir, "ticks.txt")
+    job_id, ids = _shell_job(out, 2, 4.0)
+    procs = Procs(url, tmp_path)
+    try:
+        a = procs.start("A", "--dead-after", "2", threads=2)
+        _wait_ticks(out, lambda t: len(t) == 2 and all(x.lines >= 2 for x in t.values()), procs)
+        procs.start("B", "--dead-after", "2", threads=2)
+        wait_for(lambda: m.BatchServer.get_or_none(m.BatchServer.name == "B") is not None)
+        stop_outside_write(a, url)
+        try:
+            _wait_ticks(out, lambda t: sum(1 for (_, n) in t if n == 2) == 2, procs, what="second attempts")
+            time.sleep(1.0)
+        finally:
+            a.send_signal(signal.SIGCONT)
+        wait_for(lambda: job_status(job_id) in JOB_DONE, timeout=60)
+        # A found it had been declared dead, and registered again.
+        wait_for(lambda: m.BatchServer.get_by_id("A").stopped is None, timeout=10)
+        assert a.poll() is None, procs.log_text()
+    finally:
+        procs.stop_all()
+    ticks = read_ticks(out)
+    assert twins(ticks) == [], twins(ticks)
+    assert job_status(job_id) == S.FINISHED, procs.log_text()
+    for (task, attempt), t in ticks.items():
+        assert t.ended == (attempt == 2), (task, attempt, t)
+    for a1, a2 in _attempt_rows(ids.values()).values():
+        assert a1.server == "A" and a1.status == S.ERROR, (a1.status, a1.log)
+        # Taken back by B, and nothing written by A after that.
+        last = a1.log.rstrip().splitlines()[-1]
+        assert "A stopped answering" in last and "took this attempt back" in last, a1.log
+        assert "was stopped (or had ended) before the task was taken back" in last, a1.log
+        assert a2.status == S.FINISHED and a2.server in ("A", "B"), (a2.server, a2.log)
+    ended = m.TaskAttempt.select().where(m.TaskAttempt.status == S.FINISHED).count()
+    assert ended == len(ids)  # exactly one ended attempt per task
+    assert "declared dead" in procs.log_text()
+
+
+@pytest.mark.slow
+def test_a_stalled_server_on_another_host_stops_its_own_shell_tasks_when_it_runs_again(database, db_url, tmp_path,
+                                                                                       twin_dir):
+    """Item 6 across hosts: B cannot stop A's commands (another pid space, as on another machine),
+    so it takes the tasks back saying so, and their retries wait (back-off). When A runs again it
+    finds it was declared dead: it kills its own commands at once and records nothing."""
+    out = os.path.join(twin_dir, "ticks.txt")
+    job_id, ids = _shell_job(out, 2, 30.0)
+    far = Procs(db_url, tmp_path, env=env_for(db_url, BATCHTUI_PID_SPACE="another-host"))
+    near = Procs(db_url, tmp_path)
+    try:
+        a = far.start("A", "--dead-after", "2", threads=2)
+        _wait_ticks(out, lambda t: len(t) == 2 and all(x.lines >= 2 for x in t.values()), far)
+        near.start("B", "--dead-after", "2", "--retry-base", "6", threads=2)
+        stop_outside_write(a, db_url)
+        try:
+            wait_for(lambda: m.TaskAttempt.select().where(
+                (m.TaskAttempt.server == "A") & m.TaskAttempt.ended.is_null(False)).count() == 2, timeout=20)
+            time.sleep(0.5)
+            taken = read_ticks(out)
+            assert all(t.last > time.time() - 1.5 for t in taken.values()), "B could stop A's commands"
+        finally:
+            a.send_signal(signal.SIGCONT)
+            resumed = time.time()
+        wait_for(lambda: job_status(job_id) in JOB_DONE or all(
+            (tid, 2) in read_ticks(out) for tid in ids.values()), timeout=30)
+        time.sleep(0.5)
+    finally:
+        near.stop_all()
+        far.stop_all()
+    ticks = read_ticks(out)
+    for tid, (a1, *_) in _attempt_rows(ids.values()).items():
+        t1 = ticks[(tid, 1)]
+        assert not t1.ended and not _running(t1.pid)
+        assert t1.last < resumed + 3.0, f"A's command ran on {t1.last - resumed:.1f} s after A resumed"
+        assert a1.status == S.ERROR and "may still run there" in a1.log.rstrip().splitlines()[-1], a1.log
+        assert "A stopped answering" in a1.log.rstrip().splitlines()[-1], a1.log
+    assert twins(ticks) == [], twins(ticks)
+    assert "declared dead" in far.log_text()
+
+
+def test_a_server_restarted_while_the_killed_one_is_still_a_zombie_is_not_refused(database, db_url, tmp_path):
+    """Item 13: the restart comes before the killed server's parent has reaped it."""
+    procs = Procs(db_url, tmp_path)
+    old = procs.start("Z1")
+    try:
+        wait_for(lambda: (m.BatchServer.get_or_none(m.BatchServer.name == "Z1") or m.BatchServer()).pid == old.pid)
+        old.send_signal(signal.SIGKILL)  # not reaped: a zombie until old.wait() below
+        deadline = time.monotonic() + 10
+        while _running(old.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert os.path.exists(f"/proc/{old.pid}")  # still there, as a zombie
+        new = procs.start("Z1")
+        deadline = time.monotonic() + 20
+        registered = False
+        while not registered and time.monotonic() < deadline and new.poll() is None:
+            with m.database.connection_context():
+                registered = m.BatchServer.get_by_id("Z1").pid == new.pid
+            time.sleep(0.05)
+        assert registered, f"the restart was refused (exit {new.poll()}):\n{procs.log_text()}"
+        assert os.path.exists(f"/proc/{old.pid}")  # and the old one was a zombie all along
+    finally:
+        old.wait()
         procs.stop_all()

@@ -142,6 +142,9 @@ class ParamError(UserError):
 
 LogSink = Callable[[str], Any]
 ProgressSink = Callable[[float, "str | None"], Any]
+#: Told the process group of a command the attempt starts; returns an event
+#: set once the batch server has recorded it (None: nothing to wait for).
+ProcessSink = Callable[[int], "threading.Event | None"]
 
 
 class TaskContext:
@@ -166,6 +169,7 @@ class TaskContext:
         cancel_event: threading.Event | None = None,
         log_sink: LogSink | None = None,
         progress_sink: ProgressSink | None = None,
+        process_sink: ProcessSink | None = None,
     ) -> None:
         self.params = params
         self.company = company
@@ -178,6 +182,7 @@ class TaskContext:
         self.cancel_event = cancel_event if cancel_event is not None else threading.Event()
         self.log_sink = log_sink
         self.progress_sink = progress_sink
+        self.process_sink = process_sink
         self.lines: list[str] = []
         self.fraction: float | None = None
         self.progress_text: str | None = None
@@ -213,6 +218,25 @@ class TaskContext:
             self.progress_text = text
             if self.progress_sink is not None:
                 self.progress_sink(value, text)
+
+    def process_started(self, pgid: int) -> None:
+        """Report the process group of a command this attempt starts, before it runs.
+
+        Returns once the batch server has recorded it on the attempt, so that
+        a server that takes the attempt back (after this one died or stalled)
+        finds the group and stops it before the task runs again. Raises
+        `TaskCanceled` if the attempt is canceled first (or its server finds
+        the attempt is no longer its own): the command must then not run.
+        Any thread may call it.
+        """
+        if self.process_sink is None:
+            return
+        recorded = self.process_sink(int(pgid))
+        if recorded is None:
+            return
+        while not recorded.wait(0.05):
+            if self.cancel_event.is_set():
+                raise TaskCanceled("canceled before the command started")
 
     @property
     def canceled(self) -> bool:

@@ -12,6 +12,23 @@ child it starts: cancel and timeout stop the whole group, and so does the end
 of the command (background processes it left behind are stopped, as systemd
 and Slurm do). The exited leader is reaped only after that, so its pid, which
 is the group's id, cannot be reused by another process while we signal it.
+
+No task twice at once (issue #16). The command does not outlive the batch
+server and is never out of its sight:
+
+- It gets a parent-death signal (SIGKILL, Linux): when the server dies, the
+  kernel kills the command (what it started in turn is stopped with its
+  process group by whoever takes the attempt back).
+- It starts only once its process group is recorded on the attempt
+  (``ctx.process_started``): between fork and exec the child waits on a
+  pipe (``_Gate``) while the server writes the group down. A server that
+  takes the attempt back thus always knows which group to stop first; a
+  server that can no longer write (declared dead, database gone) never
+  starts the command at all.
+
+Both happen in Popen's ``preexec_fn``, which runs after Popen has switched
+to the Run-by user (setgroups, setregid, setreuid): a death signal set
+before a change of user would be cleared by it.
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from batchtui import procs
 from batchtui.classes.base import (
     REQUIRED,
     BatchClass,
@@ -100,6 +118,7 @@ class ShellCommand(BatchClass):
         _check_working_folder(cwd, identity, env, pw)
 
         ctx.log(f"$ {shown}    [as {pw.pw_name}, in {cwd}]")
+        gate = _Gate(ctx)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -110,12 +129,21 @@ class ShellCommand(BatchClass):
                 env=env,
                 close_fds=True,
                 start_new_session=True,
+                preexec_fn=gate.in_child,
                 **identity,
             )
         except OSError as exc:
             raise BatchClassError(_start_failure(exc, argv, cwd, pw.pw_name)) from None
         except (ValueError, TypeError) as exc:  # e.g. an embedded NUL byte
             raise BatchClassError(f"cannot start {shown!r}: {exc}") from None
+        finally:
+            gate.started()
+        if gate.refused is not None:
+            # The command never ran (the child was killed at the gate).
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            raise gate.refused
 
         try:
             supervisor = _Supervisor(self, ctx, proc)
@@ -284,29 +312,91 @@ def _signal_name(signum: int) -> str:
         return str(signum)
 
 
-def _group_members(pgid: int) -> list[int] | None:
-    """Live (not zombie) processes in process group `pgid`; None where /proc cannot tell."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    members = []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+_group_members = procs.group_members
+
+
+class _Gate:
+    """Holds a command between fork and exec until the batch server has recorded its process group.
+
+    In the child (`in_child`, Popen's preexec_fn, after the switch to the
+    Run-by user): set the parent-death signal, write its pid (= its process
+    group, after setsid) to one pipe, wait for one byte on another. In the
+    parent a helper thread reads the pid, reports it (`ctx.process_started`,
+    which returns once it is recorded) and writes the byte; if the report
+    fails (canceled, the server fenced) it kills the child instead, which
+    never reaches exec. Popen returns once the child has exec'd (or died), so
+    the run thread waits meanwhile; its errors (a missing program, a bad
+    folder) are reported as before.
+
+    The child uses only system calls: it is a fork of a threaded process.
+    """
+
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.parent = os.getpid()
+        self.death_signal = procs.parent_death_signal(signal.SIGKILL)
+        self.told_r, self.told_w = os.pipe()  # child -> parent: its pid
+        self.go_r, self.go_w = os.pipe()  # parent -> child: b"g", run
+        self.refused: BaseException | None = None
+        self._popen_done = threading.Event()
+        self._thread = threading.Thread(target=self._open, name="shell-gate", daemon=True)
+        self._thread.start()
+
+    def in_child(self) -> None:
+        if self.death_signal is not None:
+            self.death_signal()
+        if os.getppid() != self.parent:  # the server died before the signal was set
+            os._exit(125)
+        os.close(self.told_r)
+        os.close(self.go_w)
+        os.write(self.told_w, b"%d\n" % os.getpid())
+        os.close(self.told_w)
+        if os.read(self.go_r, 1) != b"g":
+            os._exit(125)
+        os.close(self.go_r)
+
+    def _read_pid(self) -> int | None:
+        """The child's pid, as it writes it ("PID\\n"); None if Popen returned without it."""
+        poller = select.poll()
+        poller.register(self.told_r, select.POLLIN | select.POLLHUP)
+        data = b""
+        while b"\n" not in data:
+            if poller.poll(50):
+                chunk = os.read(self.told_r, 32)
+                if not chunk:
+                    break
+                data += chunk
+            elif self._popen_done.is_set():
+                break
+        text = data.strip()
+        return int(text) if b"\n" in data and text.isdigit() else None
+
+    def _open(self) -> None:
+        pid = None
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # gone meanwhile, or hidden from us
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) < 3:
-            continue
-        state, pgrp = fields[0], fields[2]
-        if int(pgrp) == pgid and state not in (b"Z", b"X"):
-            members.append(int(entry))
-    return members
+            pid = self._read_pid()
+            if pid is None:
+                return  # the child died before it got there; Popen says why
+            self.ctx.process_started(pid)
+            os.write(self.go_w, b"g")
+        except BaseException as exc:  # noqa: BLE001  (any failure: the command must not run)
+            self.refused = exc if isinstance(exc, (TaskCanceled, BatchClassError)) else BatchClassError(
+                f"cannot start the command: recording its process group failed: {exc}")
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        finally:
+            os.close(self.told_r)
+            os.close(self.go_w)
+
+    def started(self) -> None:
+        """In the parent, once Popen has returned or raised."""
+        os.close(self.told_w)
+        os.close(self.go_r)
+        self._popen_done.set()
+        self._thread.join()
 
 
 # --------------------------------------------------------------------------- supervision

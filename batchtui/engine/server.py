@@ -12,6 +12,19 @@ database file.
 The loop sleeps until the next thing it knows of is due (the earliest Waiting
 job or pending retry), a worker finishes, or ``wake()`` is called; at most
 ``poll`` seconds, so that work created by other processes is seen.
+
+No task twice at once (issue #16). The server registers with a new epoch
+(store.py: its fencing token) and writes about its attempts only while its
+row keeps it. If a write or the heartbeat finds the server was declared dead
+meanwhile (it stalled past --dead-after: SIGSTOP, a frozen VM, a network
+cut) or its name was taken, ``_on_fenced`` stops every attempt it runs
+(their process groups killed at once), records nothing more for them, and
+the next round registers it again, taking back only what is its own. An
+attempt whose server's epoch has moved on is an orphan: the heartbeat of
+every server looks for orphans (``_take_back_orphans``) and, before one
+becomes Ready again, stops its process group if it runs in this server's
+pid space (same machine, same pid namespace); from another host it cannot,
+says so in the attempt's log, and relies on the fencing above over there.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .. import events
+from .. import events, procs
 from .. import models as m
 from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
 from ..controls import most_threads, threads_now
@@ -39,7 +52,7 @@ from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .mail import send_alert_mails
 from .runas import RunByCheck, RunByRule
-from .store import Claimed, EngineStore, Outcome, ServerNameInUse, ServerSettings
+from .store import Claimed, EngineStore, Fence, Orphan, Outcome, ServerFenced, ServerNameInUse, ServerSettings
 from .workers import WorkerPool
 
 log = logging.getLogger("batchtui.engine")
@@ -51,6 +64,11 @@ CANCEL_CHECK_EVERY = 0.1  # seconds between looks for cancel requests of running
 RUNS_BATCH = 128  # runs whose tasks ended, finished together while tasks run (see _round)
 RUNS_WITHIN = 0.02  # seconds such a run waits at most to be finished
 _RESERVED = 4  # vocabulary.Priority.RESERVED: tasks that may use the reserved threads
+
+# Seconds a take-back gives an orphaned attempt's process group after SIGTERM
+# before SIGKILL. Short: the server that owned it is dead, the task is to run
+# again, and the loop waits meanwhile (this server's own heartbeat too).
+TAKE_BACK_GRACE = 1.0
 
 
 @dataclass(slots=True)
@@ -65,6 +83,12 @@ class Running:
     progress: tuple[float, str | None] | None = None
     progress_flushed: tuple[float, str | None] | None = None
     refused: str | None = None  # why its class is not run (runas.py): the attempt ends in Error
+    # The process group of the command it started (ShellCommand), and the
+    # event its class waits on until that is recorded (see _write_started).
+    pgid: int | None = None
+    pgid_key: str | None = None
+    recorded: threading.Event | None = None  # made when a command reports its group (most tasks start none)
+    dropped: bool = False  # its server was fenced: nothing more is recorded for it
 
 
 def default_name() -> str:
@@ -113,6 +137,16 @@ class BatchServerEngine:
         self._running: dict[int, Running] = {}  # by attempt id, until recorded as ended
         self._ended: list[Running] = []  # reported by the workers, not recorded yet
         self._recorded: list[Running] = []  # recorded in the open transaction
+        # Process groups that running attempts reported, until recorded (see _write_started).
+        self._starting: queue.SimpleQueue[Running] = queue.SimpleQueue()
+        self._to_record: list[Running] = []
+        self._recording: list[Running] = []  # recorded in the open transaction
+        self._abandoned: set[int] = set()  # id() of dropped attempts whose worker has not returned
+        self._epoch = 0  # this server's fencing token (store.register)
+        self._fence_made: Fence | None = None
+        self._needs_register = False  # fenced: register again in the next round
+        self._host = socket.gethostname()
+        self._still_there: set[int] = set()  # orphaned attempts whose process group would not go
         self._unfinished: set[int] = set()  # jobs whose tasks ended here: their runs may be over
         self._unfinished_since = 0.0  # when the first of them was added
         self._thread: threading.Thread | None = None
@@ -172,7 +206,7 @@ class BatchServerEngine:
         """A start that failed once the server was registered: its row says stopped, not alive."""
         try:
             with m.database.connection_context():
-                self.store.mark_stopped(self.name)
+                self.store.mark_stopped(self.name, self._epoch)
         except Exception as exc:  # noqa: BLE001  (the start's own error is the one to report)
             log.error("batch server %s: could not record its stop: %s", self.name, exc)
         if self._pool is not None:
@@ -210,6 +244,18 @@ class BatchServerEngine:
     def running_count(self) -> int:
         return len(self._running)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch this server registered with (its fencing token)."""
+        return self._epoch
+
+    @property
+    def _fence(self) -> Fence:
+        fence = self._fence_made
+        if fence is None or fence.epoch != self._epoch or fence.server != self.name:
+            fence = self._fence_made = Fence(self.name, self._epoch)
+        return fence
+
     # -- registration, heartbeat, recovery --------------------------------------
 
     @property
@@ -218,14 +264,12 @@ class BatchServerEngine:
             self._store = EngineStore()
         return self._store
 
-    def _register(self) -> None:
-        with m.database.connection_context():
-            self.store.register(self.name, self.threads, self.groups, self.dead_after)
-            self.store.take_back(
-                self.name,
-                f"batch server {self.name} restarted: this attempt was interrupted when it stopped",
-                retry_base=self.retry_base,
-            )
+    def _register(self, reason: str | None = None) -> None:
+        """Register with a new epoch; take back the attempts of this name's earlier life."""
+        with _connected() if self._thread is not None else m.database.connection_context():
+            self._epoch = self.store.register(self.name, self.threads, self.groups, self.dead_after)
+            self._take_back_orphans(own_only=True, own_reason=reason or (
+                f"batch server {self.name} restarted: this attempt was interrupted when it stopped"))
             # Runs whose tasks had all ended when it stopped (it finishes runs in batches, see _round).
             self.store.finish_settled_runs()
             self._served = self.store.served_groups(self.name)
@@ -260,23 +304,101 @@ class BatchServerEngine:
 
     def _beat(self) -> bool:
         now = utcnow()
-        self.store.beat(self.name, self.threads_max, now)
+        self.store.beat(self.name, self.threads_max, now, self._epoch)
         self._served = self.store.served_groups(self.name)
         self._apply_settings()
         changed = self.store.finish_settled_runs(now) > 0
         limit = now - timedelta(seconds=self.dead_after)
         for dead in self.store.dead_servers(self.name, limit):
             if self.store.declare_dead(dead.name, limit, now):
-                n = self.store.take_back(
-                    dead.name,
-                    f"batch server {dead.name} stopped answering (last heartbeat "
-                    f"{dead.heartbeat:%Y-%m-%d %H:%M:%S} UTC); batch server {self.name} took "
-                    "this attempt back",
-                    retry_base=self.retry_base,
-                )
-                log.warning("declared %s dead, took back %d task(s)", dead.name, n)
-                changed = changed or n > 0
-        return changed
+                log.warning("declared batch server %s dead (last heartbeat %s UTC)", dead.name,
+                            f"{dead.heartbeat:%Y-%m-%d %H:%M:%S}")
+        # Every server looks for orphans, not only the one that declared their server
+        # dead: a take-back that lost a race, or had to wait for a process group, is
+        # done by the next heartbeat of any server.
+        return self._take_back_orphans() > 0 or changed
+
+    def _take_back_orphans(self, own_only: bool = False, own_reason: str = "") -> int:
+        """Take back orphaned attempts (store.orphaned_attempts), after stopping their process groups.
+
+        A group in this server's pid space is stopped (SIGTERM, TAKE_BACK_GRACE,
+        SIGKILL) and must be gone before its task is settled; one that is not
+        stays Executing until a later heartbeat finds it gone. A group on
+        another host cannot be stopped from here: the attempt's log says so.
+        own_only: only this server's own (at registration; the others are
+        their servers' or the heartbeat's business).
+        """
+        orphans = self.store.orphaned_attempts()
+        if own_only:
+            orphans = [o for o in orphans if o.server == self.name]
+        if not orphans:
+            return 0
+        here = procs.pid_space()
+        local = [o for o in orphans if o.pgid and procs.key_space(o.pgid_key) == here]
+        gone = procs.stop_groups([(int(o.pgid), o.pgid_key) for o in local if o.pgid],
+                                 TAKE_BACK_GRACE) if local else {}
+        settle: list[tuple[Orphan, str]] = []
+        for o in orphans:
+            reason = own_reason if o.server == self.name and own_reason else self._orphan_reason(o)
+            if o.pgid:
+                if o in local:
+                    if not gone.get(int(o.pgid)):
+                        if o.attempt_id not in self._still_there:  # said once, tried again at every heartbeat
+                            self._still_there.add(o.attempt_id)
+                            log.warning("batch server %s: process group %s of task %s (attempt %s) is still there "
+                                        "after SIGKILL: the task is taken back once it is gone", self.name, o.pgid,
+                                        o.task_id, o.attempt_id)
+                        continue
+                    reason += (f"; its command's process group {o.pgid} on {o.host} was stopped (or had ended) "
+                               "before the task was taken back")
+                else:
+                    reason += (f"; its command (process group {o.pgid} on host {o.host}) may still run there: "
+                               f"batch server {o.server} stops it when it finds it was declared dead")
+            settle.append((o, reason))
+        n = self.store.take_back(settle, retry_base=self.retry_base) if settle else 0
+        if n:
+            log.warning("batch server %s took back %d task(s) of %s", self.name, n,
+                        ", ".join(sorted({o.server for o, _ in settle})))
+        return n
+
+    def _orphan_reason(self, o: Orphan) -> str:
+        if o.heartbeat is None and o.stopped:
+            return f"batch server {o.server} is gone from the batch servers; batch server {self.name} took this " \
+                   "attempt back"
+        if o.stopped:
+            beat = f"{o.heartbeat:%Y-%m-%d %H:%M:%S}" if o.heartbeat is not None else "none"
+            return (f"batch server {o.server} stopped answering (last heartbeat {beat} UTC); batch server "
+                    f"{self.name} took this attempt back")
+        return (f"batch server {o.server} registered again (restarted, or found it had been declared dead): "
+                f"this attempt was interrupted; batch server {self.name} took it back")
+
+    def _on_fenced(self, exc: ServerFenced) -> None:
+        """This server was declared dead, or its name taken: its attempts are no longer its own.
+
+        Every running attempt is stopped (its process group killed at once:
+        another server may be running the task again already) and dropped:
+        nothing more is recorded for it, whatever its worker reports later.
+        The next round registers the server again (see _round).
+        """
+        running = list(self._running.values())
+        log.error("batch server %s: %s; stopping its %d running attempt(s), recording nothing more for them, "
+                  "and registering again", self.name, exc, len(running))
+        self.error = f"batch server {self.name} was declared dead: registering again"
+        reported = {id(r) for r in self._ended}
+        for r in running:
+            r.dropped = True
+            r.cancel.set()
+            if id(r) not in reported:
+                self._abandoned.add(id(r))
+        groups = [(r.pgid, r.pgid_key) for r in running if r.pgid]
+        if groups:
+            procs.stop_groups(groups, 0)
+        self._running.clear()
+        self._ended = []
+        self._recorded = []
+        self._to_record = []
+        self._recording = []
+        self._needs_register = True
 
     # -- the loop ----------------------------------------------------------------
 
@@ -299,6 +421,10 @@ class BatchServerEngine:
                     if self.error:
                         self.error = None
                         changed = True
+                except ServerFenced as exc:
+                    self._on_fenced(exc)
+                    timeout = 0.0
+                    changed = True
                 except Exception as exc:  # noqa: BLE001  (database gone, locked, a bug: the loop backs off, never dies)
                     _close_quietly()
                     self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
@@ -311,7 +437,7 @@ class BatchServerEngine:
                         self.on_change()
                     except Exception:  # noqa: BLE001  (the console's callback must not stop the server)
                         log.exception("batch server %s: on_change failed", self.name)
-                if stopping and self._shutdown_step():
+                if stopping and self._shutdown_done():
                     break
                 if self.exit_when_idle and not stopping and self._idle():
                     break
@@ -365,6 +491,9 @@ class BatchServerEngine:
         """
         now_mono = time.monotonic()
         changed = False
+        if self._needs_register and not stopping:
+            self._reregister()
+            changed = True
         if now_mono - self._last_beat >= self.heartbeat_every:
             self._last_beat = now_mono
             changed = self._beat()
@@ -375,11 +504,14 @@ class BatchServerEngine:
             self._check_cancels()
         if now_mono - self._last_settings >= self.poll:
             self._apply_settings()
-        free = 0 if stopping else self.capacity - (len(self._running) - len(self._ended))
+        busy = len(self._running) - len(self._ended) + len(self._abandoned)
+        free = 0 if stopping or self._needs_register else self.capacity - busy
         due = not stopping and self._is_due()
         claimed: list[Claimed] = []
-        if self._ended or free > 0:
+        if self._ended or free > 0 or self._to_record:
             with self._transaction():
+                if self._to_record:
+                    self._write_started()
                 self._write_ended()
                 if free > 0:
                     claimed = self._claim(free)
@@ -420,7 +552,8 @@ class BatchServerEngine:
         """
         reserved = min(self.settings.reserved, self.capacity)
         if reserved <= 0:
-            return self.store.claim_ready_tasks(self.name, self._served, free, limited=self._limited)
+            return self.store.claim_ready_tasks(self.name, self._served, free, limited=self._limited,
+                                                 fence=self._fence)
         ending = {id(r) for r in self._ended}
         held = [r.claimed for r in self._running.values() if id(r) not in ending] + (claimed or [])
         special = sum(1 for c in held if c.priority == _RESERVED)
@@ -428,11 +561,12 @@ class BatchServerEngine:
         out: list[Claimed] = []
         if general < free:
             out = self.store.claim_ready_tasks(self.name, self._served, free, limited=self._limited,
-                                               reserved_only=True)
+                                               reserved_only=True, fence=self._fence)
             general -= max(0, special + len(out) - reserved) - max(0, special - reserved)
         room = min(general, free - len(out))
         if room > 0:
-            out += self.store.claim_ready_tasks(self.name, self._served, room, limited=self._limited)
+            out += self.store.claim_ready_tasks(self.name, self._served, room, limited=self._limited,
+                                                fence=self._fence)
         return out
 
     def _is_due(self) -> bool:
@@ -450,16 +584,60 @@ class BatchServerEngine:
 
     # -- attempts that ended, runs that are over -------------------------------------
 
+    def _reregister(self) -> None:
+        """After _on_fenced: register again with a new epoch (or stop, if the name is taken)."""
+        try:
+            self._register(reason=f"batch server {self.name} found it had been declared dead (it did not answer "
+                                  f"for over {self.dead_after:g} s): this attempt was stopped")
+        except ServerNameInUse as exc:
+            log.error("batch server %s: cannot register again: %s; stopping", self.name, exc)
+            self.error = f"batch server {self.name}: {exc}"
+            self._needs_register = False
+            self._stop.set()
+            return
+        self._needs_register = False
+        self.error = None
+        log.warning("batch server %s registered again (epoch %d)", self.name, self._epoch)
+
     def _take_ended(self) -> None:
-        """Move what the workers reported into _ended."""
-        self._ended += self._drain()
+        """Move what the workers reported into _ended, and the process groups they started into _to_record.
+
+        What the workers of dropped attempts report (see _on_fenced) is let go."""
+        ended = self._drain()
+        if self._abandoned:
+            for r in ended:
+                if r.dropped:
+                    self._abandoned.discard(id(r))
+            ended = [r for r in ended if not r.dropped]
+        self._ended += ended
+        while not self._starting.empty():
+            r = self._starting.get_nowait()
+            if not r.dropped:
+                self._to_record.append(r)
+
+    def _process_started(self, r: Running, pgid: int) -> threading.Event:
+        """A worker's command started in process group pgid (TaskContext.process_started): the loop
+        records it, then sets r.recorded, which the command waits for before it runs."""
+        r.pgid = pgid
+        r.pgid_key = procs.group_key(pgid)
+        r.recorded = recorded = threading.Event()
+        self._starting.put(r)
+        self._outcomes.put(None)  # wake the loop
+        return recorded
+
+    def _write_started(self) -> None:
+        """Record the process groups of commands about to start, in the open transaction."""
+        self._recording = [r for r in self._to_record if r.claimed.attempt_id in self._running]
+        if self._recording:
+            self.store.record_processes([(r.claimed.attempt_id, self._host, int(r.pgid or 0), r.pgid_key)
+                                         for r in self._recording], self._fence)
 
     def _write_ended(self) -> None:
         """Record every attempt in _ended, in the open transaction (see _transaction)."""
         self._recorded = list(self._ended)
         if self._recorded:
             jobs = self.store.finish_attempts([self._outcome(r) for r in self._recorded], retry_base=self.retry_base,
-                                      finish_runs=False)
+                                              finish_runs=False, fence=self._fence)
             if jobs and not self._unfinished:
                 self._unfinished_since = time.monotonic()
             self._unfinished |= jobs
@@ -469,6 +647,7 @@ class BatchServerEngine:
         """A write transaction of the loop. The attempts it recorded are forgotten
         once it has committed; if it fails they stay in _ended for the next round."""
         self._recorded = []
+        self._recording = []
         with write():
             yield
         recorded, self._recorded = self._recorded, []
@@ -476,6 +655,14 @@ class BatchServerEngine:
             r.flushed = len(r.lines)
             self._running.pop(r.claimed.attempt_id, None)
         self._ended = self._ended[len(recorded):]
+        if self._to_record:
+            recording, self._recording = self._recording, []
+            for r in recording:
+                if r.recorded is not None:
+                    r.recorded.set()  # its command may start now
+            done = {id(r) for r in recording}
+            self._to_record = [r for r in self._to_record if id(r) not in done and not r.dropped
+                               and r.claimed.attempt_id in self._running]
 
     def _record_ended(self) -> None:
         """Record what ended, outside a round (while stopping)."""
@@ -549,11 +736,11 @@ class BatchServerEngine:
         for r in list(self._running.values()):
             n = len(r.lines)
             if n > r.flushed:
-                self.store.append_log(r.claimed.attempt_id, _join(r.lines[r.flushed:n]))
+                self.store.append_log(r.claimed.attempt_id, _join(r.lines[r.flushed:n]), fence=self._fence)
                 r.flushed = n
             progress = r.progress
             if progress is not None and progress != r.progress_flushed:
-                self.store.report_progress(r.claimed.attempt_id, *progress)
+                self.store.report_progress(r.claimed.attempt_id, *progress, fence=self._fence)
                 r.progress_flushed = progress
 
     def _idle(self) -> bool:
@@ -561,6 +748,14 @@ class BatchServerEngine:
             return False
         with _connected():
             return not self.store.has_work(self.name, self._served)
+
+    def _shutdown_done(self) -> bool:
+        """_shutdown_step; a server found fenced meanwhile has nothing of its own left to hand back."""
+        try:
+            return self._shutdown_step()
+        except ServerFenced as exc:
+            self._on_fenced(exc)
+            return True
 
     def _shutdown_step(self) -> bool:
         """During stop: True once nothing of ours runs any more."""
@@ -592,10 +787,13 @@ class BatchServerEngine:
     def _finish(self) -> None:
         try:
             with _connected():
-                self._record_ended()
+                try:
+                    self._record_ended()
+                except ServerFenced as exc:
+                    self._on_fenced(exc)  # nothing of ours to record; not registering again
                 if self._unfinished:
                     self._finish_runs()
-                self.store.mark_stopped(self.name)
+                self.store.mark_stopped(self.name, self._epoch)
         except Exception as exc:  # noqa: BLE001  (stopping goes on: the pool and checkpointer still stop)
             log.error("batch server %s: could not record its stop: %s", self.name, exc)
         if self._pool is not None:
@@ -635,6 +833,7 @@ class BatchServerEngine:
             run_id=c.run_id, attempt=c.attempt, run_by=c.run_by, server=self.name,
             cancel_event=r.cancel, log_sink=r.lines.append,
             progress_sink=lambda value, text: setattr(r, "progress", (value, text)),
+            process_sink=lambda pgid: self._process_started(r, pgid),
         )
         result = "error"
         try:

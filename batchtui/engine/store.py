@@ -8,6 +8,29 @@ the round retried with fresh reads. Every change a batch server makes to a
 job (a run starting or ending, the next occurrence) bumps the job's
 ``version``, so that a form read before it is refused when it saves.
 
+Fencing (issue #16, no task twice at once). A batch server's row has an
+``epoch`` that goes up when the server registers and when another server
+declares it dead; each attempt records the epoch it was claimed under. Every
+write a server makes about its own attempts (claim, log, progress, process
+group, end) and its heartbeat is conditional on its row still having that
+epoch and not being marked stopped: folded into the statement that writes
+(an EXISTS on batch_server's primary key), not a statement of its own. When
+such a write changes fewer rows than it should, ``_check_fence`` tells a
+lost race (``RowsChanged``, the round is retried) from a server that was
+declared dead or replaced (``ServerFenced``: it stops its attempts, records
+nothing more for them and registers again). An attempt whose epoch is older
+than its server's belongs to no one: ``orphaned_attempts`` finds it and
+``take_back`` settles it.
+
+On SQLite a write transaction holds the database's write lock from its
+first statement (BEGIN IMMEDIATE), so a fenced write sees exactly the epoch
+that is current. On PostgreSQL each statement sees what was committed when
+it began: a write may slip in while another server's declaration commits.
+That write is then ordered before the declaration, and the compare-and-set
+on the task's status keeps the take-back from undoing it twice; a claim
+that commits after a take-back has read is found by the next heartbeat's
+sweep of orphaned attempts, by any server.
+
 SQLite and PostgreSQL differ only in the dialect (dialect.py).
 """
 
@@ -23,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import models as m
+from .. import procs
 from ..controls import Period, Window, make_period, schedule_from_json
 from ..db import write
 from ..errors import UserError
@@ -89,8 +113,48 @@ class DeadServer:
     heartbeat: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who writes: a batch server's name and the epoch it registered with."""
+
+    server: str
+    epoch: int
+
+
+@dataclass(slots=True)
+class Orphan:
+    """A running task whose attempt belongs to no one any more (see orphaned_attempts)."""
+
+    task_id: int
+    attempt_id: int
+    server: str  # the server that claimed it
+    heartbeat: datetime | None  # that server's last heartbeat (None: its row is gone)
+    stopped: bool  # that server is marked stopped (declared dead); else it registered again
+    host: str | None  # where its shell command runs, if it started one
+    pgid: int | None
+    pgid_key: str | None
+
+
 class ServerNameInUse(UserError):
     """Another live batch server has this name."""
+
+
+class ServerFenced(RuntimeError):
+    """This batch server was declared dead (or another server took its name): its attempts are not its own."""
+
+
+# Conditions of a write about an attempt by the server that claimed it: the
+# attempt is still open, and its server row still has the epoch it was
+# claimed under and is not marked stopped.
+_OWNED = ("ended IS NULL AND EXISTS (SELECT 1 FROM batch_server s WHERE s.name = task_attempt.server "
+          "AND s.epoch = task_attempt.epoch AND s.stopped IS NULL)")
+_FENCE = "EXISTS (SELECT 1 FROM batch_server s WHERE s.name = ? AND s.epoch = ? AND s.stopped IS NULL)"
+# The fenced writes, made once (one string object: see Dialect.marked).
+_CLOSE_OWNED = ("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, log = log || ? "
+                f"WHERE id = ? AND {_OWNED}")
+_LOG_OWNED = f"UPDATE task_attempt SET log = log || ? WHERE id = ? AND {_OWNED}"
+_PROGRESS_OWNED = f"UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ? AND {_OWNED}"
+_PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHERE id = ? AND {_OWNED}"
 
 
 _CLAIM = (
@@ -104,6 +168,17 @@ _CLAIM = (
     f"AND +j.status = {_EXECUTING} "  # "+": by the claim index, the job by its key
     "{reserved}ORDER BY t.job_priority DESC, t.job_start, t.id LIMIT ?")
 _RESERVED = int(Priority.RESERVED)
+
+
+def _claim_text(reserved: bool, fenced: bool) -> str:
+    text = _CLAIM.replace("{reserved}", f"AND t.job_priority = {_RESERVED} " if reserved else "")
+    # The subquery names no column of the outer query, so it is worked out once
+    # per statement (SQLite and PostgreSQL alike), not once per row.
+    return text.replace("ORDER BY", f"AND {_FENCE} ORDER BY") if fenced else text
+
+
+def _claim_params(at: Any, groups: list[str], limit: int, fence: Fence | None) -> tuple[Any, ...]:
+    return (at, *groups, limit) if fence is None else (at, *groups, fence.server, fence.epoch, limit)
 #: The first key of the PostgreSQL advisory locks that serialise claims of a limited batch group.
 GROUP_LOCK = 7262013
 
@@ -123,8 +198,11 @@ class EngineStore:
 
     def __init__(self, database: Any = None) -> None:
         self.d = Dialect.of(database if database is not None else m.database)
-        self._claim = _CLAIM.replace("{reserved}", "") + self.d.lock("t")
-        self._claim_reserved = _CLAIM.replace("{reserved}", f"AND t.job_priority = {_RESERVED} ") + self.d.lock("t")
+        # The claim in its four forms: all tasks or only Reserved-capacity ones,
+        # and fenced (a registered server's: nothing unless its row still has
+        # its epoch) or not. Made once: one string object each (Dialect.marked).
+        self._claims = {(reserved, fenced): _claim_text(reserved, fenced) + self.d.lock("t")
+                        for reserved in (False, True) for fenced in (False, True)}
         self.deferred = 0  # jobs the last start_due_jobs held back for their active period
 
     @property
@@ -260,7 +338,7 @@ class EngineStore:
 
     def claim_ready_tasks(self, server: str, groups: list[str], limit: int,
                           now: datetime | None = None, *, limited: Iterable[str] = (),
-                          reserved_only: bool = False) -> list[Claimed]:
+                          reserved_only: bool = False, fence: Fence | None = None) -> list[Claimed]:
         """Move up to limit Ready tasks of the given groups to Executing for this server.
 
         Highest job priority first, then the job's scheduled start, then task ID.
@@ -270,22 +348,27 @@ class EngineStore:
         limit (or stopped): their limits are read again and held inside this
         transaction (see _claim_limited). Without any, the claim is one
         statement, as fast as before limits existed.
+
+        With a fence (a batch server's), nothing is claimed unless the server's
+        row still has its epoch, and the attempts record that epoch. A fenced
+        server claims nothing and learns why from its next heartbeat.
         """
         if limit <= 0 or not groups:
             return []
         at = self.d.when(now or _utcnow())
-        claim = self._claim_reserved if reserved_only else self._claim
+        claim = self._claims[reserved_only, fence is not None]
         limited = sorted(set(limited) & set(groups))
         with write():
             if limited:
-                rows = self._claim_limited(claim, groups, limited, limit, at)
+                rows = self._claim_limited(claim, groups, limited, limit, at, fence)
             else:
-                rows = self.d.x(self.d.marked(claim, len(groups)), (at, *groups, limit)).fetchall()
+                rows = self.d.x(self.d.marked(claim, len(groups)), _claim_params(at, groups, limit, fence)).fetchall()
             if not rows:
                 return []
+            epoch = fence.epoch if fence is not None else None
             attempt_ids = self.d.insert_ids(
-                "task_attempt", ("run_id", "task_id", "attempt", "status", "started", "server", "log"),
-                [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "") for r in rows])
+                "task_attempt", ("run_id", "task_id", "attempt", "status", "started", "server", "log", "epoch"),
+                [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "", epoch) for r in rows])
             self.d.many_exactly(
                 "UPDATE batch_task SET status = ?, server = ?, attempt = ?, attempts = ? WHERE id = ? AND status = ?",
                 [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
@@ -297,7 +380,7 @@ class EngineStore:
                 in zip(attempt_ids, rows, strict=True)]
 
     def _claim_limited(self, claim: str, groups: list[str], limited: list[str], limit: int,
-                       at: Any) -> list[tuple[Any, ...]]:
+                       at: Any, fence: Fence | None = None) -> list[tuple[Any, ...]]:
         """The claim when some of the groups have a concurrency limit or are stopped.
 
         The limited groups are locked in name order (PostgreSQL: an advisory
@@ -327,9 +410,9 @@ class EngineStore:
             headroom = {g: n - running.get(g, 0) for g, n in capped.items() if n > running.get(g, 0)}
         rows: list[tuple[Any, ...]] = []
         if free:
-            rows += x(self.d.marked(claim, len(free)), (at, *free, limit)).fetchall()
+            rows += x(self.d.marked(claim, len(free)), _claim_params(at, free, limit, fence)).fetchall()
         for g, room in headroom.items():
-            rows += x(self.d.marked(claim, 1), (at, g, min(room, limit))).fetchall()
+            rows += x(self.d.marked(claim, 1), _claim_params(at, [g], min(room, limit), fence)).fetchall()
         if len(rows) > limit or len(headroom) + bool(free) > 1:
             rows.sort(key=lambda r: (-r[9], r[11] is None, r[11] if r[11] is not None else 0, r[0]))
         return rows[:limit]
@@ -355,12 +438,18 @@ class EngineStore:
         m.BatchServer.update(threads_now=threads_now).where(m.BatchServer.name == name).execute()
 
     def finish_attempts(self, outcomes: list[Outcome], retry_base: float = 5.0, now: datetime | None = None,
-                        finish_runs: bool = True) -> set[int]:
+                        finish_runs: bool = True, fence: Fence | None = None) -> set[int]:
         """Record finished attempts, retry or settle their tasks, advance their jobs.
 
         One transaction for the whole batch. Returns the ids of the jobs touched.
         finish_runs=False leaves finishing the runs of those jobs to the caller
         (finish_if_settled): the batch server does it in batches.
+
+        fence: the batch server's own attempts. Each attempt is closed only if
+        it is still open and its server still owns it (see _OWNED); if not,
+        ServerFenced (and nothing of the batch is written). Without a fence
+        (a take-back, tools), an attempt that is no longer its task's
+        current one is left as it is.
         """
         now = now or _utcnow()
         jobs: set[int] = set()
@@ -378,9 +467,12 @@ class EngineStore:
                 ended = self.d.when(o.ended or now)
                 row = tasks.get(o.task_id)
                 if row is None or row[3] != o.attempt_id or row[2] not in _RUNNING_TASK:
-                    # Taken back meanwhile (its server was declared dead): keep the log only,
-                    # if the attempt is still there (its job may have been deleted since; the
-                    # attempt's id then names no row, never another job's: ids are not reused).
+                    # Taken back meanwhile: only from a server that was declared dead,
+                    # which records nothing more (a fenced server learns it here), or
+                    # changed by hand: the attempt's log is kept, if the attempt is still
+                    # there (its job may have been deleted since; ids are not reused).
+                    if fence is not None:
+                        self._check_fence(fence)
                     stale.append((ended, o.log, o.attempt_id))
                     continue
                 tid, job_id, current, _, retries_used, max_retries, job_status, dependents = row
@@ -409,7 +501,11 @@ class EngineStore:
                         settle.append((new, tid, current))
                 if dependents and new in TASK_FINAL:
                     finished.append(tid)
-            self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? WHERE id = ?", close)
+            if fence is None:
+                self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? "
+                                    "WHERE id = ? AND ended IS NULL", close)
+            else:
+                self._fenced(self.d.many(_CLOSE_OWNED, close), len(close), fence)
             self.d.many("UPDATE task_attempt SET ended = ?, log = log || ? WHERE id = ?", stale)
             self.d.many_exactly("UPDATE batch_task SET status = ?, attempt = NULL WHERE id = ? AND status = ?",
                                 settle)
@@ -436,15 +532,60 @@ class EngineStore:
                 f"SELECT id FROM batch_task WHERE id IN ({in_marks(ids)}) AND status = ?", (*ids, _CANCELLING)))
         return out
 
-    def append_log(self, attempt_id: int, text: str) -> None:
-        """Write log lines of a running attempt so that they show while it runs."""
-        if text:
-            self.d.x("UPDATE task_attempt SET log = log || ? WHERE id = ?", (text, attempt_id))
+    def append_log(self, attempt_id: int, text: str, fence: Fence | None = None) -> None:
+        """Write log lines of a running attempt so that they show while it runs.
 
-    def report_progress(self, attempt_id: int, fraction: float, text: str | None = None) -> None:
-        """Progress of a running attempt, as its batch class reports it (0..1)."""
-        self.d.x("UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ?",
-                 (max(0.0, min(1.0, float(fraction))), (str(text)[:200] if text else None), attempt_id))
+        With a fence: only while its server owns it (else ServerFenced)."""
+        if not text:
+            return
+        if fence is None:
+            self.d.x("UPDATE task_attempt SET log = log || ? WHERE id = ?", (text, attempt_id))
+        else:
+            self._fenced(self.d.x(_LOG_OWNED, (text, attempt_id)).rowcount, 1, fence, lost_race_ok=True)
+
+    def report_progress(self, attempt_id: int, fraction: float, text: str | None = None,
+                        fence: Fence | None = None) -> None:
+        """Progress of a running attempt, as its batch class reports it (0..1).
+
+        With a fence: only while its server owns it (else ServerFenced)."""
+        values = (max(0.0, min(1.0, float(fraction))), (str(text)[:200] if text else None), attempt_id)
+        if fence is None:
+            self.d.x("UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ?", values)
+        else:
+            self._fenced(self.d.x(_PROGRESS_OWNED, values).rowcount, 1, fence, lost_race_ok=True)
+
+    def record_processes(self, started: list[tuple[int, str, int, str | None]], fence: Fence) -> None:
+        """Where the commands of running attempts run: (attempt id, host, process group, group key).
+
+        Written before the command starts (the shell class waits for it), so
+        that whoever takes the attempt back can stop that group first. Only
+        while the server owns the attempt (else ServerFenced). An attempt
+        closed meanwhile without its server being fenced cannot happen (only
+        a take-back closes another's attempt, and only an orphan's); were it
+        to, the round goes on rather than being retried for ever.
+        """
+        if started:
+            rows = [(host, pgid, key, attempt_id) for attempt_id, host, pgid, key in started]
+            self._fenced(self.d.many(_PROCESS_OWNED, rows), len(rows), fence, lost_race_ok=True)
+
+    def _fenced(self, changed: int, expected: int, fence: Fence, lost_race_ok: bool = False) -> None:
+        """The row count of a fenced write: ServerFenced if the server lost its attempts, else as exactly()."""
+        if changed != expected:
+            self._check_fence(fence)
+            if not lost_race_ok:
+                exactly(changed, expected)
+
+    def _check_fence(self, fence: Fence) -> None:
+        """ServerFenced unless the server's row still has the fence's epoch and is not marked stopped."""
+        row = self.d.x("SELECT epoch, stopped FROM batch_server WHERE name = ?", (fence.server,)).fetchone()
+        if row is None:
+            raise ServerFenced(f"batch server {fence.server}: its row is gone")
+        epoch, stopped = row
+        if stopped is not None or epoch != fence.epoch:
+            raise ServerFenced(
+                f"batch server {fence.server} was declared dead or replaced (epoch {epoch}, "
+                f"{'marked stopped' if stopped is not None else 'not marked stopped'}; it registered "
+                f"with epoch {fence.epoch})")
 
     # -- conditions and runs ending -----------------------------------------------------------
 
@@ -597,27 +738,58 @@ class EngineStore:
                 out.setdefault(job_id, []).append((user, *(bool(f) for f in flags)))
         return out
 
-    def take_back(self, server: str, reason: str, retry_base: float = 5.0, now: datetime | None = None) -> int:
-        """Settle the tasks a dead or restarted server left Executing.
+    def orphaned_attempts(self) -> list[Orphan]:
+        """Running tasks whose attempt belongs to no one any more.
 
-        Each one's attempt ends in Error with the reason in its log; the task is
-        retried if it has retries left, else it is in Error (Canceled if it was
-        being canceled). Returns how many tasks were taken back.
+        An attempt belongs to the server that claimed it while that server's
+        row has the epoch the attempt recorded. Once the epoch has moved on
+        (the server was declared dead, or registered again after a restart or
+        after finding it had been declared dead), or the row is gone, nobody
+        will record its end: it is taken back. Epochs only go up, so an
+        orphan stays one. Read by every server with its heartbeat, through
+        the running jobs (the job status index) and their running tasks.
+        """
+        rows = self.d.x(
+            "SELECT t.id, a.id, a.server, s.heartbeat, s.stopped, s.name, a.host, a.pgid, a.pgid_key "
+            "FROM batch_job j JOIN batch_task t ON t.job_id = j.id "
+            "JOIN task_attempt a ON a.id = t.attempt LEFT JOIN batch_server s ON s.name = a.server "
+            f"WHERE j.status IN ({sql_in(_END.sources)}) AND t.status IN ({sql_in(_RUNNING_TASK)}) "
+            "AND (s.name IS NULL OR COALESCE(a.epoch, 0) < s.epoch) ORDER BY t.id").fetchall()
+        return [Orphan(tid, aid, server, as_datetime(heartbeat), stopped is not None or name is None, host,
+                       pgid, key)
+                for tid, aid, server, heartbeat, stopped, name, host, pgid, key in rows]
+
+    def take_back(self, orphans: list[tuple[Orphan, str]], retry_base: float = 5.0,
+                  now: datetime | None = None) -> int:
+        """Settle orphaned attempts (see orphaned_attempts), each with the reason for its log.
+
+        Each attempt ends in Error with its reason in its log; the task is
+        retried if it has retries left, else it is in Error (Canceled if it
+        was being canceled). An orphan that another server took back
+        meanwhile is left alone. The caller has stopped the attempts'
+        process groups first where it could. Returns how many tasks were
+        taken back.
         """
         now = now or _utcnow()
         with write():
-            left = self.d.x(f"SELECT id, attempt FROM batch_task WHERE server = ? AND status IN "
-                            f"({sql_in(_RUNNING_TASK)})", (server,)).fetchall()
-            if not left:
-                return 0
-            outcomes = [Outcome(tid, attempt, "error", log=f"{reason}\n", ended=now) for tid, attempt in left]
+            current: dict[int, int] = {}
+            for ids in chunks([o.task_id for o, _ in orphans]):
+                current.update(self.d.x(
+                    f"SELECT id, attempt FROM batch_task WHERE id IN ({in_marks(ids)}) "
+                    f"AND status IN ({sql_in(_RUNNING_TASK)})", ids).fetchall())
+            outcomes = [Outcome(o.task_id, o.attempt_id, "error", log=f"{reason}\n", ended=now)
+                        for o, reason in orphans if current.get(o.task_id) == o.attempt_id]
             self.finish_attempts(outcomes, retry_base=retry_base, now=now)
-        return len(left)
+        return len(outcomes)
 
     # -- the batch servers' own rows -----------------------------------------------------------
 
-    def register(self, name: str, threads: int, groups: list[str], dead_after: float) -> None:
-        """Register (or take back the row of) a batch server named name on this host and pid."""
+    def register(self, name: str, threads: int, groups: list[str], dead_after: float) -> int:
+        """Register (or take back the row of) a batch server named name on this host and pid.
+
+        Returns its new epoch (one more than the row had): the attempts of
+        the name's earlier life are orphans from now on.
+        """
         now = _utcnow()
         host = socket.gethostname()
         with write():
@@ -633,16 +805,24 @@ class EngineStore:
             values = {"host": host, "pid": os.getpid(), "threads": threads, "started": now, "heartbeat": now,
                       "stopped": None}
             if row is None:
-                m.BatchServer.create(name=name, **values)
+                m.BatchServer.create(name=name, epoch=1, **values)
             else:
-                m.BatchServer.update(**values).where(m.BatchServer.name == name).execute()
+                m.BatchServer.update(epoch=m.BatchServer.epoch + 1, **values).where(
+                    m.BatchServer.name == name).execute()
+            epoch = int(self.d.x("SELECT epoch FROM batch_server WHERE name = ?", (name,)).fetchone()[0])
             for g in groups:
                 m.BatchGroup.get_or_create(name=g)
                 m.BatchGroupServer.get_or_create(group=g, server=name)
+        return epoch
 
-    def beat(self, name: str, threads: int, now: datetime) -> None:
-        m.BatchServer.update(heartbeat=now, stopped=None, threads=threads).where(
-            m.BatchServer.name == name).execute()
+    def beat(self, name: str, threads: int, now: datetime, epoch: int) -> None:
+        """The heartbeat, under the epoch the server registered with: ServerFenced if its row
+        has another one or is marked stopped (the beat never clears that mark: a server that was
+        declared dead registers again instead, see server._on_fenced)."""
+        at = self.d.when(now)
+        if self.d.x("UPDATE batch_server SET heartbeat = ?, threads = ? WHERE name = ? AND epoch = ? "
+                    "AND stopped IS NULL", (at, threads, name, epoch)).rowcount != 1:
+            self._check_fence(Fence(name, epoch))  # else a race with a declaration that did not commit
 
     def dead_servers(self, name: str, limit: datetime) -> list[DeadServer]:
         """Other servers whose last heartbeat is older than limit and that are not marked stopped."""
@@ -651,14 +831,26 @@ class EngineStore:
             if s.heartbeat is not None]
 
     def declare_dead(self, dead: str, limit: datetime, now: datetime) -> bool:
-        """Mark a server stopped; True for the one server whose compare-and-set won."""
+        """Mark a server stopped and move its epoch on; True for the one server whose compare-and-set won.
+
+        From then on every write of the dead server about its attempts is
+        refused, and its attempts are orphans (orphaned_attempts).
+        """
         with write():
-            return bool(m.BatchServer.update(stopped=now).where(
+            return bool(m.BatchServer.update(stopped=now, epoch=m.BatchServer.epoch + 1).where(
                 (m.BatchServer.name == dead) & (m.BatchServer.stopped.is_null())
                 & (m.BatchServer.heartbeat < limit)).execute())
 
-    def mark_stopped(self, name: str) -> None:
-        m.BatchServer.update(stopped=_utcnow()).where(m.BatchServer.name == name).execute()
+    def mark_stopped(self, name: str, epoch: int) -> None:
+        """A server's own stop; not if it was declared dead or replaced meanwhile (its epoch has
+        moved on: the mark would stop a server that has taken the name since).
+
+        The epoch moves on too: a stopping server hands its attempts back first,
+        and any it could not record (the database failed meanwhile) become
+        orphans that the other servers take back, rather than staying Executing.
+        """
+        m.BatchServer.update(stopped=_utcnow(), epoch=m.BatchServer.epoch + 1).where(
+            (m.BatchServer.name == name) & (m.BatchServer.epoch == epoch)).execute()
 
     def has_work(self, name: str, groups: list[str]) -> bool:
         """Anything for this server to do: a Ready task it serves, a due job, a task it runs."""
@@ -744,13 +936,7 @@ def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether a server's process still runs on this host. A zombie does not: it was killed and
+    only waits for its parent to reap it, so its name is free at once (issue #16, item 13)."""
+    return procs.pid_alive(pid)
 

@@ -80,7 +80,15 @@ from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 
 from ..errors import UserError
-from . import v1_tables, v2_pg_guards, v3_due_index, v5_pg_server_guards, v6_ids_runs, v7_scheduling_controls
+from . import (
+    v1_tables,
+    v2_pg_guards,
+    v3_due_index,
+    v4_fencing,
+    v5_pg_server_guards,
+    v6_ids_runs,
+    v7_scheduling_controls,
+)
 
 Step = Callable[[Database, SchemaMigrator], None]
 
@@ -88,7 +96,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (1, v1_tables.apply),
     (2, v2_pg_guards.apply),
     (3, v3_due_index.apply),
-    # Step 4 is on another branch at the same time; it lands before any release.
+    (4, v4_fencing.apply),
     (5, v5_pg_server_guards.apply),
     (6, v6_ids_runs.apply),
     (7, v7_scheduling_controls.apply),
