@@ -16,7 +16,7 @@ from ..guard import guarded
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
-from .record_form import RecordForm, record_bindings
+from .record_form import KeyedRecordForm, record_bindings
 
 GROUP_COLUMNS = [
     Column("name", "Group", 16),
@@ -27,7 +27,7 @@ GROUP_COLUMNS = [
 ]
 
 
-class BatchGroupsScreen(RecordForm):
+class BatchGroupsScreen(KeyedRecordForm):
     HELP_TITLE = "Batch groups"
     RECORD = "batch group"
     BINDINGS = [
@@ -113,23 +113,9 @@ class BatchGroupsScreen(RecordForm):
         self.query_one("#group-name", Input).disabled = True
         self._loaded = values
 
-    def reread(self) -> None:
-        self.load_record(self.group if self.group is not None and self.grid.move_to_key(self.group)
-                         else self.grid.cursor_key)
-
-    def refresh_lists(self) -> None:
-        self.grid.reload(keep_key=True)
-
-    @guarded
-    def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
-        if event.key == self.group and not self._new:
-            return
-        if self.is_dirty():
-            pending = event.key
-            self.ask_unsaved(then=lambda: self.load_record(pending),
-                             stay=lambda: self.group is not None and self.grid.move_to_key(self.group))
-            return
-        self.load_record(event.key)
+    @property
+    def current_key(self) -> Any:
+        return self.group
 
     def action_new(self) -> None:
         if self._refused():

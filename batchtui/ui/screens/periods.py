@@ -20,7 +20,7 @@ from ..guard import guarded
 from ..safe_text import one_line
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
-from .record_form import RecordForm, record_bindings
+from .record_form import KeyedRecordForm, record_bindings
 
 PERIOD_COLUMNS = [
     Column("name", "Active period", 16),
@@ -37,7 +37,7 @@ FIELDS = ("#period-name", "#period-description", "#period-from", "#period-to", "
           "#period-start-date", "#period-end-date")
 
 
-class ActivePeriodsScreen(RecordForm):
+class ActivePeriodsScreen(KeyedRecordForm):
     HELP_TITLE = "Active periods for batch jobs"
     RECORD = "active period"
     BINDINGS = [
@@ -117,23 +117,9 @@ class ActivePeriodsScreen(RecordForm):
         self.query_one("#period-form").disabled = row is None
         self._loaded = values if row is not None else None
 
-    def reread(self) -> None:
-        self.load_record(self.period if self.period is not None and self.grid.move_to_key(self.period)
-                         else self.grid.cursor_key)
-
-    def refresh_lists(self) -> None:
-        self.grid.reload(keep_key=True)
-
-    @guarded
-    def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
-        if event.key == self.period and not self._new:
-            return
-        if self.is_dirty():
-            pending = event.key
-            self.ask_unsaved(then=lambda: self.load_record(pending),
-                             stay=lambda: self.period is not None and self.grid.move_to_key(self.period))
-            return
-        self.load_record(event.key)
+    @property
+    def current_key(self) -> Any:
+        return self.period
 
     def action_new(self) -> None:
         if self.is_dirty() and not self._new:

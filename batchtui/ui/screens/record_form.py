@@ -12,7 +12,9 @@ from textual.binding import Binding
 from textual.widgets import Input
 
 from ...errors import Conflict
+from ..guard import guarded
 from ..validation import live_failure
+from ..widgets.paged_grid import PagedGrid
 from .base import BaseScreen
 
 
@@ -182,3 +184,42 @@ class RecordForm(BaseScreen):
 
     def refresh_lists(self) -> None:
         """F5: what the form's lists and grid show, read again (the record is the caller's)."""
+
+
+class KeyedRecordForm(RecordForm):
+    """A record form over one grid whose rows are keyed by the record's name (Batch groups,
+    Active periods, Server configuration): moving the cursor loads the record under it,
+    asking first when the form has unsaved changes."""
+
+    _new: bool = False
+
+    @property
+    def grid(self) -> PagedGrid:
+        raise NotImplementedError
+
+    @property
+    def current_key(self) -> Any:
+        """The key of the record the form shows (None: none, or a new one)."""
+        raise NotImplementedError
+
+    def load_record(self, key: Any) -> None:
+        raise NotImplementedError
+
+    def reread(self) -> None:
+        key = self.current_key
+        self.load_record(key if key is not None and self.grid.move_to_key(key) else self.grid.cursor_key)
+
+    def refresh_lists(self) -> None:
+        self.grid.reload(keep_key=True)
+
+    @guarded
+    def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
+        key = self.current_key
+        if event.key == key and not self._new:
+            return
+        if self.is_dirty():
+            pending = event.key
+            self.ask_unsaved(then=lambda: self.load_record(pending),
+                             stay=lambda: key is not None and self.grid.move_to_key(key))
+            return
+        self.load_record(event.key)

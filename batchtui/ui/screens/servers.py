@@ -19,7 +19,7 @@ from ..guard import guarded
 from ..safe_text import one_line, safe
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
-from .record_form import RecordForm, record_bindings
+from .record_form import KeyedRecordForm, record_bindings
 
 SERVER_COLUMNS = [
     Column("name", "Server", 12, flex=True),
@@ -35,7 +35,7 @@ SERVER_COLUMNS = [
 ]
 
 
-class BatchServersScreen(RecordForm):
+class BatchServersScreen(KeyedRecordForm):
     HELP_TITLE = "Server configuration"
     RECORD = "server configuration"
     BINDINGS = [
@@ -148,23 +148,9 @@ class BatchServersScreen(RecordForm):
                                                    for t in tasks]
         detail.update(safe("\n".join(lines), keep_newlines=True))
 
-    def reread(self) -> None:
-        self.load_record(self.server if self.server is not None and self.grid.move_to_key(self.server)
-                         else self.grid.cursor_key)
-
-    def refresh_lists(self) -> None:
-        self.grid.reload(keep_key=True)
-
-    @guarded
-    def on_paged_grid_cursor_moved(self, event: PagedGrid.CursorMoved) -> None:
-        if event.key == self.server and not self._new:
-            return
-        if self.is_dirty():
-            pending = event.key
-            self.ask_unsaved(then=lambda: self.load_record(pending),
-                             stay=lambda: self.server is not None and self.grid.move_to_key(self.server))
-            return
-        self.load_record(event.key)
+    @property
+    def current_key(self) -> Any:
+        return self.server
 
     def action_new(self) -> None:
         if self.is_dirty() and not self._new:
