@@ -151,11 +151,7 @@ class BatchGroupsScreen(KeyedRecordForm):
         except UserError as exc:
             self.show_message(str(exc))
             return False
-        self._new = False
-        self.grid.reload(keep_key=False)
-        self.grid.move_to_key(name)
-        self.load_record(name)
-        self.show_message(f"Saved batch group {name or '(Empty batch group)'}.", "note")
+        self.show_saved(name, f"Saved batch group {name or '(Empty batch group)'}.")
         return True
 
     @guarded
@@ -182,19 +178,3 @@ class BatchGroupsScreen(KeyedRecordForm):
                     self.show_message(f"Deleted batch group {name}.", "note")
 
         self.confirm_delete(f"Delete batch group {name or '(Empty)'}?", delete)
-
-    @guarded
-    def action_back(self) -> None:
-        if self.is_dirty():
-            self.ask_unsaved(then=self._discarded, stay=lambda: None)
-            return
-        if self.focused is not self.grid:
-            self.grid.focus()
-            return
-        self.app.pop_screen()
-
-    def _discarded(self) -> None:
-        if self._loaded is None:  # discarded (a save has read the record again)
-            self.load_record(self.grid.cursor_key)
-            self.show_message("Changes discarded.", "note")
-        self.grid.focus()

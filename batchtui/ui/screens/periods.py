@@ -148,11 +148,7 @@ class ActivePeriodsScreen(KeyedRecordForm):
         except UserError as exc:
             self.show_message(str(exc))
             return False
-        self._new = False
-        self.grid.reload(keep_key=False)
-        self.grid.move_to_key(name)
-        self.load_record(name)
-        self.show_message(f"Saved active period {name}.", "note")
+        self.show_saved(name, f"Saved active period {name}.")
         return True
 
     @guarded
@@ -179,19 +175,3 @@ class ActivePeriodsScreen(KeyedRecordForm):
                     self.show_message(f"Deleted active period {name}.", "note")
 
         self.confirm_delete(f"Delete active period {name}?", delete)
-
-    @guarded
-    def action_back(self) -> None:
-        if self.is_dirty():
-            self.ask_unsaved(then=self._discarded, stay=lambda: None)
-            return
-        if self.focused is not self.grid:
-            self.grid.focus()
-            return
-        self.app.pop_screen()
-
-    def _discarded(self) -> None:
-        if self._loaded is None:
-            self.load_record(self.grid.cursor_key)
-            self.show_message("Changes discarded.", "note")
-        self.grid.focus()

@@ -223,3 +223,28 @@ class KeyedRecordForm(RecordForm):
                              stay=lambda: key is not None and self.grid.move_to_key(key))
             return
         self.load_record(event.key)
+
+    def show_saved(self, key: Any, text: str) -> None:
+        """After a save: the grid read again, the cursor and the form on the saved record."""
+        self._new = False
+        self.grid.reload(keep_key=False)
+        self.grid.move_to_key(key)
+        self.load_record(key)
+        self.show_message(text, "note")
+
+    # Escape: a form with changes asks first; then back to the grid; then back a screen.
+    @guarded
+    def action_back(self) -> None:
+        if self.is_dirty():
+            self.ask_unsaved(then=self._discarded, stay=lambda: None)
+            return
+        if self.focused is not self.grid:
+            self.grid.focus()
+            return
+        self.app.pop_screen()
+
+    def _discarded(self) -> None:
+        if self._loaded is None:  # discarded (a save has read the record again)
+            self.load_record(self.grid.cursor_key)
+            self.show_message("Changes discarded.", "note")
+        self.grid.focus()

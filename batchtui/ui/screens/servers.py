@@ -226,19 +226,3 @@ class BatchServersScreen(KeyedRecordForm):
     @guarded
     def on_tick(self) -> None:
         self.jobs_changed()
-
-    @guarded
-    def action_back(self) -> None:
-        if self.is_dirty():
-            self.ask_unsaved(then=self._discarded, stay=lambda: None)
-            return
-        if self.focused is not self.grid:
-            self.grid.focus()
-            return
-        self.app.pop_screen()
-
-    def _discarded(self) -> None:
-        if self._loaded is None:
-            self.load_record(self.grid.cursor_key)
-            self.show_message("Changes discarded.", "note")
-        self.grid.focus()
