@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import NotAllowed
-from .recipients import Recipients
+from .recipients import DeliverySetup, Recipients
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,13 @@ class Actor:
     managers: frozenset[str] = field(default_factory=frozenset)
     default_company: str = "DAT"
     recipients: Recipients = field(default_factory=Recipients)  # the config's [smtp] domain and allow-list
+    delivery: DeliverySetup = field(default_factory=DeliverySetup)  # what the config cannot deliver (warnings)
 
     @classmethod
     def of(cls, user: str, managers: Iterable[str] = (), default_company: str = "DAT",
-           recipients: Recipients | None = None) -> Actor:
-        return cls(user, frozenset(managers), default_company, recipients or Recipients())
+           recipients: Recipients | None = None, delivery: DeliverySetup | None = None) -> Actor:
+        return cls(user, frozenset(managers), default_company, recipients or Recipients(),
+                   delivery or DeliverySetup())
 
     @classmethod
     def current(cls, user: str | None = None) -> Actor:
@@ -40,7 +42,7 @@ class Actor:
 
         config = load_config()
         return cls(user or acting_user(), frozenset(managers(config.managers)), config.default_company,
-                   config.smtp.recipients)
+                   config.smtp.recipients, config.delivery)
 
     @property
     def is_manager(self) -> bool:

@@ -40,6 +40,10 @@ class AlertInfo:
     created: datetime
     read: bool
     time_zone: str
+    email: str | None = None  # its e-mail: None (not asked), pending, sent, failed (engine/delivery.py)
+    notify: str | None = None  # its chat/webhook notice, the same states
+    email_error: str | None = None  # the last error of each, while pending or once failed
+    notify_error: str | None = None
 
 
 def _mine(actor: Actor, unread_only: bool = False) -> Expression:
@@ -57,8 +61,21 @@ def _infos(rows: Sequence[Any]) -> list[AlertInfo]:
         zones = {int(j.id): str(j.time_zone) for j in query}
     default_zone = machine_zone()
     return [AlertInfo(id=int(r.id), job_id=r.job_id, event=str(r.event), message=str(r.message),
-                      created=r.created, read=bool(r.read), time_zone=zones.get(r.job_id, default_zone))
+                      created=r.created, read=bool(r.read), time_zone=zones.get(r.job_id, default_zone),
+                      email=_state(r.email_state), notify=_state(r.notify_state),
+                      email_error=_text(r.email_error), notify_error=_text(r.notify_error))
             for r in rows]
+
+
+def _state(value: Any) -> str | None:
+    """A delivery state as shown: None, pending, sent or failed (anything else written by hand: failed)."""
+    if value is None:
+        return None
+    return value if value in ("pending", "sent", "failed") else "failed"
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def list_alerts(actor: Actor, *, unread_only: bool = True, limit: int | None = None, offset: int = 0,

@@ -52,8 +52,8 @@ TASK_KEYS = frozenset({
 })
 TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used", "waiting_reason", "kept"})
 CONDITION_KEYS = frozenset({"task", "status"})
-ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email"})
-ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email")
+ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email", "notify"})
+ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email", "notify")
 
 
 class FieldError(UserError):
@@ -119,6 +119,7 @@ class AlertSpec:
     canceled: bool = False
     popup: bool = False
     email: bool = False
+    notify: bool = False  # chat and webhooks: the config's notify_urls (Apprise)
 
 
 @dataclass

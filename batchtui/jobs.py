@@ -342,7 +342,7 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
 
 
 def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, canceled=False, popup=False,
-              email=False) -> m.JobAlert:
+              email=False, notify=False) -> m.JobAlert:
     """Save the Alerts dialog for one user of one job; saving again replaces it.
 
     Anyone may subscribe themselves to any job; setting another user's
@@ -356,7 +356,7 @@ def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, can
             st.check_can_manage(job, actor)
         flags = {}
         for name, value in (("ended", ended), ("error", error), ("canceled", canceled),
-                            ("popup", popup), ("email", email)):
+                            ("popup", popup), ("email", email), ("notify", notify)):
             flags[name] = jobfile.check_bool(value, job=label, field=f"alerts.{name}")
         _check_mail(actor, alert_user, flags["email"], job=label, field="alerts.user")
         m.JobAlert.delete().where((m.JobAlert.job == job_id) & (m.JobAlert.user == alert_user)).execute()
@@ -555,7 +555,7 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
                     m.BatchConstraint.create(task=ids[t.key], parent=ids[c.task], expected=int(c.status))
             for a in spec.alerts:
                 m.JobAlert.create(job=job.id, user=a.user, ended=a.ended, error=a.error,
-                                  canceled=a.canceled, popup=a.popup, email=a.email)
+                                  canceled=a.canceled, popup=a.popup, email=a.email, notify=a.notify)
             created.append({"id": job.id, "tasks": ids})
     if any(s.status == BatchStatus.WAITING for s in specs):
         _notify()
@@ -589,7 +589,7 @@ def export_job(job_id) -> dict:
         recurrence = dict(job.recurrence)
         recurrence["text"] = job.recurrence_text
     alerts = [{"user": a.user, "ended": a.ended, "error": a.error, "canceled": a.canceled,
-               "popup": a.popup, "email": a.email}
+               "popup": a.popup, "email": a.email, "notify": a.notify}
               for a in m.JobAlert.select().where(m.JobAlert.job == job.id).order_by(m.JobAlert.user)]
     return {
         "id": job.id,
@@ -668,7 +668,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
         for a in m.JobAlert.select().where(m.JobAlert.job == job.id):
             _check_mail(actor, a.user, a.email, job=label, field="alerts.user")
             m.JobAlert.create(job=copy.id, user=a.user, ended=a.ended, error=a.error, canceled=a.canceled,
-                              popup=a.popup, email=a.email)
+                              popup=a.popup, email=a.email, notify=a.notify)
     return st.get_job(copy.id)
 
 

@@ -234,6 +234,7 @@ class JobAlert(BaseModel):
     canceled = BooleanField(default=False)
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
+    notify = BooleanField(default=False)  # chat and webhooks (config notify_urls, Apprise)
     job_id: Field[int]
 
     class Meta:
@@ -312,7 +313,21 @@ class Alert(BaseModel):
     read = BooleanField(default=False)
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
-    mailed = BooleanField(default=False)  # e-mail sent (or given up)
+    mailed = BooleanField(default=False)  # before schema 8; no longer read (email_state says it)
+    # Delivery, per channel (engine/delivery.py): state None (not asked), pending, sent or failed;
+    # attempts so far; not before (next retry, or the end of a claim's lease); who holds the claim;
+    # the last error. notify_done: the URLs (digests) a notice reached already.
+    email_state = CharField(null=True, max_length=8)
+    email_tries = IntegerField(default=0)
+    email_next = DateTimeField(null=True)
+    email_claim = CharField(null=True, max_length=120)
+    email_error = TextField(null=True)
+    notify_state = CharField(null=True, max_length=8)
+    notify_tries = IntegerField(default=0)
+    notify_next = DateTimeField(null=True)
+    notify_claim = CharField(null=True, max_length=120)
+    notify_error = TextField(null=True)
+    notify_done = TextField(null=True)
     job_id: Field[int | None]
     run_id: Field[int | None]
 

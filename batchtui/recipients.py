@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .errors import UserError
 
-__all__ = ["RecipientRefused", "Recipients", "check_allow_list"]
+__all__ = ["DeliverySetup", "RecipientRefused", "Recipients", "check_allow_list"]
 
 # A dot-atom local part and a host name: one plain address, nothing a mail header would read as more.
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -83,3 +83,19 @@ def check_allow_list(value: object) -> list[str]:
             raise ValueError(f"allowed_recipients: {v!r} is neither an address (\"ops@partner.example\") nor "
                              "a domain (\"@partner.example\")")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySetup:
+    """Why this machine's config would not deliver an alert's e-mail or notice (None: it would).
+
+    Said as a warning when such an alert is saved (``job import``, the Alerts dialog): the
+    alert is saved all the same, and its delivery stays pending until a batch server whose
+    config can send it does (given up after 24 h).
+    """
+
+    email: str | None = None
+    notify: str | None = None
+
+    def warnings(self, *, email: bool, notify: bool) -> list[str]:
+        return [w for w, asked in ((self.email, email), (self.notify, notify)) if asked and w]

@@ -324,13 +324,14 @@ def param_text(value: str, ptype: str) -> Any:
 # -- the Alerts dialog ------------------------------------------------------------------
 
 
-def alert_choice(*, ended: bool, error: bool, canceled: bool, popup: bool, email: bool) -> str | None:
+def alert_choice(*, ended: bool, error: bool, canceled: bool, popup: bool, email: bool,
+                 notify: bool = False) -> str | None:
     """Alerts that say how but not when are refused; the reverse is allowed (the Action
     center lists them) and returns a hint."""
     when = ended or error or canceled
-    if (popup or email) and not when:
+    if (popup or email or notify) and not when:
         raise Invalid("Choose when to be alerted: Ended, Has an error or Is canceled.")
-    if when and not (popup or email):
-        return ("Choose how to be alerted: Show pop-up and/or Send e-mail (alerts also go to the "
-                "Action center).")
+    if when and not (popup or email or notify):
+        return ("Choose how to be alerted: Show pop-up, Send e-mail and/or Send to chat (alerts also go to "
+                "the Action center).")
     return None

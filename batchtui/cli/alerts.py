@@ -15,7 +15,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.read and listed:
         alerts.mark_read(actor, [a.id for a in listed])
     rows = [{"id": a.id, "job_id": a.job_id, "event": a.event, "message": a.message,
-             "created": iso(a.created, a.time_zone), "read": a.read or args.read}
+             "created": iso(a.created, a.time_zone), "read": a.read or args.read, "email": a.email,
+             "notify": a.notify}
             for a in listed]
     if args.json:
         emit_json(rows)
@@ -23,8 +24,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if not rows:
         note("no alerts" if args.all else "no unread alerts")
         return EXIT_OK
-    for line in table(["ID", "CREATED", "JOB", "EVENT", "READ", "MESSAGE"],
+    for line in table(["ID", "CREATED", "JOB", "EVENT", "READ", "E-MAIL", "NOTICE", "MESSAGE"],
                       [[r["id"], r["created"], r["job_id"] if r["job_id"] is not None else "-", r["event"],
-                        "yes" if r["read"] else "no", r["message"]] for r in rows]):
+                        "yes" if r["read"] else "no", r["email"] or "-", r["notify"] or "-", r["message"]]
+                       for r in rows]):
         emit(line)
     return EXIT_OK

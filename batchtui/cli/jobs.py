@@ -41,6 +41,7 @@ def cmd_job_import(args: argparse.Namespace) -> int:
     data = jobfile.load_text(raw, source=f"job file {source}")
     actor = connect(args)
     created = jobs.import_jobs(data, actor=actor)
+    _delivery_warnings(actor, [row["id"] for row in created])
     if args.json:
         emit_json({"jobs": created})
         return EXIT_OK
@@ -49,6 +50,19 @@ def cmd_job_import(args: argparse.Namespace) -> int:
         tasks = ", ".join(f"{visible(k)}={v}" for k, v in row["tasks"].items())
         emit(f"created job {row['id']} {q(job.description)}" + (f" (tasks: {tasks})" if tasks else " (no tasks)"))
     return EXIT_OK
+
+
+def _delivery_warnings(actor, job_ids: list[int]) -> None:
+    """One ``warning:`` line per way of delivery that the imported alerts ask for and this config lacks."""
+    if not job_ids:
+        return
+    rows = list(m.JobAlert.select(m.JobAlert.job, m.JobAlert.email, m.JobAlert.notify)
+                .where((m.JobAlert.job << job_ids) & (m.JobAlert.email | m.JobAlert.notify)))
+    for flag in ("email", "notify"):
+        asking = sorted({r.job_id for r in rows if getattr(r, flag)})
+        for warning in actor.delivery.warnings(email=flag == "email", notify=flag == "notify") if asking else []:
+            jobs_text = ", ".join(str(j) for j in asking[:5]) + (" ..." if len(asking) > 5 else "")
+            note(f"{PROG}: warning: job {jobs_text}: {warning}")
 
 
 def cmd_job_export(args: argparse.Namespace) -> int:

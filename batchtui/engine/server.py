@@ -50,7 +50,8 @@ from ..errors import UserError
 from ..servers import ALIVE_WITHIN
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
-from .mail import send_alert_mails
+from .delivery import AlertDelivery, RetryPolicy
+from .mail import SMTP_TIMEOUT
 from .runas import RunByCheck, RunByRule
 from .store import Claimed, EngineStore, Fence, Orphan, Outcome, ServerFenced, ServerNameInUse, ServerSettings
 from .workers import WorkerPool
@@ -58,7 +59,7 @@ from .workers import WorkerPool
 log = logging.getLogger("batchtui.engine")
 
 FLUSH_EVERY = 0.5  # seconds between writes of running attempts' logs
-MAIL_EVERY = 1.0  # seconds between looks for alerts to e-mail
+MAIL_EVERY = 1.0  # seconds between looks for alerts to e-mail or notify (delivery.py)
 NEXT_DUE_EVERY = 0.02  # seconds between looks for the next due time while busy
 CANCEL_CHECK_EVERY = 0.1  # seconds between looks for cancel requests of running tasks
 RUNS_BATCH = 128  # runs whose tasks ended, finished together while tasks run (see _round)
@@ -111,6 +112,7 @@ class BatchServerEngine:
         exit_when_idle: bool = False,
         console: bool = False,
         store: EngineStore | None = None,
+        delivery_retry: RetryPolicy | None = None,
     ) -> None:
         # The console's embedded server is "HOST-console" (then -2, -3... when
         # another console on the host runs), so it never takes the name of the
@@ -155,6 +157,7 @@ class BatchServerEngine:
         self._last_beat = 0.0
         self._last_flush = 0.0
         self._last_mail = 0.0
+        self._delivery = AlertDelivery(self.name, delivery_retry)  # alert e-mail and notices, kept and retried
         self._db_identity: tuple[int, int] | None = None
         self._last_cancel_check = 0.0
         self._pg = False
@@ -193,6 +196,7 @@ class BatchServerEngine:
             if not self._pg:
                 self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
                 self._checkpointer.start()
+            self._delivery.check_setup()  # what its config cannot deliver, said in the log now
             self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
             self._thread.start()
         except BaseException:
@@ -236,6 +240,7 @@ class BatchServerEngine:
         self._outcomes.put(None)
         self._thread.join(grace + 15)
         self._thread = None
+        self._delivery.join(2 * SMTP_TIMEOUT)  # a send under way ends (its claim would expire otherwise)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
@@ -540,7 +545,7 @@ class BatchServerEngine:
             self._flush_logs()
         if now_mono - self._last_mail >= MAIL_EVERY:
             self._last_mail = now_mono
-            send_alert_mails(self.store, self.name)
+            self._delivery.round(self.name)
         return changed
 
     def _claim(self, free: int, claimed: list[Claimed] | None = None) -> list[Claimed]:

@@ -729,11 +729,11 @@ class EngineStore:
             m.Alert.insert_many(alerts).execute()
 
     def _subscriptions(self, job_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
-        """The alert settings of these jobs: job id -> [(user, ended, error, canceled, popup, email)]."""
+        """The alert settings of these jobs: job id -> [(user, ended, error, canceled, popup, email, notify)]."""
         out: dict[int, list[tuple[Any, ...]]] = {}
         for ids in chunks(job_ids):
             for job_id, user, *flags in self.d.x(
-                    'SELECT job_id, "user", ended, error, canceled, popup, email FROM job_alert '
+                    'SELECT job_id, "user", ended, error, canceled, popup, email, notify FROM job_alert '
                     f"WHERE job_id IN ({in_marks(ids)})", ids):
                 out.setdefault(job_id, []).append((user, *(bool(f) for f in flags)))
         return out
@@ -872,16 +872,6 @@ class EngineStore:
     def listen(self, stop: threading.Event, woken: Callable[[], None], lost: Callable[[Exception], None]) -> None:
         self.d.listen(stop, woken, lost)
 
-    # -- alert e-mail ------------------------------------------------------------------------
-
-    def claim_alert_mails(self, limit: int = 50) -> list[m.Alert]:
-        """Alerts to e-mail that no server has taken yet, each taken by a compare-and-set."""
-        pending = list(m.Alert.select().where((m.Alert.email == True) & (m.Alert.mailed == False))  # noqa: E712
-                       .limit(limit))
-        return [a for a in pending
-                if m.Alert.update(mailed=True).where((m.Alert.id == a.id) & (m.Alert.mailed == False))  # noqa: E712
-                .execute() == 1]
-
 
 def served_groups(server: str) -> list[str]:
     """The batch groups a server runs: those mapped to it, and the Empty group
@@ -925,12 +915,14 @@ def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome:
     """The Action-center alerts a run's end raises, one per subscriber of that event."""
     event = EVENT_OF[outcome]
     out = []
-    for user, ended, error, canceled, popup, email in subscriptions:
+    for user, ended, error, canceled, popup, email, notify in subscriptions:
         if {"ended": ended, "error": error, "canceled": canceled}[event]:
             out.append({
                 "user": user, "job": job_id, "run": run_id, "event": event,
                 "message": f"Batch job {job_id} '{description}' {outcome.label.lower()} (run {run_count}).",
                 "created": now, "read": False, "popup": popup, "email": email,
+                # Kept until delivered (engine/delivery.py): None when not asked for.
+                "email_state": "pending" if email else None, "notify_state": "pending" if notify else None,
             })
     return out
 

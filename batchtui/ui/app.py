@@ -92,7 +92,7 @@ class BatchTuiApp(App[None]):
             from ..identity import managers
 
             self._actor = Actor.of(self.user, managers(self.config.managers), self.default_company,
-                                   self.config.smtp.recipients)
+                                   self.config.smtp.recipients, self.config.delivery)
         return self._actor
 
     def on_mount(self) -> None:

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Checkbox, Label, Static
 
 from ... import validators
-from ...recipients import RecipientRefused, Recipients
+from ...recipients import DeliverySetup, RecipientRefused, Recipients
 from ..safe_text import safe
 from .base import OkCancelDialog
 
@@ -23,12 +23,14 @@ class AlertSettings:
     canceled: bool = False
     popup: bool = False
     email: bool = False
+    notify: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> AlertSettings:
         if row is None:
             return cls()
-        return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email))
+        return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email),
+                   bool(row.notify))
 
 
 class AlertsDialog(OkCancelDialog[AlertSettings | None]):
@@ -38,13 +40,16 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
     ]
     HELP_TITLE = "Alerts"
 
-    def __init__(self, job_id: int, user: str, current: AlertSettings, recipients: Recipients | None = None) -> None:
+    def __init__(self, job_id: int, user: str, current: AlertSettings, recipients: Recipients | None = None,
+                 delivery: DeliverySetup | None = None) -> None:
         super().__init__()
+        self.delivery = delivery if delivery is not None else DeliverySetup()  # what the config cannot send
         self.job_id = job_id
         self.user = user
         self.current = current
         self.recipients = recipients if recipients is not None else Recipients()  # who e-mail may go to
         self._hinted = False
+        self._warned: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         c = self.current
@@ -58,6 +63,7 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
             yield Label("Notify by", classes="group-title")
             yield Checkbox("Show pop-up", c.popup, id="alert-popup", compact=True)
             yield Checkbox("Send e-mail", c.email, id="alert-email", compact=True)
+            yield Checkbox("Send to chat/webhooks", c.notify, id="alert-notify", compact=True)
             yield Static("", id="alert-error-line", classes="error-line")
             yield from self.compose_buttons()
 
@@ -66,14 +72,14 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
 
     def result(self) -> AlertSettings:
         return AlertSettings(*(self.query_one(f"#alert-{name}", Checkbox).value
-                               for name in ("ended", "error", "canceled", "popup", "email")))
+                               for name in ("ended", "error", "canceled", "popup", "email", "notify")))
 
     def action_ok(self) -> None:
         r = self.result()
         line = self.query_one("#alert-error-line", Static)
         try:
             hint = validators.alert_choice(ended=r.ended, error=r.error, canceled=r.canceled, popup=r.popup,
-                                           email=r.email)
+                                           email=r.email, notify=r.notify)
         except validators.Invalid as exc:
             line.update(safe(exc.reason))
             return
@@ -88,5 +94,11 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
             # Allowed (the Action center lists it): only a hint, so OK again saves.
             self._hinted = True
             line.update(safe(hint))
+            return
+        warnings = tuple(self.delivery.warnings(email=r.email, notify=r.notify))
+        if warnings and warnings != self._warned:
+            # Saved all the same (another batch server may send it): said once, OK again saves.
+            self._warned = warnings
+            line.update(safe("Warning: " + " ".join(warnings) + " (OK again saves.)"))
             return
         self.dismiss(r)

@@ -114,18 +114,22 @@ class BatchJobMenu(RecordForm):
                 try:
                     jobs.set_alert(job_id, actor=self.actor, alert_user=self.user, ended=result.ended,
                                    error=result.error, canceled=result.canceled, popup=result.popup,
-                                   email=result.email)
+                                   email=result.email, notify=result.notify)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return
             if call.failed:
-                self.app.push_screen(AlertsDialog(job_id, self.user, result, self.actor.recipients),
-                                     done)  # opens again with them
+                self.app.push_screen(AlertsDialog(job_id, self.user, result, self.actor.recipients,
+                                                  self.actor.delivery), done)  # opens again with them
                 return
-            self.show_message("Alerts saved.", "note")
+            warnings = self.actor.delivery.warnings(email=result.email, notify=result.notify)
+            if warnings:
+                self.show_message("Alerts saved. Warning: " + " ".join(warnings), "warning")
+            else:
+                self.show_message("Alerts saved.", "note")
 
-        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row), self.actor.recipients),
-                             done)
+        self.app.push_screen(AlertsDialog(job_id, self.user, AlertSettings.from_row(row), self.actor.recipients,
+                                          self.actor.delivery), done)
 
     # -- Change status, Cancel -------------------------------------------------------------------
 
