@@ -118,10 +118,12 @@ class Config:
 
 
 def notify_installed() -> bool:
-    """Whether the optional extra ``notify`` (Apprise) is installed."""
-    import importlib.util
-
-    return importlib.util.find_spec("apprise") is not None
+    """Whether the optional extra ``notify`` (Apprise) is installed (and imports)."""
+    try:
+        import apprise  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def config_path() -> Path:

@@ -86,6 +86,7 @@ def _message(alert: Any, to: str, smtp: SmtpSettings, server: str) -> EmailMessa
     # The same for every try of one alert: a mail client shows a re-sent one once.
     domain = sender.rpartition("@")[2] or "batchtui"
     msg["Message-ID"] = f"<batchtui.alert.{int(alert.id)}.{alert.created:%Y%m%d%H%M%S}@{domain}>"
+    msg["X-Batchtui-Server"] = server  # which batch server sent it
     msg.set_content(alert.message)
     return msg
 
