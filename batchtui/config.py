@@ -99,12 +99,12 @@ class Config:
         """What this config cannot deliver, said when an alert that asks for it is saved."""
         email = None
         if not self.smtp.configured:
-            email = (self.smtp_refused or f"no SMTP server is configured ([smtp] host in {self.path}): "
-                     "the alert's e-mail stays pending until a batch server that has one sends it")
+            email = (self.smtp_refused or "no SMTP server is configured ([smtp] host): the e-mail stays "
+                     "pending until a batch server with one sends it")
         notify = None
         if not self.notify_urls:
-            notify = (f"no notify_urls are configured in {self.path}: the alert's notice stays pending until "
-                      "a batch server that has them sends it")
+            notify = ("no notify_urls are configured: the notice stays pending until a batch server with "
+                      "them sends it")
         elif not notify_installed():
             notify = ("notify_urls need Apprise, which is not installed: pip install 'batchtui[notify]'")
         return DeliverySetup(email, notify)

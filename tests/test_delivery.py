@@ -165,7 +165,7 @@ def test_tls_refuses_a_certificate_it_does_not_trust_and_delivers_with_cafile(en
         alert_job()
     with Smtp(port, tls, ca.issue_cert("mail.example.org")) as smtp:
         engine_factory(delivery_retry=FAST)
-        alert = wait_for(lambda: (a := the_alert()) is not None and a.email_tries >= 1 and a)
+        alert = wait_for(lambda: (a := the_alert()) is not None and a.email_error is not None and a)
         assert alert.email_state == "pending" and "not trusted" in alert.email_error, alert.email_error
         assert "mismatch" in alert.email_error or "match" in alert.email_error, alert.email_error
         assert smtp.got() == []
@@ -336,6 +336,9 @@ def test_tls_mode_and_port_defaults_keep_old_configs_working():
     assert SmtpSettings(host="h", starttls=True).port_number == 25
     assert (SmtpSettings(host="h", port=465).tls_mode, SmtpSettings(host="h", tls="ssl").port_number) == ("ssl", 465)
     assert SmtpSettings(host="h", tls="starttls", port=587).port_number == 587
+    policy = RetryPolicy()  # the contract: first retry within 60 s, then up to 1 h apart, for 24 h
+    assert policy.delay(1) <= 60 and policy.delay(2) > policy.delay(1) and policy.delay(50) == 3600
+    assert policy.give_up == 24 * 3600
 
 
 def _claims_race(rounds: int = 5, threads: int = 4, count: int = 60) -> None:
@@ -374,3 +377,127 @@ def test_concurrent_claims_on_sqlite_take_each_alert_once(database):
 @pytest.mark.postgres
 def test_concurrent_claims_on_postgres_take_each_alert_once(pg_database):
     _claims_race()
+
+
+def test_a_mail_that_never_gets_through_is_given_up_as_failed(engine_factory):
+    """Retried until the give-up time (24 h; 3 s here): then failed, its last error kept."""
+    write_config(free_port())  # nothing ever listens
+    alert_job()
+    engine_factory(delivery_retry=RetryPolicy(first=0.1, longest=0.3, give_up=3, lease=30))
+    alert = wait_for(lambda: (a := the_alert()) is not None and a.email_state == "failed" and a)
+    assert alert.email_tries >= 2 and "127.0.0.1" in alert.email_error and alert.email_next is None, alert.email_error
+    p = run_cli(["alerts", "--json"], os.environ["BATCHTUI_DB"], env=env_for(os.environ["BATCHTUI_DB"]))
+    assert json.loads(p.stdout)[0]["email"] == "failed"
+
+
+def test_a_claim_left_by_a_server_killed_mid_send_is_sent_again_after_its_lease(engine_factory):
+    """A row as a killed server leaves it (claimed, lease running): nobody sends it while the lease
+    holds; after it, another server sends it once and marks it sent."""
+    import time
+    from datetime import timedelta
+
+    port = free_port()
+    write_config(port)
+    job_id, _ = make_job([{"key": "a"}], status=S.HOLD)
+    m.Alert.create(user="ops", job=job_id, event="ended", message="left behind", created=utcnow(), email=True,
+                   email_state="pending", email_tries=1, email_claim="DEAD/0",
+                   email_next=utcnow() + timedelta(seconds=4))
+    with Smtp(port) as smtp:
+        engine_factory(delivery_retry=FAST)
+        time.sleep(1.0)
+        with m.database.connection_context():
+            assert smtp.got() == [] and the_alert().email_claim == "DEAD/0"
+        wait_for(lambda: the_alert().email_state == "sent")
+        assert len(smtp.got()) == 1
+    with m.database.connection_context():
+        assert the_alert().email_tries == 2
+
+
+def test_a_delivery_state_written_by_hand_is_shown_as_failed_and_never_tried(engine_factory):
+    port = free_port()
+    write_config(port)
+    job_id, _ = make_job([{"key": "a"}], status=S.HOLD)
+    m.Alert.create(user="ops", job=job_id, event="ended", message="[b]odd[/b]", created=utcnow(), email=True,
+                   email_state="bogus")
+    with Smtp(port) as smtp:
+        engine_factory(delivery_retry=FAST)
+        p = run_cli(["alerts", "--json"], os.environ["BATCHTUI_DB"], env=env_for(os.environ["BATCHTUI_DB"]))
+        assert p.returncode == 0 and json.loads(p.stdout)[0]["email"] == "failed", p.stderr
+        import time
+
+        time.sleep(1.0)
+        assert smtp.got() == []
+
+
+# -- the console ------------------------------------------------------------------------------------
+
+
+def _ui_sync(fn):
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@_ui_sync
+async def test_the_alerts_dialog_warns_of_e_mail_without_smtp_and_saves_a_notice_flag(database):
+    """#12: Send e-mail with no SMTP server configured: a warning in the dialog (OK again saves) and in the
+    message line; Send to chat/webhooks is saved as the notify flag."""
+    from batchtui import jobs
+    from batchtui.actor import Actor
+    from batchtui.ui.app import BatchTuiApp
+
+    from .test_console_security import shown
+
+    job = jobs.create_job(actor=Actor.current("ops"), description="Month-end close", company="DAT")
+    app = BatchTuiApp(server=False, user="ops")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#jobs-grid").move_to_key(job.id)
+        app.screen.query_one("#jobs-grid").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert type(dialog).__name__ == "AlertsDialog"
+        await pilot.press("space", "tab", "tab", "tab", "tab", "space", "tab", "space", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog, "saved without a word"
+        line = shown(dialog, "#alert-error-line")
+        assert "no SMTP server is configured" in line and "no notify_urls" in line, line
+        assert m.JobAlert.select().count() == 0
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is not dialog
+        said = str(app.screen.query_one("MessageLine").render())
+        assert "Alerts saved" in said and "no SMTP server is configured" in said, said
+    assert [(a.ended, a.email, a.notify) for a in m.JobAlert.select()] == [(True, True, True)]
+
+
+@_ui_sync
+async def test_the_action_center_shows_each_alerts_delivery(database):
+    from batchtui.ui.app import BatchTuiApp
+    from batchtui.ui.widgets.paged_grid import PagedGrid
+
+    job_id, _ = make_job([{"key": "a"}], status=S.HOLD)
+    for n, (email, notify, error) in enumerate([(None, None, None), ("sent", None, None),
+                                                ("pending", "sent", "SMTP server [b]x[/b]: refused"),
+                                                ("sent", "failed", None)]):
+        m.Alert.create(user="ops", job=job_id, event="ended", message=f"alert {n}", created=utcnow(),
+                       email=email is not None, email_state=email, notify_state=notify, email_error=error)
+    app = BatchTuiApp(server=False, user="ops")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("f4")
+        await pilot.pause()
+        grid = app.screen.query_one(PagedGrid)
+        rows = {r[3]: r[5] for r in (list(grid.row_at(i).cells) for i in range(grid.row_count))}
+        assert rows == {"alert 0": "", "alert 1": "Yes", "alert 2": "Pending", "alert 3": "Failed"}, rows
+        grid.move_to_key(3)
+        await pilot.pause()
+        detail = str(app.screen.query_one("#alert-detail").render())
+        assert "E-mail: pending (last error: SMTP server [b]x[/b]: refused)" in detail, detail
+        assert "Notice: sent" in detail, detail

@@ -96,7 +96,7 @@ class Outbox:
         cutoff = now - timedelta(seconds=policy.give_up)
         rows = list(m.Alert.select(m.Alert.id, self.tries, self.error)
                     .where(self._due(now) & (m.Alert.created <= cutoff)).limit(500))
-        hours = f"{policy.give_up / 3600:g} h"
+        hours = f"{policy.give_up / 3600:g} h" if policy.give_up >= 3600 else f"{policy.give_up:g} s"
         count = 0
         for row in rows:
             last = getattr(row, self.error.name) or "no batch server that could send it tried"

@@ -99,6 +99,6 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
         if warnings and warnings != self._warned:
             # Saved all the same (another batch server may send it): said once, OK again saves.
             self._warned = warnings
-            line.update(safe("Warning: " + " ".join(warnings) + " (OK again saves.)"))
+            line.update(safe("Warning: " + "; ".join(warnings) + " (OK again saves.)"))
             return
         self.dismiss(r)

@@ -124,7 +124,7 @@ class BatchJobMenu(RecordForm):
                 return
             warnings = self.actor.delivery.warnings(email=result.email, notify=result.notify)
             if warnings:
-                self.show_message("Alerts saved. Warning: " + " ".join(warnings), "warning")
+                self.show_message("Alerts saved. Warning: " + "; ".join(warnings), "warning")
             else:
                 self.show_message("Alerts saved.", "note")
 
