@@ -29,9 +29,10 @@ FULL_JOB = {
     "priority": "high",
     "recurrence": {"pattern": "months", "every": 1, "nth": "last", "weekday": "fri",
                    "end": {"after": 12}},
-    "alerts": [{"user": "ops", "ended": False, "error": True, "canceled": True, "popup": True, "email": False},
+    "alerts": [{"user": "ops", "ended": False, "error": True, "canceled": True, "popup": True, "email": False,
+                "notify": True},
                {"user": "cfo", "ended": True, "error": False, "canceled": False, "popup": False,
-                "email": True}],
+                "email": True, "notify": False}],
     "tasks": [
         {"key": "invoice", "description": "Post invoices", "class": "Sleep", "params": {"seconds": 2},
          "company": "DAT", "batch_group": "Finance", "ignore_failure": True, "max_retries": 2},
@@ -543,7 +544,8 @@ def test_alerts_unread_all_and_read(env, capsys):
     code, out, _ = run(capsys, "alerts", "--json")
     rows = json.loads(out)
     assert [r["id"] for r in rows] == [a1.id, a2.id]
-    assert set(rows[0]) == {"id", "job_id", "event", "message", "created", "read"}
+    assert set(rows[0]) == {"id", "job_id", "event", "message", "created", "read", "email", "notify"}
+    assert rows[0]["email"] is None and rows[0]["notify"] is None  # asked for neither
     assert rows[0]["job_id"] == job_id and rows[0]["event"] == "error" and rows[0]["read"] is False
     assert rows[0]["created"].endswith("+00:00")
     code, out, _ = run(capsys, "alerts", "--all", "--json")

@@ -40,7 +40,8 @@ def free_port() -> int:
 class Smtp:
     """An aiosmtpd server on 127.0.0.1:port that keeps every message: plain, STARTTLS or implicit TLS."""
 
-    def __init__(self, port: int, tls: str = "none", cert=None, delay: float = 0.0) -> None:
+    def __init__(self, port: int, tls: str = "none", cert=None, delay: float = 0.0,
+                 refuse: dict[str, str] | None = None) -> None:
         from aiosmtpd.controller import Controller
 
         self.messages: list[tuple[list[str], bytes]] = []
@@ -48,6 +49,12 @@ class Smtp:
         outer = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in (refuse or {}):
+                    return refuse[address]
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 if delay:
                     import asyncio
@@ -169,6 +176,28 @@ def test_tls_refuses_a_certificate_it_does_not_trust_and_delivers_with_cafile(en
         assert alert.email_state == "pending" and "not trusted" in alert.email_error, alert.email_error
         assert "mismatch" in alert.email_error or "match" in alert.email_error, alert.email_error
         assert smtp.got() == []
+
+
+def test_a_recipient_the_smtp_server_refuses_for_good_fails_at_once_and_one_refused_for_now_is_retried(
+        engine_factory):
+    port = free_port()
+    write_config(port)
+    job_id, _ = make_job([{"key": "a"}], status=S.HOLD)
+    for user in ("gone", "busy", "ops"):
+        m.Alert.create(user=user, job=job_id, event="ended", message=f"for {user}", created=utcnow(), email=True,
+                       email_state="pending")
+    refuse = {"gone@example.com": "550 5.1.1 no such user", "busy@example.com": "450 4.2.1 try later"}
+    with Smtp(port, refuse=refuse) as smtp:
+        engine_factory(delivery_retry=FAST)
+        wait_for(lambda: {a.user: a.email_state for a in m.Alert.select()}
+                 == {"gone": "failed", "busy": "pending", "ops": "sent"}
+                 and m.Alert.get(m.Alert.user == "busy").email_tries >= 2)
+        with m.database.connection_context():
+            gone = m.Alert.get(m.Alert.user == "gone")
+            assert gone.email_tries == 1 and "550" in gone.email_error, gone.email_error
+        refuse.clear()  # the busy mailbox takes mail again
+        wait_for(lambda: m.Alert.get(m.Alert.user == "busy").email_state == "sent")
+        assert sorted(r for rcpt, _ in smtp.got() for r in rcpt) == ["busy@example.com", "ops@example.com"]
 
 
 def _many_alerts(count: int) -> None:

@@ -76,18 +76,28 @@ def describe(exc: BaseException, smtp: SmtpSettings) -> str:
     return f"SMTP server {where}: {text}"
 
 
+def plain(text: str) -> str:
+    """An alert's text as any mail or chat service takes it: a lone surrogate (a job description
+    from a broken terminal) written as its escape instead of failing the whole send."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def subject(text: str) -> str:
+    return (plain(text).splitlines() or [""])[0][:150]
+
+
 def _message(alert: Any, to: str, smtp: SmtpSettings, server: str) -> EmailMessage:
     msg = EmailMessage()
     sender = smtp.sender or f"batchtui@{server}"
     msg["From"] = sender
     msg["To"] = to
-    msg["Subject"] = (alert.message.splitlines() or [""])[0][:150]
+    msg["Subject"] = subject(alert.message)
     msg["Date"] = formatdate(localtime=False)
     # The same for every try of one alert: a mail client shows a re-sent one once.
     domain = sender.rpartition("@")[2] or "batchtui"
     msg["Message-ID"] = f"<batchtui.alert.{int(alert.id)}.{alert.created:%Y%m%d%H%M%S}@{domain}>"
     msg["X-Batchtui-Server"] = server  # which batch server sent it
-    msg.set_content(alert.message)
+    msg.set_content(plain(alert.message))
     return msg
 
 
@@ -98,13 +108,8 @@ def _permanent(exc: smtplib.SMTPException) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
 
 
-def send_mails(smtp: SmtpSettings, alerts: Sequence[Any], server: str, done: Done,
-               in_time: Callable[[], bool]) -> None:
-    """Send each alert's e-mail over one connection, reporting each outcome to done.
-
-    in_time() is asked before each send: once it says no (the claim's lease is running out),
-    the alerts not sent yet are reported as not tried ("no time left"), to be tried again.
-    """
+def _addressed(smtp: SmtpSettings, alerts: Sequence[Any], done: Done) -> list[tuple[Any, str]]:
+    """The alerts with the address each goes to; those that have none are failed for good."""
     outgoing = []
     for alert in alerts:
         try:
@@ -116,6 +121,17 @@ def send_mails(smtp: SmtpSettings, alerts: Sequence[Any], server: str, done: Don
             done(alert, f"no e-mail address for user {alert.user!r} (set [smtp] domain)", True)
             continue
         outgoing.append((alert, to))
+    return outgoing
+
+
+def send_mails(smtp: SmtpSettings, alerts: Sequence[Any], server: str, done: Done,
+               in_time: Callable[[], bool]) -> None:
+    """Send each alert's e-mail over one connection, reporting each outcome to done.
+
+    in_time() is asked before each send: once it says no (the claim's lease is running out),
+    the alerts not sent yet are reported as not tried ("no time left"), to be tried again.
+    """
+    outgoing = _addressed(smtp, alerts, done)
     if not outgoing:
         return
     try:
@@ -132,7 +148,13 @@ def send_mails(smtp: SmtpSettings, alerts: Sequence[Any], server: str, done: Don
             if not in_time():
                 break
             try:
-                conn.send_message(_message(alert, to, smtp, server))
+                message = _message(alert, to, smtp, server)
+            except (ValueError, TypeError) as exc:  # nothing a retry would change
+                left.pop(0)
+                done(alert, f"cannot be made into a mail: {exc}", True)
+                continue
+            try:
+                conn.send_message(message)
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
                 left.pop(0)
                 done(alert, describe(exc, smtp), _permanent(exc))

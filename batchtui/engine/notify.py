@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .mail import plain, subject
+
 log = logging.getLogger("batchtui.engine")
 
 #: done(alert, error, permanent, reached): error None when every URL has it; reached the URL digests it reached.
@@ -80,7 +82,7 @@ def send_notices(urls: Sequence[str], alerts: Sequence[Any], done: NoticeDone, i
             handler = _Errors()
             apprise_log.addHandler(handler)
             try:
-                ok = plugin.notify(body=alert.message, title=(alert.message.splitlines() or [""])[0][:150])
+                ok = plugin.notify(body=plain(alert.message), title=subject(alert.message))
             except Exception as exc:  # noqa: BLE001 - a plugin's own failure is this URL's error, not the server's
                 ok = False
                 handler.lines.append(f"{type(exc).__name__}: {exc}")
