@@ -28,7 +28,7 @@ from .conftest import make_job, wait_for
 from .faultkit import ROOT, assert_one_error_line, env_for, run_cli
 
 # Retries in tenths of seconds instead of half a minute: the policy is the batch server's parameter.
-FAST = RetryPolicy(first=0.2, longest=0.5, give_up=3600, lease=30)
+FAST = RetryPolicy(first=0.2, longest=0.5, give_up=3600, lease=30, every=0.2)
 
 
 def free_port() -> int:
@@ -315,6 +315,15 @@ def test_notify_urls_without_apprise_is_said_at_server_start_not_a_traceback(dat
     err = p.stderr.decode(errors="replace")
     assert p.returncode == 0 and "Traceback" not in err, err
     assert "Apprise is not installed" in err and "pip install 'batchtui[notify]'" in err, err
+    # Saving an alert that asks for a notice says the same, and saves it.
+    job = {"description": "j", "tasks": [], "alerts": [{"user": "ops", "ended": True, "notify": True}]}
+    code = ("import sys; sys.modules['apprise'] = None; from batchtui.cli import main; "
+            "sys.exit(main(['job', 'import', '-']))")
+    p = subprocess.run([sys.executable, "-c", code], env=env_for(db_url), cwd=str(ROOT), capture_output=True,
+                       input=json.dumps(job).encode(), timeout=60)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 0 and err.count("\n") == 1, err
+    assert err.startswith("batchtui: warning: job ") and "pip install 'batchtui[notify]'" in err, err
 
 
 def _import(url, alerts):
@@ -349,12 +358,26 @@ def test_job_import_warns_of_an_alert_that_this_config_cannot_deliver(database, 
     ('port = 0', "[smtp] port"),
     ('cafile = "/no/such/ca.pem"', "[smtp] cafile"),
     ('tls = "none"\nstarttls = true', "disagree"),
+    ('notify_urls = "json://127.0.0.1/x"', "notify_urls"),
+    ('notify_urls = ["127.0.0.1/x"]', "notify_urls"),
 ])
-def test_a_bad_smtp_setting_is_one_line_naming_it(database, db_url, setting, named):
-    Path(os.environ["BATCHTUI_CONFIG"]).write_text(f'[smtp]\nhost = "127.0.0.1"\n{setting}\n')
+def test_a_bad_delivery_setting_is_refused_naming_it(tmp_path, setting, named):
+    from batchtui.config import load_config
+    from batchtui.errors import UserError
+
+    top, smtp = (setting, "") if setting.startswith("notify_urls") else ("", setting)
+    path = tmp_path / "config.toml"
+    path.write_text(f'{top}\n[smtp]\nhost = "127.0.0.1"\n{smtp}\n')
+    with pytest.raises(UserError) as caught:
+        load_config(path)
+    assert named in str(caught.value) and "\n" not in str(caught.value), caught.value
+
+
+def test_a_bad_smtp_setting_is_one_cli_line_naming_it(database, db_url):
+    Path(os.environ["BATCHTUI_CONFIG"]).write_text('[smtp]\nhost = "127.0.0.1"\ntls = "tls"\n')
     database.close()
     line = assert_one_error_line(run_cli(["alerts"], db_url))
-    assert named in line, line
+    assert "[smtp] tls: must be \"starttls\", \"ssl\" or \"none\", not 'tls'" in line, line
 
 
 def test_tls_mode_and_port_defaults_keep_old_configs_working():
@@ -412,7 +435,7 @@ def test_a_mail_that_never_gets_through_is_given_up_as_failed(engine_factory):
     """Retried until the give-up time (24 h; 3 s here): then failed, its last error kept."""
     write_config(free_port())  # nothing ever listens
     alert_job()
-    engine_factory(delivery_retry=RetryPolicy(first=0.1, longest=0.3, give_up=3, lease=30))
+    engine_factory(delivery_retry=RetryPolicy(first=0.1, longest=0.3, give_up=3, lease=30, every=0.2))
     alert = wait_for(lambda: (a := the_alert()) is not None and a.email_state == "failed" and a)
     assert alert.email_tries >= 2 and "127.0.0.1" in alert.email_error and alert.email_next is None, alert.email_error
     p = run_cli(["alerts", "--json"], os.environ["BATCHTUI_DB"], env=env_for(os.environ["BATCHTUI_DB"]))

@@ -62,6 +62,7 @@ class RetryPolicy:
     longest: float = 3600.0  # retries at most this far apart
     give_up: float = 86400.0  # failed when not delivered this long after the alert was raised
     lease: float = 300.0  # how long a claim holds an alert (a server killed mid-send: retried after it)
+    every: float = 1.0  # how often a batch server looks for due deliveries
 
     def delay(self, tries: int) -> float:
         """Seconds before the next try, after `tries` failed ones."""

@@ -59,7 +59,6 @@ from .workers import WorkerPool
 log = logging.getLogger("batchtui.engine")
 
 FLUSH_EVERY = 0.5  # seconds between writes of running attempts' logs
-MAIL_EVERY = 1.0  # seconds between looks for alerts to e-mail or notify (delivery.py)
 NEXT_DUE_EVERY = 0.02  # seconds between looks for the next due time while busy
 CANCEL_CHECK_EVERY = 0.1  # seconds between looks for cancel requests of running tasks
 RUNS_BATCH = 128  # runs whose tasks ended, finished together while tasks run (see _round)
@@ -543,7 +542,7 @@ class BatchServerEngine:
         if now_mono - self._last_flush >= FLUSH_EVERY:
             self._last_flush = now_mono
             self._flush_logs()
-        if now_mono - self._last_mail >= MAIL_EVERY:
+        if now_mono - self._last_mail >= self._delivery.policy.every:
             self._last_mail = now_mono
             self._delivery.round(self.name)
         return changed
