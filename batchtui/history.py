@@ -51,7 +51,8 @@ def record_past_runs(job_id: int, runs: list[dict[str, Any]], now: datetime | No
     the job takes the run's outcome or, when it recurs and the run was not
     canceled, goes back to Waiting at its next occurrence (as finalize_run
     does). Alerts are raised for the job's subscribers at each run's end;
-    they count as mailed, so a batch server does not e-mail old news.
+    they have no delivery state (e-mail and notice null), so a batch server
+    does not send old news.
     Returns the new runs' ids. Raises ValueError for a run that could not
     have happened, Refused while the job runs.
     """

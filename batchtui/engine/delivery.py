@@ -52,6 +52,7 @@ PENDING, SENT, FAILED = "pending", "sent", "failed"
 STATES = (PENDING, SENT, FAILED)
 CHANNELS = ("email", "notify")
 BATCH = 20  # alerts claimed at once per channel
+RECHECK = 30.0  # seconds: how often a server that cannot send a channel reads its config again
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,11 @@ class Outbox:
     def _due(self, now: datetime) -> Any:
         return (self.state == PENDING) & (self.next.is_null() | (self.next <= now))
 
-    def any_due(self, now: datetime) -> bool:
-        return m.Alert.select(m.Alert.id).where(self._due(now)).limit(1).exists()
+    def any_due(self, now: datetime, created_before: datetime | None = None) -> bool:
+        where = self._due(now)
+        if created_before is not None:
+            where &= m.Alert.created <= created_before
+        return m.Alert.select(m.Alert.id).where(where).limit(1).exists()
 
     def give_up_old(self, now: datetime, policy: RetryPolicy) -> int:
         """Fail the pending deliveries of alerts raised longer than give_up ago (not claimed now)."""
@@ -159,6 +163,11 @@ class AlertDelivery:
         self.outboxes = [Outbox(c) for c in CHANNELS]
         self._thread: threading.Thread | None = None
         self._said: set[str] = set()  # setup problems logged once
+        # The channels its config could send at its last pass (None: not known), and when that was:
+        # a server that cannot send a channel does not start a pass for it, but reads its config
+        # again every RECHECK seconds.
+        self._can: set[str] | None = None
+        self._checked = 0.0
 
     def check_setup(self) -> None:
         """At server start: say in the log what the config cannot deliver (never a traceback)."""
@@ -183,10 +192,10 @@ class AlertDelivery:
             self._say(f"config {cfg.path}: {problem}")
         return True
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, level: int = logging.ERROR) -> None:
         if text not in self._said:
             self._said.add(text)
-            log.error("%s", text)
+            log.log(level, "%s", text)
 
     def round(self, server: str | None = None) -> bool:
         """Called by the loop (its database connection): start a delivery thread when something is due."""
@@ -195,7 +204,9 @@ class AlertDelivery:
         if self._thread is not None and self._thread.is_alive():
             return False
         now = utcnow()
-        if not any(o.any_due(now) for o in self.outboxes):
+        can = self._can if time.monotonic() - self._checked < RECHECK else None
+        old = now - timedelta(seconds=self.policy.give_up)
+        if not any(o.any_due(now, None if can is None or o.channel in can else old) for o in self.outboxes):
             return False
         self._thread = threading.Thread(target=self._run, name=f"batch-delivery-{self.server}", daemon=True)
         self._thread.start()
@@ -221,11 +232,16 @@ class AlertDelivery:
             cfg = load_config()
         except UserError as exc:  # a broken config file: said in the log, tried again next time
             self._say(f"alerts not delivered: {exc}")
+            self._can, self._checked = set(), time.monotonic()
             return
+        can = set()
         if cfg.smtp.configured:
+            can.add("email")
             self._deliver_mail(cfg)
         if self._setup_problems(cfg):
+            can.add("notify")
             self._deliver_notices(cfg)
+        self._can, self._checked = can, time.monotonic()
 
     def _claimed(self, outbox: Outbox) -> tuple[str, list[Any], Any]:
         token = f"{self.server}/{uuid.uuid4().hex[:12]}"
@@ -235,6 +251,9 @@ class AlertDelivery:
         return token, claimed, lambda: time.monotonic() < deadline
 
     def _deliver_mail(self, cfg: Config) -> None:
+        if cfg.smtp.user and cfg.smtp.tls_mode == "none":
+            self._say(f"config {cfg.path}: [smtp] logs in as {cfg.smtp.user!r} over a connection without TLS "
+                      '(tls = "none"): set tls = "starttls" or "ssl"', logging.WARNING)
         outbox = self.outboxes[0]
         token, claimed, in_time = self._claimed(outbox)
         if not claimed:
