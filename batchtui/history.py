@@ -209,7 +209,7 @@ def _materialized(value: Any) -> Any:
 LOG_BATCH_CHARS = 1 << 20
 
 
-def stream_job_history(job_id) -> Iterator[dict]:
+def stream_job_history(job_id, last: int | None = None) -> Iterator[dict]:
     """The job's runs as ``job_history`` gives them, made one at a time.
 
     Each run is a dict whose "tasks" is a list, and each task's "attempts" an
@@ -217,14 +217,16 @@ def stream_job_history(job_id) -> Iterator[dict]:
     attempt is reached, a batch of at most LOG_BATCH_CHARS at a time (or one
     larger log alone), so a job with gigabytes of logs takes the memory of
     its largest log, not of all of them. Consume it in order (runs, their
-    tasks, their attempts). Raises NotFound at once for an unknown job.
+    tasks, their attempts). Raises NotFound at once for an unknown job. With
+    ``last``, only the newest ``last`` runs.
     """
     job = get_job(job_id)
     tz = job.time_zone
     tasks = list(m.tuples(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
                                              m.BatchTask.retries_used)
                           .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id)))
-    runs = list(m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()))
+    query = m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc())
+    runs = list(query if last is None else query.limit(int(last)))
     return (_run_history(run, tasks, tz) for run in runs)
 
 

@@ -13,6 +13,7 @@ from .completion import SHELLS, cmd_completion
 from .groups import cmd_group_add, cmd_group_delete, cmd_group_list, cmd_group_set
 from .helptext import ENVIRONMENT, VersionAction, add_example
 from .jobs import (
+    cmd_job_audit,
     cmd_job_cancel,
     cmd_job_copy,
     cmd_job_delete,
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"tasks taken back (default {ALIVE_WITHIN:g})")
 
     job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
-                              "wait, history", None)
+                              "wait, history, audit", None)
     jobs_sub = job.add_subparsers(dest="job_command", metavar="ACTION", parser_class=_Parser, required=True)
 
     p = command(jobs_sub, "import", "create the jobs of a job file (- reads stdin)", cmd_job_import)
@@ -112,8 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=_job_id, metavar="ID")
     _json_option(p)
 
-    p = command(jobs_sub, "list", "one line per job", cmd_job_list)
+    p = command(jobs_sub, "list", "one line per job, with its next run and its last run's status", cmd_job_list)
     p.add_argument("--status", metavar="S", help="only jobs with this status")
+    p.add_argument("--company", metavar="C", help="only jobs of this company")
+    p.add_argument("--user", metavar="U", help="only jobs created by this user")
+    p.add_argument("--limit", type=_whole(1, "--limit"), metavar="N", help="at most N jobs (the first by ID)")
     _json_option(p)
 
     p = command(jobs_sub, "set", "change fields of a job that is not Executing or Canceling", cmd_job_set)
@@ -156,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
 
     p = command(jobs_sub, "history", "the job's runs, their tasks, every attempt and its log", cmd_job_history)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--last", type=_whole(1, "--last"), metavar="N", help="only the newest N runs")
+    _json_option(p)
+
+    p = command(jobs_sub, "audit", "the job's audit trail, oldest first (also of a deleted job)", cmd_job_audit)
     p.add_argument("id", type=_job_id, metavar="ID")
     _json_option(p)
 
