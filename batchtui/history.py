@@ -169,9 +169,11 @@ def _settle_job(job: m.BatchJob, current: int, runs: list[dict[str, Any]], outco
     recurrence_runs = job.recurrence_runs + len(runs)
     if job.recurrence and outcome != BatchStatus.CANCELED:
         from . import recurrence
+        from .calendars import closed_days_for
 
         nxt = recurrence.next_run(job.recurrence, job.time_zone, runs=recurrence_runs, ended=last["ended"],
-                                  scheduled=last["scheduled"], started=last["started"])
+                                  scheduled=last["scheduled"], started=last["started"],
+                                  closed=closed_days_for(job.recurrence, missing_open=True))
         if nxt is not None:
             changes = {"status": BatchStatus.WAITING, "scheduled_start": nxt}
     done = (m.BatchJob.update(run_count=job.run_count + len(runs), recurrence_runs=recurrence_runs,

@@ -364,8 +364,10 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
                 # passed before this change: its next start is the next one to come
                 # (and "end after N" counts the runs from here, not those occurrences).
                 from . import recurrence
+                from .calendars import closed_days_for
 
-                first = recurrence.next_run(norm, job.time_zone, runs=0, ended=now) or first
+                first = recurrence.next_run(norm, job.time_zone, runs=0, ended=now,
+                                            closed=closed_days_for(norm)) or first
             changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first,
                        "recurrence_runs": 0}
         _editable(job, actor, **changes)

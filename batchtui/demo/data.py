@@ -39,6 +39,7 @@ from .. import events, jobs, recurrence
 from .. import models as m
 from .. import status as st
 from ..actor import Actor
+from ..calendars import closed_days_for
 from ..classes import validate_params
 from ..config import acting_user
 from ..db import write
@@ -494,7 +495,8 @@ def _occurrences(job: m.BatchJob, after: datetime, before: datetime) -> list[dat
     """The job's occurrences after `after` and before `before`, as naive UTC."""
     found: list[datetime] = []
     while True:
-        batch = [_naive_utc(o) for o in recurrence.occurrences(job.recurrence, job.time_zone, after=after, count=200)]
+        batch = [_naive_utc(o) for o in recurrence.occurrences(job.recurrence, job.time_zone, after=after, count=200,
+                                                               closed=closed_days_for(job.recurrence))]
         found += [o for o in batch if o < before]
         if len(batch) < 200 or batch[-1] >= before:
             return found
