@@ -211,3 +211,21 @@ def test_calendar_commands_end_to_end(db_url, database, tmp_path):
     assert cli("job", "delete", str(job_id), user="ops").returncode == 0
     assert cli("calendar", "delete", "Plant").returncode == 0
     assert json.loads(cli("calendar", "list", "--json").stdout) == []
+
+
+def test_the_demo_puts_the_plant_calendar_on_the_month_end_jobs_and_has_an_audit_trail(database):
+    from batchtui import audit
+    from batchtui.demo.data import PLANT, load_demo
+
+    load_demo(now=datetime(2026, 3, 2, 14, 0))
+    closed = calendars.closed_days(PLANT)
+    month_end = [j for j in m.BatchJob.select() if (j.recurrence or {}).get("calendar") == PLANT]
+    assert sorted(j.description for j in month_end) == ["Foreign currency revaluation (month-end)",
+                                                        "Inventory close (monthly)"]
+    tz = zone("America/Chicago")
+    for job in month_end:
+        runs = list(m.JobRun.select().where(m.JobRun.job == job.id))
+        assert runs and all(not closed(utc_to_wall(r.scheduled, tz).date()) for r in runs), job.description
+        assert not closed(utc_to_wall(job.scheduled_start, tz).date())
+    close = next(j for j in month_end if j.description == "Inventory close (monthly)")
+    assert {e["user"] for e in audit.entries(close.id)} >= {"ops", "admin", "Admin"}
