@@ -724,15 +724,8 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
 # -- history and lists -------------------------------------------------------------
 
 
-def list_jobs(status=None, *, company=None, user=None, limit=None) -> list[dict]:
-    """`job list --json`: id, status, scheduled_start, description, company, created_by, next_run,
-    last_run_status; by job ID, the first `limit` of them.
-
-    One query whatever the number of jobs: the last run is joined by (job, run number), the
-    job's run count being its last run's number; ``--company`` and ``--user`` read the
-    (company, id) and (created_by, id) indexes (migrations/v8). next_run is the scheduled
-    start of a Waiting job (the time its next run is due), None otherwise.
-    """
+def list_jobs_query(status=None, *, company=None, user=None, limit=None) -> Any:
+    """The one query of list_jobs (validated filters); its plan is checked by a test."""
     j, r = m.BatchJob, m.JobRun
     query = (j.select(j.id, j.status, j.scheduled_start, j.time_zone, j.description, j.company, j.created_by,
                       r.status.alias("last_status"))
@@ -754,6 +747,19 @@ def list_jobs(status=None, *, company=None, user=None, limit=None) -> list[dict]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise FieldError(f"expected a whole number of at least 1, got {q(str(limit))}", field="limit")
         query = query.limit(limit)
+    return query
+
+
+def list_jobs(status=None, *, company=None, user=None, limit=None) -> list[dict]:
+    """`job list --json`: id, status, scheduled_start, description, company, created_by, next_run,
+    last_run_status; by job ID, the first `limit` of them.
+
+    One query whatever the number of jobs: the last run is joined by (job, run number), the
+    job's run count being its last run's number; ``--company`` and ``--user`` read the
+    (company, id) and (created_by, id) indexes (migrations/v8). next_run is the scheduled
+    start of a Waiting job (the time its next run is due), None otherwise.
+    """
+    query = list_jobs_query(status, company=company, user=user, limit=limit)
     rows = []
     for job_id, st_, start, tz, description, company_id, created_by, last_status in m.tuples(query):
         rows.append({"id": job_id, "status": BatchStatus(st_).cli, "scheduled_start": iso_scheduled(start, tz),
