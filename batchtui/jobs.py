@@ -371,8 +371,9 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
             changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first,
                        "recurrence_runs": 0}
         _editable(job, actor, **changes)
-        audit.record(actor, job.id, "recurrence", "recurrence", job.recurrence_text or None,
-                     changes["recurrence_text"] or None)
+        if job.recurrence != changes["recurrence"]:  # saved again unchanged: nothing to record
+            audit.record(actor, job.id, "recurrence", "recurrence", job.recurrence_text or None,
+                         changes["recurrence_text"] or None)
     _notify()
     return st.get_job(job_id)
 
