@@ -117,6 +117,45 @@ def test_a_refused_change_leaves_no_entry(which, request):
             audit.record(OPS, job.id, "renamed")
 
 
+def test_a_compare_and_set_that_loses_a_race_leaves_no_entry(pg_url, pg_database):
+    """A delete that read the job Withhold, wrote its entry, and then found it Executing (a batch
+    server's start committed meanwhile): refused, and its entry rolled back with it."""
+    import threading
+    import time
+
+    job = jobs.create_job(actor=OPS, description="Close", time_zone="UTC")
+    before = _trail(job.id)
+    server = psycopg.connect(pg_url)  # a batch server's session: the job's row locked, then Executing
+    server.execute("UPDATE batch_job SET status = %s WHERE id = %s", (int(BatchStatus.EXECUTING), job.id))
+    outcome: list = []
+
+    def delete():
+        try:
+            st.delete_job(job.id, OPS)
+            outcome.append("deleted")
+        except Refused as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=delete)
+    worker.start()
+    # The delete has read Withhold, written its entry, and waits for the row: seen in pg_stat_activity.
+    with psycopg.connect(pg_url, autocommit=True) as watcher:
+        for _ in range(400):
+            waiting = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND wait_event_type = 'Lock'").fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.025)
+    assert waiting and not outcome
+    server.commit()
+    server.close()
+    worker.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], Refused), outcome
+    assert "changed status meanwhile" in str(outcome[0])
+    assert _trail(job.id) == before
+    assert m.BatchJob.get_or_none(m.BatchJob.id == job.id) is not None
+
+
 def test_job_audit_on_the_command_line_also_for_a_deleted_job(db_url, database):
     job_file = json.dumps({"description": "Month-end [red]close", "tasks": [
         {"key": "a", "description": "A", "class": "Noop"}]}).encode()
@@ -139,6 +178,7 @@ def test_job_audit_on_the_command_line_also_for_a_deleted_job(db_url, database):
     text = run_cli(["job", "audit", str(job_id)], db_url).stdout.decode()
     assert "deleted" in text and "Month-end [red]close" in text
     assert_one_error_line(run_cli(["job", "audit", "999"], db_url))
+    assert_one_error_line(run_cli(["job", "audit", "9" * 25], db_url))
     assert_one_error_line(run_cli(["job", "audit", "x"], db_url))
 
 

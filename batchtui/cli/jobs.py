@@ -207,7 +207,7 @@ def cmd_job_audit(args: argparse.Namespace) -> int:
     """The job's audit trail, oldest first; also for a job that was deleted."""
     open_database(args)
     rows = audit.entries(args.id)
-    if not rows and not m.BatchJob.select().where(m.BatchJob.id == args.id).exists():
+    if not rows and (not m.storable_id(args.id) or not m.BatchJob.select().where(m.BatchJob.id == args.id).exists()):
         raise NotFound(f"job {args.id}: no such batch job, and no audit trail of one")
     if args.json:
         emit_json(rows)

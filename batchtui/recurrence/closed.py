@@ -29,6 +29,9 @@ _TICK = timedelta(microseconds=1)
 
 _HOLIDAYS: dict[tuple[str, str | None], object] = {}
 _HOLIDAYS_LOCK = threading.Lock()
+# A holidays object fills in a year on first use and is shared by every ClosedDays of its country:
+# one look-up at a time, across threads (the console and its embedded batch server).
+_LOOKUP_LOCK = threading.Lock()
 
 
 def public_holidays(country: str, subdiv: str | None = None):
@@ -67,7 +70,6 @@ class ClosedDays:
         self.dates = frozenset(dates)
         self.weekends = weekends
         self.holidays = public_holidays(country, subdiv) if country else None
-        self._lock = threading.Lock()
 
     def __call__(self, day: date) -> bool:
         if self.weekends and day.weekday() >= 5:
@@ -76,7 +78,7 @@ class ClosedDays:
             return True
         if self.holidays is None:
             return False
-        with self._lock:  # the holidays object fills in a year on first use: one thread at a time
+        with _LOOKUP_LOCK:
             return day in self.holidays
 
     def next_open(self, day: date) -> date | None:
@@ -104,19 +106,19 @@ def _next_open(closed: ClosedPredicate, day: date) -> date | None:
 def _lower_bound(rule: Rule, tz: tzinfo, after: datetime, closed: ClosedPredicate) -> datetime:
     """Where to read occurrences from so that one moved from a closed day before `after` to after it is seen:
     the start of the closed stretch that `after` is in, or that ends the day before it."""
-    day = utc_to_wall(after, tz).date()
-    first = None
-    probe = day if closed(day) else day - timedelta(days=1)
-    for _ in range(HORIZON_DAYS):
-        if not closed(probe):
-            break
-        first = probe
-        probe -= timedelta(days=1)
-    if first is None:
-        return after
     try:
+        day = utc_to_wall(after, tz).date()
+        first = None
+        probe = day if closed(day) else day - timedelta(days=1)
+        for _ in range(HORIZON_DAYS):
+            if not closed(probe):
+                break
+            first = probe
+            probe -= timedelta(days=1)
+        if first is None:
+            return after
         return min(after, wall_to_utc(datetime.combine(first, time()), tz) - _TICK)
-    except OverflowError:
+    except OverflowError:  # at the ends of the calendar
         return after
 
 
