@@ -38,7 +38,7 @@ UNITS = {"minutes": "minute(s)", "hours": "hour(s)", "days": "day(s)", "weeks": 
 WEEKDAYS = [("Monday", "mon"), ("Tuesday", "tue"), ("Wednesday", "wed"), ("Thursday", "thu"),
             ("Friday", "fri"), ("Saturday", "sat"), ("Sunday", "sun")]
 NTHS = [("first", "first"), ("second", "second"), ("third", "third"), ("fourth", "fourth"), ("last", "last")]
-CLOSED_DAY = [("skip the occurrence", "skip"), ("move to the next open day", "next_open_day")]
+CLOSED_DAY = [("skip it", "skip"), ("next open day", "next_open_day")]
 MONTHS = [(name, i + 1) for i, name in enumerate(
     ["January", "February", "March", "April", "May", "June", "July", "August", "September",
      "October", "November", "December"])]
