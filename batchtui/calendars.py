@@ -84,7 +84,11 @@ def _codes(name: str, country: object, subdiv: object) -> tuple[str | None, str 
     if subdiv not in (None, ""):
         if not isinstance(subdiv, str) or len(subdiv.strip()) > 16 or not subdiv.strip().isprintable():
             raise UserError(f"calendar {q(name)}: subdivision: {q(str(subdiv))} is not a subdivision code")
-        sub = subdiv.strip().upper()
+        sub = subdiv.strip()
+        import holidays  # the codes as the package spells them: TX, ENG, also Augsburg
+
+        known = holidays.list_supported_countries().get(code, [])
+        sub = next((k for k in known if k.upper() == sub.upper()), sub)
     try:
         ClosedDays(country=code, subdiv=sub)
     except ValueError as exc:
