@@ -9,9 +9,10 @@ calendar`) and the console's Calendars form both use this module.
 Calendars are setup data, like batch groups and active periods: only batch
 job managers add, change or delete one (one edit moves every job that names
 it; on PostgreSQL the step 8 guard says the same). A calendar that a
-recurrence names cannot be deleted. A change applies to each job's next
-occurrence computed after it (when a run ends, or when its recurrence is
-saved again).
+recurrence names cannot be deleted. When a calendar changes, a Waiting job
+that names it and whose next start is now on a closed day gets its next
+start from the changed calendar at once (an audited change by the manager);
+the others follow it from their next occurrence.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from peewee import SQL, NodeList, Value
 
+from . import events
 from . import models as m
 from .actor import Actor
 from .db import write
@@ -140,9 +142,45 @@ def add_calendar(name: str, *, actor: Actor, dates: object = None, weekends: boo
             raise UserError(f"calendar {q(name)} exists already")
         if exists:
             m.ClosedCalendar.update(**values).where(m.ClosedCalendar.name == name).execute()
+            moved = _move_waiting_jobs(name, actor)
         else:
             m.ClosedCalendar.create(name=name, **values)
+            moved = []
+    if moved:
+        events.changed()
     return {"name": name, **values}
+
+
+def _move_waiting_jobs(name: str, actor: Actor) -> list[int]:
+    """After a calendar changed: a Waiting job naming it whose next start fell on a day now closed
+    gets the next start the calendar gives (skipped or moved), in the same transaction, recorded
+    in its audit trail as the manager's change. Returns the jobs moved."""
+    from . import audit, recurrence
+    from .jobs import iso_scheduled
+    from .recurrence.occurrence import utc_to_wall
+    from .timeutil import utcnow, zone
+    from .vocabulary import BatchStatus
+
+    closed = closed_days(name)
+    moved = []
+    for job_id in _uses().get(name, []):
+        job = m.BatchJob.get_or_none(m.BatchJob.id == job_id)
+        if job is None or job.status != BatchStatus.WAITING or job.deferred_from is not None:
+            continue
+        if not closed(utc_to_wall(job.scheduled_start, zone(job.time_zone)).date()):
+            continue
+        nxt = recurrence.next_occurrence(job.recurrence, job.time_zone,
+                                         job.scheduled_start - timedelta(microseconds=1), closed=closed)
+        if nxt is None or nxt == job.scheduled_start:
+            continue
+        done = (m.BatchJob.update(scheduled_start=nxt, modified=utcnow(), version=m.BatchJob.version + 1)
+                .where((m.BatchJob.id == job.id) & (m.BatchJob.status == int(BatchStatus.WAITING))
+                       & (m.BatchJob.scheduled_start == job.scheduled_start)).execute())
+        if done:
+            audit.record(actor, job.id, "changed", "scheduled_start", iso_scheduled(job.scheduled_start, job.time_zone),
+                         iso_scheduled(nxt, job.time_zone))
+            moved.append(job.id)
+    return moved
 
 
 def delete_calendar(name: str, *, actor: Actor) -> None:

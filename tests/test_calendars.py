@@ -229,3 +229,27 @@ def test_the_demo_puts_the_plant_calendar_on_the_month_end_jobs_and_has_an_audit
         assert not closed(utc_to_wall(job.scheduled_start, tz).date())
     close = next(j for j in month_end if j.description == "Inventory close (monthly)")
     assert {e["user"] for e in audit.entries(close.id)} >= {"ops", "admin", "Admin"}
+
+
+@pytest.mark.parametrize("which", ["sqlite", "postgres"])
+def test_a_calendar_change_moves_a_waiting_job_off_a_day_it_now_closes(which, request):
+    from batchtui import audit
+    from batchtui import status as st
+
+    request.getfixturevalue("database" if which == "sqlite" else "pg_database")
+    calendars.add_calendar("Plant", actor=BOSS)
+    job = jobs.create_job(actor=OPS, description="Close", scheduled_start="2027-07-02T22:00:00",
+                          time_zone="America/Chicago")
+    jobs.set_recurrence(job.id, {"pattern": "days", "calendar": "Plant", "on_closed_day": "next_open_day"},
+                        actor=OPS)
+    st.set_job_status(job.id, S.WAITING, OPS)
+    other = jobs.create_job(actor=OPS, description="Held", scheduled_start="2027-07-02T22:00:00",
+                            time_zone="America/Chicago")
+    jobs.set_recurrence(other.id, {"pattern": "days", "calendar": "Plant"}, actor=OPS)  # Withhold: left alone
+    calendars.add_calendar("Plant", actor=BOSS, dates=["2027-07-02", "2027-07-05"], weekends=True, replace=True)
+    moved = m.BatchJob.get_by_id(job.id)
+    assert utc_to_wall(moved.scheduled_start, zone("America/Chicago")) == datetime(2027, 7, 6, 22, 0)
+    assert m.BatchJob.get_by_id(other.id).scheduled_start == datetime(2027, 7, 3, 3, 0)
+    last = audit.entries(job.id)[-1]
+    assert (last["user"], last["action"], last["field"], last["old"], last["new"]) == (
+        "boss", "changed", "scheduled_start", "2027-07-02T22:00:00-05:00", "2027-07-06T22:00:00-05:00")
