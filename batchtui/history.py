@@ -170,9 +170,11 @@ def _settle_job(job: m.BatchJob, current: int, runs: list[dict[str, Any]], outco
     recurrence_runs = job.recurrence_runs + len(runs)
     if job.recurrence and outcome != BatchStatus.CANCELED:
         from . import recurrence
+        from .calendars import closed_days_for
 
         nxt = recurrence.next_run(job.recurrence, job.time_zone, runs=recurrence_runs, ended=last["ended"],
-                                  scheduled=last["scheduled"], started=last["started"])
+                                  scheduled=last["scheduled"], started=last["started"],
+                                  closed=closed_days_for(job.recurrence, missing_open=True))
         if nxt is not None:
             changes = {"status": BatchStatus.WAITING, "scheduled_start": nxt}
     done = (m.BatchJob.update(run_count=job.run_count + len(runs), recurrence_runs=recurrence_runs,
@@ -210,7 +212,7 @@ def _materialized(value: Any) -> Any:
 LOG_BATCH_CHARS = 1 << 20
 
 
-def stream_job_history(job_id) -> Iterator[dict]:
+def stream_job_history(job_id, last: int | None = None) -> Iterator[dict]:
     """The job's runs as ``job_history`` gives them, made one at a time.
 
     Each run is a dict whose "tasks" is a list, and each task's "attempts" an
@@ -218,14 +220,16 @@ def stream_job_history(job_id) -> Iterator[dict]:
     attempt is reached, a batch of at most LOG_BATCH_CHARS at a time (or one
     larger log alone), so a job with gigabytes of logs takes the memory of
     its largest log, not of all of them. Consume it in order (runs, their
-    tasks, their attempts). Raises NotFound at once for an unknown job.
+    tasks, their attempts). Raises NotFound at once for an unknown job. With
+    ``last``, only the newest ``last`` runs.
     """
     job = get_job(job_id)
     tz = job.time_zone
     tasks = list(m.tuples(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
                                              m.BatchTask.retries_used)
                           .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id)))
-    runs = list(m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc()))
+    query = m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc())
+    runs = list(query if last is None else query.limit(int(last)))
     return (_run_history(run, tasks, tz) for run in runs)
 
 

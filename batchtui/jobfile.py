@@ -614,7 +614,9 @@ def normalize_recurrence(spec: Any, start: datetime, time_zone: str, *, job=None
     try:
         norm = recurrence.normalize(spec, default_start=start, time_zone=time_zone)
         text = recurrence.describe(norm)
-        first = recurrence.occurrences(norm, time_zone, count=1)
+        first = recurrence.occurrences(norm, time_zone, count=1, closed=closed_days_of(norm, job=job))
+    except FieldError:
+        raise
     except UserError as exc:
         sub = getattr(exc, "field", None) or "recurrence"
         if sub != "time_zone" and not sub.startswith("recurrence"):
@@ -622,9 +624,23 @@ def normalize_recurrence(spec: Any, start: datetime, time_zone: str, *, job=None
         why = getattr(exc, "why", None) or _reason(exc)
         raise FieldError(" ".join(str(why).split()), job=job, field=sub) from None
     if not first:
+        calendar, _ = recurrence.calendar_of(norm)
+        if calendar is not None:
+            raise FieldError(f"the recurrence has no occurrence on an open day of calendar {q(calendar)} (within "
+                             "two years of a closed one)", job=job, field="recurrence.calendar")
         raise FieldError("the recurrence has no occurrence (check its start, end and pattern)",
                          job=job, field="recurrence")
     return norm, text, _naive_utc(first[0])
+
+
+def closed_days_of(norm: dict, *, job=None):
+    """The closed days of the calendar a normalized recurrence names (None: it names none)."""
+    from .calendars import closed_days_for
+
+    try:
+        return closed_days_for(norm)
+    except UserError as exc:
+        raise FieldError(_reason(exc), job=job, field="recurrence.calendar") from None
 
 
 def _naive_utc(value: datetime) -> datetime:

@@ -16,7 +16,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import events, jobfile
+from peewee import JOIN
+
+from . import audit, events, jobfile
 from . import models as m
 from . import status as st
 from .actor import Actor
@@ -201,6 +203,33 @@ def iso_scheduled(value: datetime | None, tz: str) -> str | None:
     return local(value, tz).isoformat(timespec="seconds")
 
 
+def _job_values(job: m.BatchJob) -> dict[str, Any]:
+    """The job form's fields as the audit trail shows them (the job file's names and values)."""
+    return {"description": job.description, "company": job.company_id,
+            "scheduled_start": iso_scheduled(job.scheduled_start, job.time_zone), "time_zone": job.time_zone,
+            "priority": Priority(job.priority).cli, "active_period": job.active_period}
+
+
+def _task_values(task: m.BatchTask) -> dict[str, Any]:
+    """The task form's fields as the audit trail shows them."""
+    return {"key": task.key, "description": task.description, "class": task.class_name,
+            "params": task.params or {}, "company": task.company_id, "batch_group": task.batch_group,
+            "ignore_failure": task.ignore_failure, "max_retries": task.max_retries,
+            "condition_type": ConditionType(task.condition_type).cli}
+
+
+def _alert_flags(row: m.JobAlert | None) -> list[str] | None:
+    if row is None:
+        return None
+    return [name for name in ("ended", "error", "canceled", "popup", "email", "notify") if getattr(row, name)]
+
+
+def _condition_value(row: m.BatchConstraint) -> dict[str, str]:
+    parent = m.BatchTask.get_or_none(m.BatchTask.id == row.parent_id)
+    return {"task": parent.key if parent is not None else str(row.parent_id),
+            "status": ConditionStatus(row.expected).cli}
+
+
 def task_key_for(task_id: int) -> str:
     return _get_task(task_id).key
 
@@ -232,6 +261,7 @@ def create_job(*, actor: Actor, description, company=None, scheduled_start=None,
             created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
             active_period=_period(active_period, job=label),
         )
+        audit.record(actor, job.id, "created", None, None, description)
     if initial == BatchStatus.WAITING:
         _notify()
     return st.get_job(job.id)
@@ -264,6 +294,7 @@ def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, compan
         if "scheduled_start" in changes and "deferred_from" not in changes:
             changes["deferred_from"] = None
         _editable(job, actor, version, **changes)
+        audit.record_changes(actor, job.id, "changed", _job_values(job), _job_values(st.get_job(job_id)))
     _notify()
     return st.get_job(job_id)
 
@@ -305,6 +336,7 @@ def set_job(job_id: int, *, actor: Actor, if_version: int | None = None, descrip
             if if_version is None:
                 raise
             raise Conflict(f"job {job_id} was changed since version {int(if_version)}") from None
+        audit.record_changes(actor, job.id, "changed", _job_values(job), _job_values(st.get_job(job_id)))
     _notify()
     return st.get_job(job_id)
 
@@ -332,11 +364,16 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
                 # passed before this change: its next start is the next one to come
                 # (and "end after N" counts the runs from here, not those occurrences).
                 from . import recurrence
+                from .calendars import closed_days_for
 
-                first = recurrence.next_run(norm, job.time_zone, runs=0, ended=now) or first
+                first = recurrence.next_run(norm, job.time_zone, runs=0, ended=now,
+                                            closed=closed_days_for(norm)) or first
             changes = {"recurrence": norm, "recurrence_text": text[:300], "scheduled_start": first,
                        "recurrence_runs": 0}
         _editable(job, actor, **changes)
+        if job.recurrence != changes["recurrence"]:  # saved again unchanged: nothing to record
+            audit.record(actor, job.id, "recurrence", "recurrence", job.recurrence_text or None,
+                         changes["recurrence_text"] or None)
     _notify()
     return st.get_job(job_id)
 
@@ -359,8 +396,11 @@ def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, can
                             ("popup", popup), ("email", email), ("notify", notify)):
             flags[name] = jobfile.check_bool(value, job=label, field=f"alerts.{name}")
         _check_mail(actor, alert_user, flags["email"], job=label, field="alerts.user")
+        before = m.JobAlert.get_or_none((m.JobAlert.job == job_id) & (m.JobAlert.user == alert_user))
         m.JobAlert.delete().where((m.JobAlert.job == job_id) & (m.JobAlert.user == alert_user)).execute()
         row = m.JobAlert.create(job=job_id, user=alert_user, **flags)
+        if _alert_flags(before) != _alert_flags(row):
+            audit.record(actor, job.id, "alerts", alert_user, _alert_flags(before), _alert_flags(row))
     return row
 
 
@@ -396,6 +436,7 @@ def add_task(job_id, *, actor: Actor, description, class_name, params=None, comp
             params=params, batch_group=batch_group, status=_new_task_status(job),
             ignore_failure=ignore_failure, max_retries=max_retries, condition_type=int(ctype), version=1,
         )
+        audit.record(actor, job.id, "task_added", key, None, {"description": description, "class": class_name})
     return _get_task(task.id)
 
 
@@ -445,6 +486,8 @@ def update_task(task_id, *, actor: Actor, version: int, **fields) -> m.BatchTask
             (m.BatchTask.id == task_id) & (m.BatchTask.version == task.version)).execute()
         if not done:
             raise Conflict(_stale_task(task_id))
+        audit.record_changes(actor, job.id, "task_changed", _task_values(task), _task_values(_get_task(task_id)),
+                             prefix=f"{task.key}.")
     return _get_task(task_id)
 
 
@@ -454,6 +497,8 @@ def delete_task(task_id, *, actor: Actor) -> None:
         task = _get_task(task_id)
         job = st.get_job(task.job_id)
         _editable(job, actor)
+        audit.record(actor, job.id, "task_deleted", task.key, {"description": task.description,
+                                                               "class": task.class_name}, None)
         m.BatchTask.delete().where(m.BatchTask.id == task_id).execute()
 
 
@@ -485,6 +530,8 @@ def add_condition(task_id, *, actor: Actor, parent_id, expected="ended") -> m.Ba
             raise FieldError("conditions would form a cycle: " + " -> ".join(q(keys[i]) for i in cycle),
                              job=label, task=tlabel, field=field)
         row = m.BatchConstraint.create(task=task.id, parent=parent.id, expected=int(expected))
+        audit.record(actor, job.id, "condition_added", task.key, None,
+                     {"task": parent.key, "status": ConditionStatus(expected).cli})
     return row
 
 
@@ -507,6 +554,7 @@ def delete_condition(condition_id, *, actor: Actor) -> None:
         task = _get_task(row.task_id)
         job = st.get_job(task.job_id)
         _editable(job, actor)
+        audit.record(actor, job.id, "condition_deleted", task.key, _condition_value(row), None)
         m.BatchConstraint.delete().where(m.BatchConstraint.id == condition_id).execute()
 
 
@@ -556,6 +604,7 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
             for a in spec.alerts:
                 m.JobAlert.create(job=job.id, user=a.user, ended=a.ended, error=a.error,
                                   canceled=a.canceled, popup=a.popup, email=a.email, notify=a.notify)
+            audit.record(actor, job.id, "created", None, None, spec.description)
             created.append({"id": job.id, "tasks": ids})
     if any(s.status == BatchStatus.WAITING for s in specs):
         _notify()
@@ -669,17 +718,20 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
             _check_mail(actor, a.user, a.email, job=label, field="alerts.user")
             m.JobAlert.create(job=copy.id, user=a.user, ended=a.ended, error=a.error, canceled=a.canceled,
                               popup=a.popup, email=a.email, notify=a.notify)
+        audit.record(actor, copy.id, "created", "copy_of", None, job.id)
     return st.get_job(copy.id)
 
 
 # -- history and lists -------------------------------------------------------------
 
 
-def list_jobs(status=None) -> list[dict]:
-    """`job list --json`: id, status, scheduled_start, description, company, created_by; by job ID."""
-    query = m.BatchJob.select(m.BatchJob.id, m.BatchJob.status, m.BatchJob.scheduled_start,
-                              m.BatchJob.time_zone, m.BatchJob.description, m.BatchJob.company,
-                              m.BatchJob.created_by).order_by(m.BatchJob.id)
+def list_jobs_query(status=None, *, company=None, user=None, limit=None) -> Any:
+    """The one query of list_jobs (validated filters); its plan is checked by a test."""
+    j, r = m.BatchJob, m.JobRun
+    query = (j.select(j.id, j.status, j.scheduled_start, j.time_zone, j.description, j.company, j.created_by,
+                      r.status.alias("last_status"))
+             .join(r, JOIN.LEFT_OUTER, on=((r.job == j.id) & (r.run_no == j.run_count)))
+             .order_by(j.id))
     if status is not None:
         if not isinstance(status, BatchStatus):
             try:
@@ -687,10 +739,32 @@ def list_jobs(status=None) -> list[dict]:
             except ValueError:
                 raise FieldError(f"{q(status)} is not one of {', '.join(s.cli for s in BatchStatus)}",
                                  field="status") from None
-        query = query.where(m.BatchJob.status == int(status))
-    return [
-        {"id": j.id, "status": BatchStatus(j.status).cli,
-         "scheduled_start": iso_scheduled(j.scheduled_start, j.time_zone),
-         "description": j.description, "company": j.company_id, "created_by": j.created_by}
-        for j in query
-    ]
+        query = query.where(j.status == int(status))
+    if company is not None:
+        query = query.where(j.company == jobfile.check_company_id(company, field="company"))
+    if user is not None:
+        query = query.where(j.created_by == jobfile.check_user(user, field="user"))
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise FieldError(f"expected a whole number of at least 1, got {q(str(limit))}", field="limit")
+        query = query.limit(limit)
+    return query
+
+
+def list_jobs(status=None, *, company=None, user=None, limit=None) -> list[dict]:
+    """`job list --json`: id, status, scheduled_start, description, company, created_by, next_run,
+    last_run_status; by job ID, the first `limit` of them.
+
+    One query whatever the number of jobs: the last run is joined by (job, run number), the
+    job's run count being its last run's number; ``--company`` and ``--user`` read the
+    (company, id) and (created_by, id) indexes (migrations/v8). next_run is the scheduled
+    start of a Waiting job (the time its next run is due), None otherwise.
+    """
+    query = list_jobs_query(status, company=company, user=user, limit=limit)
+    rows = []
+    for job_id, st_, start, tz, description, company_id, created_by, last_status in m.tuples(query):
+        rows.append({"id": job_id, "status": BatchStatus(st_).cli, "scheduled_start": iso_scheduled(start, tz),
+                     "description": description, "company": company_id, "created_by": created_by,
+                     "next_run": iso_scheduled(start, tz) if st_ == BatchStatus.WAITING else None,
+                     "last_run_status": None if last_status is None else BatchStatus(last_status).cli})
+    return rows

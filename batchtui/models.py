@@ -174,7 +174,9 @@ class BatchJob(BaseModel):
     company_id: Field[str]
 
     class Meta:
-        indexes = ((("status", "scheduled_start"), False),)
+        # (created_by, id) and (company, id): `job list --user/--company --limit` (migrations/v8).
+        indexes = ((("status", "scheduled_start"), False), (("created_by", "id"), False),
+                   (("company", "id"), False))
 
 
 class BatchTask(BaseModel):
@@ -335,6 +337,34 @@ class Alert(BaseModel):
         indexes = ((("user", "read"), False),)
 
 
+class JobAudit(BaseModel):
+    """One change an operator made to a job (audit.py). ``job_id`` is no foreign key: the
+    trail stays after the job is deleted. ``old`` and ``new`` are JSON values."""
+
+    id = IdField()
+    job_id = IntegerField()
+    at = DateTimeField()
+    user = CharField(max_length=80)
+    action = CharField(max_length=20)
+    field = CharField(null=True, max_length=300)
+    old = JSONField(null=True)
+    new = JSONField(null=True)
+
+    class Meta:
+        indexes = ((("job_id", "id"), False),)
+
+
+class ClosedCalendar(BaseModel):
+    """A calendar of closed days (calendars.py) that a recurrence may name."""
+
+    name = CharField(primary_key=True, max_length=40)
+    description = CharField(default="", max_length=200)
+    dates = JSONField(default=list)  # ["YYYY-MM-DD", ...]
+    weekends = BooleanField(default=False)
+    country = CharField(null=True, max_length=8)  # public holidays of (holidays package)
+    subdiv = CharField(null=True, max_length=16)
+
+
 ALL_MODELS = [
     Company,
     BatchGroup,
@@ -350,6 +380,8 @@ ALL_MODELS = [
     RunTask,
     TaskAttempt,
     Alert,
+    JobAudit,
+    ClosedCalendar,
 ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import events
+from . import audit, events
 from . import models as m
 from .actor import Actor
 from .db import retried
@@ -85,6 +85,7 @@ def set_job_status(job_id: int, target: BatchStatus, actor: Actor) -> m.BatchJob
             )
         if current != target:
             move_job(job_id, move, current)
+            audit.record(actor, job_id, "status", "status", current.cli, target.cli)
             # Its tasks follow (none of them runs: the job is idle and its row is ours).
             follow = TASK_MOVES["follow_job"]
             m.BatchTask.update(status=int(target)).where(
@@ -107,10 +108,12 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
         if current == BatchStatus.CANCELLING:
             raise Refused(f"job {job_id} is already Canceling")
         if JOB_MOVES["cancel_idle"].allows(current):
-            move_job(job_id, JOB_MOVES["cancel_idle"], current)
+            new = move_job(job_id, JOB_MOVES["cancel_idle"], current)
+            audit.record(actor, job_id, "canceled", "status", current.cli, new.cli)
             move_tasks(job_id, TASK_MOVES["cancel_idle"])
         elif JOB_MOVES["cancel_running"].allows(current):
-            move_job(job_id, JOB_MOVES["cancel_running"], current)
+            new = move_job(job_id, JOB_MOVES["cancel_running"], current)
+            audit.record(actor, job_id, "canceled", "status", current.cli, new.cli)
             move_tasks(job_id, TASK_MOVES["cancel_pending"])
             move_tasks(job_id, TASK_MOVES["cancel_executing"])
             EngineStore().advance_jobs([], [job_id], utcnow())
@@ -123,7 +126,8 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
 
 
 def delete_job(job_id: int, actor: Actor) -> None:
-    """Delete a job that is not running, with its tasks and history (foreign keys cascade)."""
+    """Delete a job that is not running, with its tasks and history (foreign keys cascade); its
+    audit trail stays (audit.py)."""
     move = JOB_MOVES["delete"]
 
     def step() -> None:
@@ -132,6 +136,8 @@ def delete_job(job_id: int, actor: Actor) -> None:
         current = BatchStatus(job.status)
         if not move.allows(current):
             raise Refused(f"job {job_id} is {current.label}: cancel it before deleting it")
+        # Before the delete, in its transaction: on PostgreSQL the audit guard checks the job's owner.
+        audit.record(actor, job_id, "deleted", None, job.description, None)
         deleted = m.BatchJob.delete().where(
             (m.BatchJob.id == job_id) & m.BatchJob.status.in_([int(s) for s in move.sources])).execute()
         if deleted != 1:

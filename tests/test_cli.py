@@ -277,15 +277,18 @@ def test_job_list_json_keys_and_text_columns(env, capsys):
     rows = json.loads(out)
     assert code == 0 and len(rows) == 2
     for row in rows:
-        assert set(row) == {"id", "status", "scheduled_start", "description", "company", "created_by"}
+        assert set(row) == {"id", "status", "scheduled_start", "description", "company", "created_by",
+                            "next_run", "last_run_status"}
     assert rows[0] == {"id": 1, "status": "withhold", "scheduled_start": "2026-01-02T03:04:05+00:00",
-                       "description": "First job", "company": "DAT", "created_by": "ops"}
+                       "description": "First job", "company": "DAT", "created_by": "ops", "next_run": None,
+                       "last_run_status": None}
     code, out, _ = run(capsys, "job", "list", "--status", "waiting", "--json")
     assert [r["id"] for r in json.loads(out)] == [2]
 
     code, out, _ = run(capsys, "job", "list")
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "SCHEDULED", "START", "DESCRIPTION", "COMPANY", "CREATED", "BY"]
+    assert lines[0].split() == ["ID", "STATUS", "SCHEDULED", "START", "NEXT", "RUN", "LAST", "RUN", "DESCRIPTION",
+                                "COMPANY", "CREATED", "BY"]
     assert len(lines) == 3
     # Aligned: every column starts at the same offset on every line.
     col = lines[0].index("DESCRIPTION")

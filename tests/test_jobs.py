@@ -371,7 +371,8 @@ def test_list_jobs(svc):
     rows = jobs.list_jobs()
     assert [r["description"] for r in rows] == ["A", "B"]
     assert rows[0] == {"id": a.id, "status": "withhold", "scheduled_start": "2026-01-01T00:00:00+00:00",
-                       "description": "A", "company": "DAT", "created_by": "ops"}
+                       "description": "A", "company": "DAT", "created_by": "ops", "next_run": None,
+                       "last_run_status": None}
     assert [r["description"] for r in jobs.list_jobs(status="waiting")] == ["B"]
     assert [r["description"] for r in jobs.list_jobs(status=BatchStatus.HOLD)] == ["A"]
     with pytest.raises(UserError):

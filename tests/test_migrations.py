@@ -388,7 +388,7 @@ def test_on_sqlite_every_integer_id_is_autoincrement_in_the_history_and_the_mode
     models_db.close()
     expected = {model._meta.table_name: True for model in m.ALL_MODELS
                 if isinstance(model._meta.primary_key, m.IdField)}
-    assert len(expected) == 9
+    assert len(expected) == 10  # step 8 adds job_audit
     for path in (fresh, release, made):
         assert _autoincrement_tables(path) == expected, path.name
 

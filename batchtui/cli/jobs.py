@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .. import history, jobfile, jobs
+from .. import audit, history, jobfile, jobs
 from .. import models as m
 from .. import status as st
 from ..errors import NotFound, Refused, UserError
@@ -73,16 +73,17 @@ def cmd_job_export(args: argparse.Namespace) -> int:
 
 def cmd_job_list(args: argparse.Namespace) -> int:
     open_database(args)
-    rows = jobs.list_jobs(status=args.status)
+    rows = jobs.list_jobs(status=args.status, company=args.company, user=args.user, limit=args.limit)
     if args.json:
         emit_json(rows)
         return EXIT_OK
     if not rows:
         note("no batch jobs" + (f" with status {args.status}" if args.status else ""))
         return EXIT_OK
-    for line in table(["ID", "STATUS", "SCHEDULED START", "DESCRIPTION", "COMPANY", "CREATED BY"],
-                      [[r["id"], r["status"], r["scheduled_start"], r["description"], r["company"],
-                        r["created_by"]] for r in rows]):
+    for line in table(["ID", "STATUS", "SCHEDULED START", "NEXT RUN", "LAST RUN", "DESCRIPTION", "COMPANY",
+                       "CREATED BY"],
+                      [[r["id"], r["status"], r["scheduled_start"], r["next_run"] or "-", r["last_run_status"] or "-",
+                        r["description"], r["company"], r["created_by"]] for r in rows]):
         emit(line)
     return EXIT_OK
 
@@ -213,13 +214,35 @@ def _wait_done(args: argparse.Namespace, job_id: int, run_no: int | None, status
     return _WAIT_EXIT.get(status, EXIT_FAILURE)
 
 
+# -- job audit ---------------------------------------------------------------------
+
+
+def cmd_job_audit(args: argparse.Namespace) -> int:
+    """The job's audit trail, oldest first; also for a job that was deleted."""
+    open_database(args)
+    rows = audit.entries(args.id)
+    if not rows and (not m.storable_id(args.id) or not m.BatchJob.select().where(m.BatchJob.id == args.id).exists()):
+        raise NotFound(f"job {args.id}: no such batch job, and no audit trail of one")
+    if args.json:
+        emit_json(rows)
+        return EXIT_OK
+    if not rows:
+        note(f"job {args.id} has no audit entries")
+        return EXIT_OK
+    for line in table(["AT", "USER", "ACTION", "FIELD", "OLD", "NEW"],
+                      [[r["at"], r["user"], r["action"], r["field"] or "", audit.shown(r["old"]), audit.shown(r["new"])]
+                       for r in rows]):
+        emit(line)
+    return EXIT_OK
+
+
 # -- job history -------------------------------------------------------------------
 
 
 def cmd_job_history(args: argparse.Namespace) -> int:
     """The job's runs, written one run (and one attempt's log) at a time: see history.stream_job_history."""
     open_database(args)
-    runs = history.stream_job_history(args.id)
+    runs = history.stream_job_history(args.id, last=args.last)
     if args.json:
         emit_json_stream(runs)
         return EXIT_OK

@@ -70,11 +70,14 @@ def cmd_recurrence_preview(args: argparse.Namespace) -> int:
     spec = {k: v for k, v in spec.items() if k != "text"}
     tz = spec.get("time_zone")
     tz = machine_zone() if tz is None else jobfile.check_time_zone(tz, field="time_zone")
+    if spec.get("calendar") not in (None, ""):
+        open_database(args)  # the calendar's closed days are in the database
     norm, text, _first = jobfile.normalize_recurrence(spec, utcnow(), tz)
     after = None
     if args.after is not None:
         after = jobfile.check_time(args.after, tz, field="--after")
-    found = recurrence.occurrences(norm, tz, after=after, count=args.count)
+    found = recurrence.occurrences(norm, tz, after=after, count=args.count,
+                                   closed=jobfile.closed_days_of(norm))
     times = [_iso_occurrence(at, tz) for at in found]
     warn = recurrence.warning(norm)
     if warn:

@@ -8,11 +8,13 @@ from typing import Any, NoReturn
 
 from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY, MAX_THREADS
 from .alerts import cmd_alerts
+from .calendars import cmd_calendar_add, cmd_calendar_delete, cmd_calendar_list, cmd_calendar_show
 from .common import PROG
 from .completion import SHELLS, cmd_completion
 from .groups import cmd_group_add, cmd_group_delete, cmd_group_list, cmd_group_set
 from .helptext import ENVIRONMENT, VersionAction, add_example
 from .jobs import (
+    cmd_job_audit,
     cmd_job_cancel,
     cmd_job_copy,
     cmd_job_delete,
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"tasks taken back (default {ALIVE_WITHIN:g})")
 
     job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
-                              "wait, history", None)
+                              "wait, history, audit", None)
     jobs_sub = job.add_subparsers(dest="job_command", metavar="ACTION", parser_class=_Parser, required=True)
 
     p = command(jobs_sub, "import", "create the jobs of a job file (- reads stdin)", cmd_job_import)
@@ -112,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=_job_id, metavar="ID")
     _json_option(p)
 
-    p = command(jobs_sub, "list", "one line per job", cmd_job_list)
+    p = command(jobs_sub, "list", "one line per job, with its next run and its last run's status", cmd_job_list)
     p.add_argument("--status", metavar="S", help="only jobs with this status")
+    p.add_argument("--company", metavar="C", help="only jobs of this company")
+    p.add_argument("--user", metavar="U", help="only jobs created by this user")
+    p.add_argument("--limit", type=_whole(1, "--limit"), metavar="N", help="at most N jobs (the first by ID)")
     _json_option(p)
 
     p = command(jobs_sub, "set", "change fields of a job that is not Executing or Canceling", cmd_job_set)
@@ -156,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
 
     p = command(jobs_sub, "history", "the job's runs, their tasks, every attempt and its log", cmd_job_history)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--last", type=_whole(1, "--last"), metavar="N", help="only the newest N runs")
+    _json_option(p)
+
+    p = command(jobs_sub, "audit", "the job's audit trail, oldest first (also of a deleted job)", cmd_job_audit)
     p.add_argument("id", type=_job_id, metavar="ID")
     _json_option(p)
 
@@ -213,6 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
         p = command(servers_sub, name, help_text + " (batch job managers only)", func)
         p.add_argument("name", metavar="NAME")
         _json_option(p)
+
+    calendar = command(sub, "calendar", "calendars of closed days that a recurrence may name", None)
+    calendar_sub = calendar.add_subparsers(dest="calendar_command", metavar="ACTION", parser_class=_Parser,
+                                           required=True)
+    p = command(calendar_sub, "list", "calendars of closed days, with the jobs whose recurrence names them",
+                cmd_calendar_list)
+    _json_option(p)
+    p = command(calendar_sub, "add", "add a calendar of closed days (batch job managers only)", cmd_calendar_add)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--dates", metavar="DATE,...", help="closed dates (YYYY-MM-DD, comma-separated)")
+    p.add_argument("--weekends", action="store_true", help="Saturdays and Sundays are closed")
+    p.add_argument("--country", metavar="CC", help="the public holidays of this country (ISO 3166 code, e.g. US)")
+    p.add_argument("--subdiv", metavar="S", help="and of this subdivision (state, province: e.g. TX)")
+    p.add_argument("--description", metavar="D")
+    _json_option(p)
+    p = command(calendar_sub, "delete", "delete a calendar no recurrence names (batch job managers only)",
+                cmd_calendar_delete)
+    p.add_argument("name", metavar="NAME")
+    _json_option(p)
+    p = command(calendar_sub, "show", "the closed days of a calendar from one date to another", cmd_calendar_show)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--from", dest="start", required=True, metavar="DATE", help="first date (YYYY-MM-DD)")
+    p.add_argument("--to", dest="end", required=True, metavar="DATE", help="last date (YYYY-MM-DD), inclusive")
+    _json_option(p)
 
     period = command(sub, "period", "Active periods for batch jobs: when a job that names one may start", None)
     period_sub = period.add_subparsers(dest="period_command", metavar="ACTION", parser_class=_Parser,

@@ -39,6 +39,7 @@ from .. import events, jobs, recurrence
 from .. import models as m
 from .. import status as st
 from ..actor import Actor
+from ..calendars import closed_days_for
 from ..classes import validate_params
 from ..config import acting_user
 from ..db import write
@@ -134,6 +135,8 @@ class J:
 
 
 ME = "<acting user>"
+# The plant's calendar of closed days: the month-end jobs move to the next open day.
+PLANT = "USMF plant"
 POPUP_ERROR = {"error": True, "popup": True}
 
 
@@ -178,7 +181,8 @@ def catalogue() -> list[J]:
              {"messages": 1, "seconds": 1}, condition_type="any",
              conditions=[("ledger", "ended_or_error"), ("reverse", "ended_or_error")])],
           created_by="ops", priority="high",
-          recurrence={"pattern": "months", "every": 1, "nth": "last", "weekday": "fri"},
+          recurrence={"pattern": "months", "every": 1, "nth": "last", "weekday": "fri", "calendar": PLANT,
+                      "on_closed_day": "next_open_day"},
           start=(200, "23:00"), history_days=100,
           incidents={-3: {"fail": {"close": 1}}, -1: {"fail": {"recalc": 1}}},
           alerts={"ended": True, "error": True, "popup": True}),
@@ -196,7 +200,8 @@ def catalogue() -> list[J]:
         J("Foreign currency revaluation (month-end)",
           [T("revalue", "Revalue open transactions in EUR, GBP, CAD, MXN", "ForeignCurrencyRevaluation",
              {"seconds": 3}, group="")],
-          created_by="ops", recurrence={"pattern": "months", "every": 1, "day": 31}, start=(200, "20:00"),
+          created_by="ops", recurrence={"pattern": "months", "every": 1, "day": 31, "calendar": PLANT,
+                                        "on_closed_day": "next_open_day"}, start=(200, "20:00"),
           history_days=100, incidents={-2: {"fail": {"revalue": 1}}}),
         J("Inventory recalculation (weekly, warehouse 24)",
           [T("recalc", "Recalculate inventory in warehouse 24", "InventoryRecalculation",
@@ -382,10 +387,29 @@ def _load(now: datetime, rng: random.Random) -> None:
     history_end = now - HISTORY_GAP
     _load_companies()
     _load_groups_and_servers(now, history_end)
+    _load_calendar()
     for spec in catalogue():
         _load_job(spec, now, history_end, me, rng)
+    _later_changes(me)
     # Old news is read news: only the last day's alerts wait in the Action center.
     m.Alert.update(read=True).where(m.Alert.created < now - timedelta(days=1)).execute()
+
+
+def _load_calendar() -> None:
+    """The plant's calendar (setup data, like the groups): weekends and US public holidays."""
+    if m.ClosedCalendar.get_or_none(m.ClosedCalendar.name == PLANT) is None:
+        m.ClosedCalendar.create(name=PLANT, description="Contoso USMF plant: closed weekends and US holidays",
+                                dates=[], weekends=True, country="US", subdiv=None)
+
+
+def _later_changes(me: str) -> None:
+    """Changes made after the jobs were set up, by several users: the audit trail has something to show."""
+    close = m.BatchJob.get(m.BatchJob.description == "Inventory close (monthly)")
+    jobs.set_job(close.id, actor=Actor.of("ops"), priority="critical")
+    jobs.set_alert(close.id, actor=Actor.of("admin"), alert_user="admin", error=True, popup=True)
+    jobs.set_job(close.id, actor=Actor.of("Admin", managers=["Admin"]), priority="high")
+    planning = m.BatchJob.get(m.BatchJob.description == "Master planning - scenario test (copy of DynPlan)")
+    jobs.set_job(planning.id, actor=Actor.of(planning.created_by), priority="low")
 
 
 def _load_companies() -> None:
@@ -494,7 +518,8 @@ def _occurrences(job: m.BatchJob, after: datetime, before: datetime) -> list[dat
     """The job's occurrences after `after` and before `before`, as naive UTC."""
     found: list[datetime] = []
     while True:
-        batch = [_naive_utc(o) for o in recurrence.occurrences(job.recurrence, job.time_zone, after=after, count=200)]
+        batch = [_naive_utc(o) for o in recurrence.occurrences(job.recurrence, job.time_zone, after=after, count=200,
+                                                               closed=closed_days_for(job.recurrence))]
         found += [o for o in batch if o < before]
         if len(batch) < 200 or batch[-1] >= before:
             return found

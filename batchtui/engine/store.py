@@ -904,10 +904,13 @@ def _next_start(rec: Any, tz_name: str, scheduled: Any, started: Any, runs: int,
     if not rec or outcome == BatchStatus.CANCELED:
         return None
     from .. import recurrence
+    from ..calendars import closed_days_for
 
     spec = json.loads(rec) if isinstance(rec, str) else rec
+    # A calendar of closed days (deleted by hand meanwhile: closing nothing, the server goes on).
+    closed = closed_days_for(spec, missing_open=True)
     return recurrence.next_run(spec, tz_name, runs=int(runs or 0), ended=now, scheduled=as_datetime(scheduled),
-                               started=as_datetime(started))
+                               started=as_datetime(started), closed=closed)
 
 
 def _alerts(job_id: int, run_id: int, run_count: int, description: str, outcome: BatchStatus,

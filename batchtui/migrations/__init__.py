@@ -89,6 +89,7 @@ from . import (
     v6_ids_runs,
     v7_scheduling_controls,
     v8_alert_delivery,
+    v9_audit_calendars,
 )
 
 Step = Callable[[Database, SchemaMigrator], None]
@@ -102,6 +103,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (6, v6_ids_runs.apply),
     (7, v7_scheduling_controls.apply),
     (8, v8_alert_delivery.apply),
+    (9, v9_audit_calendars.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -40,7 +40,16 @@ FREQ=SECONDLY is refused.
 The package: ``rule`` (the validated Rule and the limits), ``parse`` (the
 object or RRULE text into a Rule), ``sentence`` (the canonical form and the
 sentence), ``occurrence`` (dateutil and the daylight-saving rules above);
-this module holds the functions every caller uses.
+``closed`` (calendars of closed days); this module holds the functions every
+caller uses.
+
+A recurrence may name a calendar of closed days (``"calendar": NAME``,
+``"on_closed_day": "skip" | "next_open_day"``). The calendar's days live in
+the database, so the functions that compute occurrences take them as
+``closed`` (a ``closed.ClosedDays``; calendars.closed_days_for(spec) reads
+them): the engine, the preview and the job service compute occurrences with
+the same function. Asked for occurrences of such a recurrence without its
+closed days, they raise ValueError rather than ignore the calendar.
 
 This package must stay free of textual and peewee: the batch server, the
 command line and the console all use it.
@@ -48,14 +57,17 @@ command line and the console all use it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from ..errors import UserError
 from ..timeutil import zone
+from .closed import POLICIES, ClosedPredicate, iter_open
 from .occurrence import as_utc, iter_utc, rrule_has_occurrence
 from .parse import parse
-from .rule import NTHS, PATTERNS, RRULE_HORIZON_YEARS, WEEKDAYS, RecurrenceError
+from .rule import NTHS, PATTERNS, RRULE_HORIZON_YEARS, WEEKDAYS, RecurrenceError, Rule
 from .sentence import sentence, to_dict
 
 __all__ = [
@@ -69,7 +81,49 @@ __all__ = [
     "occurrences",
     "next_occurrence",
     "next_run",
+    "calendar_of",
 ]
+
+MAX_CALENDAR_NAME = 40
+
+
+def calendar_of(spec: dict) -> tuple[str | None, str]:
+    """The calendar a (normalized) recurrence names, or None, and what happens on its closed days."""
+    if not isinstance(spec, dict):
+        return None, "skip"
+    name = spec.get("calendar")
+    return (name if isinstance(name, str) and name else None), spec.get("on_closed_day") or "skip"
+
+
+def _check_calendar(spec: dict) -> dict[str, Any]:
+    """The canonical calendar keys of a recurrence object ({} without a calendar)."""
+    name = spec.get("calendar")
+    policy = spec.get("on_closed_day")
+    if name is None or name == "":
+        if policy not in (None, "skip"):
+            raise RecurrenceError("recurrence.on_closed_day", "needs a calendar (recurrence.calendar)")
+        return {}
+    if not isinstance(name, str) or len(name) > MAX_CALENDAR_NAME or name != name.strip() \
+            or not name.isprintable():
+        raise RecurrenceError("recurrence.calendar", f"expected the name of a calendar (up to {MAX_CALENDAR_NAME} "
+                                                     f"characters), got {name!r}"[:200])
+    if policy is None:
+        policy = "skip"
+    if policy not in POLICIES:
+        raise RecurrenceError("recurrence.on_closed_day", f"expected one of {', '.join(POLICIES)}, "
+                                                          f"got {policy!r}"[:200])
+    return {"calendar": name, "on_closed_day": policy}
+
+
+def _iter(rule: Rule, tz: tzinfo, after: datetime | None, spec: dict,
+          closed: ClosedPredicate | None) -> Iterator[datetime]:
+    """The rule's occurrences (naive UTC, strictly after `after`), its calendar's closed days applied."""
+    name, policy = calendar_of(spec)
+    if name is None:
+        return iter_utc(rule, tz, after)
+    if closed is None:
+        raise ValueError(f"the recurrence names the calendar {name!r}: its closed days must be given")
+    return iter_open(rule, tz, after, closed, policy == "next_open_day")
 
 
 def _zone(name: str) -> tzinfo:
@@ -109,7 +163,7 @@ def normalize(spec: dict, *, default_start: datetime, time_zone: str) -> dict:
             raise RecurrenceError("recurrence.rrule", f"UNTIL leaves no occurrence (the "
                                             f"recurrence starts {start})")
         raise RecurrenceError("recurrence.every", "leaves no occurrence before the year 10000")
-    return to_dict(rule)
+    return {**to_dict(rule), **_check_calendar(spec)}
 
 
 def describe(spec: dict) -> str:
@@ -118,9 +172,15 @@ def describe(spec: dict) -> str:
 
     Days and longer patterns say the time of day (it is part of the rule);
     minutes and hours do not (they step from the start, whatever the clock).
-    The spec should be normalized (it needs its "start").
+    The spec should be normalized (it needs its "start"). A calendar is named
+    at the end: "..., skipping the closed days of PLANT".
     """
-    return sentence(parse(spec, None, None))
+    text = sentence(parse(spec, None, None))
+    name, policy = calendar_of(spec)
+    if name is not None:
+        text += (f", skipping the closed days of {name}" if policy == "skip"
+                 else f", on the next open day of {name} when closed")
+    return text
 
 
 def warning(spec: dict) -> str | None:
@@ -144,7 +204,7 @@ def warning(spec: dict) -> str | None:
 
 
 def occurrences(spec: dict, time_zone: str, *, after: datetime | None = None,
-                count: int = 10) -> list[datetime]:
+                count: int = 10, closed: ClosedPredicate | None = None) -> list[datetime]:
     """Up to `count` occurrences as aware datetimes in time_zone.
 
     Strictly after `after` (aware, or naive UTC) if given, else from the
@@ -156,7 +216,7 @@ def occurrences(spec: dict, time_zone: str, *, after: datetime | None = None,
     found: list[datetime] = []
     if count <= 0:
         return found
-    for at in iter_utc(rule, tz, None if after is None else as_utc(after)):
+    for at in _iter(rule, tz, None if after is None else as_utc(after), spec, closed):
         found.append(at.replace(tzinfo=UTC).astimezone(tz))
         if len(found) >= count:
             break
@@ -164,7 +224,7 @@ def occurrences(spec: dict, time_zone: str, *, after: datetime | None = None,
 
 
 def next_run(spec: dict, time_zone: str, *, runs: int, ended: datetime, scheduled: datetime | None = None,
-             started: datetime | None = None) -> datetime | None:
+             started: datetime | None = None, closed: ClosedPredicate | None = None) -> datetime | None:
     """When a recurring job runs next, after a run: naive UTC, or None when the recurrence is over.
 
     The batch framework's rules (batch-framework.md, "Recurrence dialog"):
@@ -193,17 +253,18 @@ def next_run(spec: dict, time_zone: str, *, runs: int, ended: datetime, schedule
     until = as_utc(ended)
     if started is not None:
         missed = None
-        for at in iter_utc(rule, tz, as_utc(started)):
+        for at in _iter(rule, tz, as_utc(started), spec, closed):
             if at > until:
                 break
             missed = at
         if missed is not None:
             return missed
     after = until if scheduled is None else max(until, as_utc(scheduled))
-    return next(iter_utc(rule, tz, after), None)
+    return next(_iter(rule, tz, after, spec, closed), None)
 
 
-def next_occurrence(spec: dict, time_zone: str, after: datetime) -> datetime | None:
+def next_occurrence(spec: dict, time_zone: str, after: datetime,
+                    closed: ClosedPredicate | None = None) -> datetime | None:
     """The first occurrence strictly after `after` (naive UTC or aware), as
     naive UTC; None when the recurrence is over.
 
@@ -213,4 +274,4 @@ def next_occurrence(spec: dict, time_zone: str, after: datetime) -> datetime | N
     """
     tz = _zone(time_zone)
     rule = parse(spec, tz, None)
-    return next(iter_utc(rule, tz, as_utc(after)), None)
+    return next(_iter(rule, tz, as_utc(after), spec, closed), None)

@@ -35,8 +35,9 @@ _KEYS_BY_PATTERN = {
 }
 # Keys a caller may leave in the object that are not part of the rule:
 # "text" is added by `job export` (so an export imports again) and
-# "time_zone" may sit in a file given to `recurrence preview`.
-_KEYS_TOLERATED = {"text", "time_zone"}
+# "time_zone" may sit in a file given to `recurrence preview`. "calendar" and
+# "on_closed_day" are read apart (closed.py): they filter the rule's occurrences.
+_KEYS_TOLERATED = {"text", "time_zone", "calendar", "on_closed_day"}
 
 
 def _fail(field: str, why: str) -> RecurrenceError:

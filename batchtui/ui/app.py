@@ -332,6 +332,7 @@ class BatchTuiApp(App[None]):
     def make_screen(self, name: str, **kwargs: Any) -> Screen[Any]:
         from .screens.action_center import ActionCenterScreen
         from .screens.batch_jobs import BatchJobsScreen
+        from .screens.calendars import CalendarsScreen
         from .screens.groups import BatchGroupsScreen
         from .screens.history import HistoryScreen
         from .screens.periods import ActivePeriodsScreen
@@ -343,6 +344,7 @@ class BatchTuiApp(App[None]):
             "groups": BatchGroupsScreen,
             "servers": BatchServersScreen,
             "periods": ActivePeriodsScreen,
+            "calendars": CalendarsScreen,
             "action_center": ActionCenterScreen,
         }
         return factories[name](**kwargs)
@@ -427,6 +429,7 @@ class BatchTuiApp(App[None]):
         ("Batch servers", "System administration > Setup > Server configuration", "servers"),
         ("Active periods for batch jobs", "System administration > Setup > Active periods for batch jobs",
          "periods"),
+        ("Calendars", "System administration > Setup > Calendars of closed days", "calendars"),
         ("Batch job history clean-up", "System administration > Periodic > Batch job history clean-up", "cleanup"),
         ("Action center", "Alerts for you", "action_center"),
     ]

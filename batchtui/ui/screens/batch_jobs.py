@@ -59,6 +59,7 @@ class BatchJobsScreen(BatchJobMenu):
         Binding("x", "cancel_job", "Cancel job", id="jobs.cancel"),
         Binding("c", "copy", "Copy", id="jobs.copy"),
         Binding("h", "history", "View history", id="jobs.history"),
+        Binding("u", "audit", "Audit trail", id="jobs.audit"),
         Binding("o", "sort_next", "Sort", id="jobs.sort"),
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="jobs.sort_reverse"),
         Binding("question_mark", "app.help", "Help", show=False, id="jobs.help"),

@@ -59,6 +59,11 @@ class BatchJobMenu(RecordForm):
 
         self.with_saved_job(lambda job_id: self.app.push_screen(BatchTasksScreen(job_id)))
 
+    def action_audit(self) -> None:
+        from .audit import AuditScreen
+
+        self.with_saved_job(lambda job_id: self.app.push_screen(AuditScreen(job_id)))
+
     def action_history(self) -> None:
         from .history import HistoryScreen
 

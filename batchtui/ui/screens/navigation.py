@@ -11,7 +11,7 @@ from textual.widgets import Label, Tree
 MENU = [
     ("Inquiries", [("Batch jobs", "batch_jobs"), ("Batch job history", "history")]),
     ("Setup", [("Batch groups", "groups"), ("Batch servers", "servers"),
-               ("Active periods for batch jobs", "periods")]),
+               ("Active periods for batch jobs", "periods"), ("Calendars", "calendars")]),
     ("Periodic", [("Batch job history clean-up", "cleanup")]),
 ]
 
