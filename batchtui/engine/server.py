@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import socket
 import threading
 import time
@@ -40,6 +39,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .. import events, procs
 from .. import models as m
@@ -51,9 +51,13 @@ from ..servers import ALIVE_WITHIN
 from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .mail import send_alert_mails
+from .oplog import attempt_ended, attempt_started, database_back, database_error
 from .runas import RunByCheck, RunByRule
 from .store import Claimed, EngineStore, Fence, Orphan, Outcome, ServerFenced, ServerNameInUse, ServerSettings
 from .workers import WorkerPool
+
+if TYPE_CHECKING:
+    from .metrics import ServerMetrics
 
 log = logging.getLogger("batchtui.engine")
 
@@ -169,6 +173,9 @@ class BatchServerEngine:
         self._limited: list[str] = []  # served groups with a limit or stopped
         self._last_settings = 0.0
         self.error: str | None = None  # last database error, shown by the console
+        self._outage_since: float | None = None  # time.monotonic() of the first failed round of an outage
+        # Told of attempts and heartbeats (engine/metrics.py ServerMetrics), when --metrics-port is given.
+        self.metrics: ServerMetrics | None = None
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
 
     # -- life cycle ----------------------------------------------------------
@@ -232,6 +239,10 @@ class BatchServerEngine:
         if self._thread is None:
             return
         self._grace_deadline = time.monotonic() + grace
+        if self._running:
+            log.info("batch server %s stopping: starting nothing new; %d running task(s) get %g s to end, "
+                     "then are handed back", self.name, len(self._running), grace,
+                     extra={"event": "server_stopping", "server": self.name})
         self._stop.set()
         self._outcomes.put(None)
         self._thread.join(grace + 15)
@@ -243,6 +254,11 @@ class BatchServerEngine:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    @property
+    def database_down(self) -> bool:
+        """The loop's last round failed on the database (an outage it is waiting out)."""
+        return self._outage_since is not None
 
     @property
     def epoch(self) -> int:
@@ -305,6 +321,8 @@ class BatchServerEngine:
     def _beat(self) -> bool:
         now = utcnow()
         self.store.beat(self.name, self.threads_max, now, self._epoch)
+        if self.metrics is not None:
+            self.metrics.beat()
         self._served = self.store.served_groups(self.name)
         self._apply_settings()
         changed = self.store.finish_settled_runs(now) > 0
@@ -418,6 +436,8 @@ class BatchServerEngine:
                             self._checkpointer.poke()
                     timeout = self._timeout()
                     backoff = 0.0
+                    if self._outage_since is not None:
+                        database_back(self)
                     if self.error:
                         self.error = None
                         changed = True
@@ -428,7 +448,7 @@ class BatchServerEngine:
                 except Exception as exc:  # noqa: BLE001  (database gone, locked, a bug: the loop backs off, never dies)
                     _close_quietly()
                     self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
-                    log.error("%s", self.error)
+                    database_error(self, self.error)
                     backoff = min(30.0, max(0.5, backoff * 2))
                     timeout = backoff
                     changed = True
@@ -654,6 +674,7 @@ class BatchServerEngine:
         for r in recorded:
             r.flushed = len(r.lines)
             self._running.pop(r.claimed.attempt_id, None)
+            attempt_ended(self, r)
         self._ended = self._ended[len(recorded):]
         if self._to_record:
             recording, self._recording = self._recording, []
@@ -820,6 +841,7 @@ class BatchServerEngine:
     def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
         r = Running(claimed, refused=refused)
         self._running[claimed.attempt_id] = r
+        attempt_started(self, claimed)
         if refused is not None:
             log.warning("batch server %s: job %d task %d attempt %d: %s", self.name, claimed.job_id,
                         claimed.task_id, claimed.attempt, refused)
@@ -876,32 +898,10 @@ def _join(lines: list[str]) -> str:
 
 
 def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = None, poll: float = 1.0,
-          retry_base: float = 5.0, exit_when_idle: bool = False, out=None, heartbeat: float = 5.0,
-          dead_after: float = ALIVE_WITHIN) -> int:
-    """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM."""
-    import sys
+          retry_base: float = 5.0, exit_when_idle: bool = False, heartbeat: float = 5.0,
+          dead_after: float = ALIVE_WITHIN, **service) -> int:
+    """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM (service.py)."""
+    from .service import serve as run
 
-    out = out or sys.stderr
-    engine = BatchServerEngine(name=name, threads=threads, poll=poll, retry_base=retry_base, groups=groups,
-                               exit_when_idle=exit_when_idle, heartbeat=heartbeat, dead_after=dead_after)
-    engine.start()
-    print(f"batch server {engine.name}: {engine.threads} threads, groups "
-          f"{', '.join(repr(g) for g in engine._served)}", file=out, flush=True)
-    rule = engine.run_by_rule()
-    if rule is not None:  # a root server on a SQLite file it does not own alone (runas.py)
-        print(f"batch server {engine.name}: {rule.summary}", file=out, flush=True)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stop.is_set() and not engine.wait(0.2):
-            pass
-    finally:
-        engine.stop()
-        for s, h in old.items():
-            signal.signal(s, h)
-    print(f"batch server {engine.name}: stopped", file=out, flush=True)
-    return 0
+    return run(name=name, threads=threads, groups=groups, poll=poll, retry_base=retry_base,
+               exit_when_idle=exit_when_idle, heartbeat=heartbeat, dead_after=dead_after, **service)
