@@ -323,6 +323,8 @@ class BatchServerEngine:
         self.store.beat(self.name, self.threads_max, now, self._epoch)
         if self.metrics is not None:
             self.metrics.beat()
+        log.debug("batch server %s: heartbeat (epoch %d, %d running, %d threads now)", self.name, self._epoch,
+                  len(self._running), self.capacity, extra={"event": "heartbeat", "server": self.name})
         self._served = self.store.served_groups(self.name)
         self._apply_settings()
         changed = self.store.finish_settled_runs(now) > 0
@@ -330,7 +332,8 @@ class BatchServerEngine:
         for dead in self.store.dead_servers(self.name, limit):
             if self.store.declare_dead(dead.name, limit, now):
                 log.warning("declared batch server %s dead (last heartbeat %s UTC)", dead.name,
-                            f"{dead.heartbeat:%Y-%m-%d %H:%M:%S}")
+                            f"{dead.heartbeat:%Y-%m-%d %H:%M:%S}",
+                            extra={"event": "declared_dead", "server": self.name})
         # Every server looks for orphans, not only the one that declared their server
         # dead: a take-back that lost a race, or had to wait for a process group, is
         # done by the next heartbeat of any server.
@@ -375,8 +378,9 @@ class BatchServerEngine:
             settle.append((o, reason))
         n = self.store.take_back(settle, retry_base=self.retry_base) if settle else 0
         if n:
-            log.warning("batch server %s took back %d task(s) of %s", self.name, n,
-                        ", ".join(sorted({o.server for o, _ in settle})))
+            log.warning("batch server %s took back %d task(s) of %s (tasks %s)", self.name, n,
+                        ", ".join(sorted({o.server for o, _ in settle})), ", ".join(str(o.task_id) for o, _ in settle),
+                        extra={"event": "taken_back", "server": self.name})
         return n
 
     def _orphan_reason(self, o: Orphan) -> str:
@@ -400,7 +404,7 @@ class BatchServerEngine:
         """
         running = list(self._running.values())
         log.error("batch server %s: %s; stopping its %d running attempt(s), recording nothing more for them, "
-                  "and registering again", self.name, exc, len(running))
+                  "and registering again", self.name, exc, len(running), extra={"event": "fenced", "server": self.name})
         self.error = f"batch server {self.name} was declared dead: registering again"
         reported = {id(r) for r in self._ended}
         for r in running:
@@ -617,7 +621,8 @@ class BatchServerEngine:
             return
         self._needs_register = False
         self.error = None
-        log.warning("batch server %s registered again (epoch %d)", self.name, self._epoch)
+        log.warning("batch server %s registered again (epoch %d)", self.name, self._epoch,
+                    extra={"event": "registered_again", "server": self.name})
 
     def _take_ended(self) -> None:
         """Move what the workers reported into _ended, and the process groups they started into _to_record.
