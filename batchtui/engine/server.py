@@ -291,6 +291,8 @@ class BatchServerEngine:
             self._served = self.store.served_groups(self.name)
             self._apply_settings()
         self._last_beat = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.beat()  # registering wrote its heartbeat
 
     @property
     def threads_max(self) -> int:
@@ -879,6 +881,8 @@ class BatchServerEngine:
             r.lines.append(traceback.format_exc().rstrip())
         if r.cancel.is_set() and result != "ended":
             result = "handback" if r.handback else "canceled"
+        if result == "handback":
+            r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
         r.result = result
         r.ended = utcnow()
         self._outcomes.put(r)
