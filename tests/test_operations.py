@@ -10,6 +10,7 @@ import getpass
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -374,3 +375,48 @@ def test_sighup_rereads_the_log_level(spawn, tmp_path, monkeypatch):
     n = len(server.records())
     assert poll(lambda: len([r for r in server.records()[n:] if r.get("event") == "heartbeat"]) > 0, timeout=10)
     assert server.stop() == 0
+
+
+# -- the systemd unit ---------------------------------------------------------------------
+
+UNIT = Path(__file__).resolve().parent.parent / "contrib" / "batchtui-server.service"
+
+
+def _unit() -> dict[str, dict[str, str]]:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string(UNIT.read_text())
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def test_the_systemd_unit_runs_a_real_server_command_and_outlasts_its_stop_timeout(tmp_path):
+    import shlex
+
+    from batchtui.cli import build_parser
+
+    service = _unit()["Service"]
+    assert service["User"] == "batchtui" and service["Restart"] == "on-failure"
+    assert service["EnvironmentFile"] == "/etc/batchtui/env" and service["KillSignal"] == "SIGTERM"
+    assert service["KillMode"] == "mixed"  # SIGTERM to the server only: it stops its tasks' processes itself
+    argv = shlex.split(service["ExecStart"])
+    assert Path(argv[0]).name == "batchtui" and argv[1] == "server"
+    args = build_parser().parse_args(argv[1:])  # every flag of the unit is one the server takes
+    assert int(service["TimeoutStopSec"]) > args.stop_timeout + 10
+    # The command itself, run with --help by the installed script.
+    script = Path(sys.executable).with_name("batchtui")
+    proc = subprocess.run([str(script), *argv[1:], "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--stop-timeout" in proc.stdout
+    # The environment file names the variable the command line reads.
+    assert "BATCHTUI_DB=" in UNIT.read_text() and "BATCHTUI_DB" in build_parser().epilog
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not on this machine")
+def test_systemd_analyze_finds_nothing_wrong_with_the_unit(tmp_path):
+    script = Path(sys.executable).with_name("batchtui")
+    unit = tmp_path / "batchtui-server.service"
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/batchtui", str(script)))
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
