@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -77,6 +79,24 @@ def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = No
     _install(logger, _Handler(stream or sys.stderr), fmt)
     logger.setLevel(LEVELS[level])
     return logger
+
+
+@contextmanager
+def configured(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> Iterator[logging.Logger]:
+    """configure() for the time of a with block (a command run in-process, a test), then as it was."""
+    logger = logging.getLogger(LOGGER)
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        yield configure(level, fmt, stream)
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in before[0]:
+                logger.removeHandler(handler)
+        for handler in before[0]:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        logger.setLevel(before[1])
+        logger.propagate = before[2]
 
 
 def to_file(path: Path, level: str = "warning") -> None:

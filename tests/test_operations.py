@@ -93,8 +93,7 @@ class Server:
         self.err.close()
 
 
-@pytest.fixture
-def spawn(database, tmp_path):
+def _spawner(tmp_path):
     made: list[Server] = []
 
     def start(name: str = "aos1", *extra: str, env: dict | None = None) -> Server:
@@ -102,9 +101,25 @@ def spawn(database, tmp_path):
         made.append(s)
         return s
 
+    def kill_all() -> None:
+        for s in made:
+            s.kill()
+
+    return start, kill_all
+
+
+@pytest.fixture
+def spawn(database, tmp_path):
+    start, kill_all = _spawner(tmp_path)
     yield start
-    for s in made:
-        s.kill()
+    kill_all()
+
+
+@pytest.fixture
+def pg_spawn(pg_database, tmp_path):
+    start, kill_all = _spawner(tmp_path)
+    yield start
+    kill_all()
 
 
 def attempts() -> list[m.TaskAttempt]:
@@ -269,6 +284,26 @@ def test_metrics_count_the_attempts_really_run(spawn):
     assert server.stop() == 0
 
 
+@pytest.mark.postgres
+def test_metrics_and_json_log_on_postgresql(pg_spawn):
+    _, ids = make_job([{"key": f"ok{i}", "class_name": "Noop"} for i in range(3)]
+                      + [{"key": "held", "class_name": "Noop", "batch_group": "NOBODY"}])
+    server = pg_spawn("pg1", "--metrics-port", "0", "--log-format", "json")
+    port = _port_of(server)
+    wait_for(lambda: all(m.BatchTask.get_by_id(ids[f"ok{i}"]).status == S.FINISHED for i in range(3)))
+    deadline = time.monotonic() + 10
+    while (got := _scrape(port)).get("batchtui_task_attempts_total{status=ended}") != 3:
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+    assert got["batchtui_tasks_ready"] == 1 and got["batchtui_tasks_running"] == 0
+    assert got["batchtui_start_delay_seconds_count"] == 3
+    assert server.stop() == 0
+    records = server.records()
+    started = next(r for r in records if r.get("event") == "server_started")
+    assert "postgresql://" in started["message"]
+    assert sum(1 for r in records if r.get("event") == "attempt_ended" and r["status"] == "ended") == 3
+
+
 def test_metrics_port_errors_are_one_line_and_exit_2(database, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -420,3 +455,31 @@ def test_systemd_analyze_finds_nothing_wrong_with_the_unit(tmp_path):
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_a_lone_surrogate_or_a_traceback_stays_one_safe_line(capsys):
+    import io
+    import logging
+
+    from batchtui import logs
+
+    for fmt in ("json", "text"):
+        out = io.StringIO()
+        with logs.configured("debug", fmt, out):
+            log = logging.getLogger("batchtui.engine")
+            log.info("task %s", "bad \ud800 \x9b2J", extra={"job": 1, "task": 2, "attempt": 3, "status": "ended"})
+            try:
+                raise ValueError("boom\x1b[2J")
+            except ValueError:
+                log.exception("failed")
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 2, lines
+        assert all(ch.isprintable() for line in lines for ch in line), lines
+        if fmt == "json":
+            first, second = (json.loads(line) for line in lines)
+            assert first["message"] == "task bad \ud800 \x9b2J" and first["attempt"] == 3
+            assert "ValueError: boom\x1b[2J" in second["exception"]
+        else:
+            assert "\\ud800" in lines[0] and "Traceback" in lines[1] and "\\x1b[2J" in lines[1]
+    assert logging.getLogger("batchtui").handlers == [] or all(
+        not isinstance(h, logging.StreamHandler) or h.stream is not out for h in logging.getLogger("batchtui").handlers)

@@ -24,19 +24,19 @@ def cmd_server(args: argparse.Namespace) -> int:
         level = config_log_level() or "info"
     else:
         level = fixed
-    logs.configure(level, args.log_format)
-    metrics = _metrics(args.metrics_port, args.metrics_host) if args.metrics_port is not None else None
-    try:
-        open_database(args)
-        from ..engine.service import serve
+    with logs.configured(level, args.log_format):
+        metrics = _metrics(args.metrics_port, args.metrics_host) if args.metrics_port is not None else None
+        try:
+            open_database(args)
+            from ..engine.service import serve
 
-        return int(serve(name=args.name, threads=args.threads, groups=args.groups, poll=args.poll,
-                         retry_base=args.retry_base, exit_when_idle=args.exit_when_idle,
-                         heartbeat=args.heartbeat, dead_after=args.dead_after, stop_timeout=args.stop_timeout,
-                         metrics=metrics, fixed_level=fixed, db_url=args.db) or 0)
-    finally:
-        if metrics is not None:
-            metrics.close()
+            return int(serve(name=args.name, threads=args.threads, groups=args.groups, poll=args.poll,
+                             retry_base=args.retry_base, exit_when_idle=args.exit_when_idle,
+                             heartbeat=args.heartbeat, dead_after=args.dead_after, stop_timeout=args.stop_timeout,
+                             metrics=metrics, fixed_level=fixed, db_url=args.db) or 0)
+        finally:
+            if metrics is not None:
+                metrics.close()
 
 
 def _metrics(port: int, host: str):

@@ -110,11 +110,20 @@ def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = 
           dead_after: float = ALIVE_WITHIN, stop_timeout: float = STOP_TIMEOUT,
           metrics: ServerMetrics | None = None, fixed_level: str | None = None, db_url: str | None = None) -> int:
     """``batchtui server``: run a batch server in the foreground until SIGTERM/SIGINT (see the module)."""
+    from contextlib import nullcontext
+
+    # Called from Python rather than the command line: still one line per event, for that time.
+    with logs.configured() if not logging.getLogger(logs.LOGGER).handlers else nullcontext():
+        return _serve(name, threads, groups, poll, retry_base, exit_when_idle, heartbeat, dead_after, stop_timeout,
+                      metrics, fixed_level, db_url)
+
+
+def _serve(name: str | None, threads: int, groups: list[str] | None, poll: float, retry_base: float,
+           exit_when_idle: bool, heartbeat: float, dead_after: float, stop_timeout: float,
+           metrics: ServerMetrics | None, fixed_level: str | None, db_url: str | None) -> int:
     from ..db import redact, resolve_url
     from .server import BatchServerEngine
 
-    if not logging.getLogger(logs.LOGGER).handlers:
-        logs.configure()  # called from Python rather than the command line: still one line per event
     engine = BatchServerEngine(name=name, threads=threads, poll=poll, retry_base=retry_base, groups=groups,
                                exit_when_idle=exit_when_idle, heartbeat=heartbeat, dead_after=dead_after)
     if metrics is not None:
