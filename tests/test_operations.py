@@ -202,6 +202,21 @@ def test_a_database_outage_and_its_end_are_logged(spawn, db_url):
     assert sum(1 for r in server.records() if r.get("event") == "database_down" and r["level"] == "error") == 1
 
 
+def test_a_take_back_of_a_killed_server_s_work_is_logged(spawn):
+    _, ids = make_job([{"key": "long", "class_name": "Sleep", "params": {"seconds": 60}, "max_retries": 1}])
+    first = spawn("aos1", "--log-format", "json")
+    wait_for(lambda: m.BatchTask.get_by_id(ids["long"]).status == S.EXECUTING)
+    first.kill()  # SIGKILL: no stop, no hand-back
+    second = spawn("aos2", "--log-format", "json", "--dead-after", "1", "--stop-timeout", "0.2")
+    dead = json.loads(second.wait_line('"event": "declared_dead"'))
+    taken = json.loads(second.wait_line('"event": "taken_back"'))
+    assert dead["level"] == "warning" and "aos1" in dead["message"]
+    assert taken["level"] == "warning" and str(ids["long"]) in taken["message"] and "aos1" in taken["message"]
+    again = json.loads(second.wait_line('"event": "attempt_started"'))
+    assert (again["task"], again["attempt"]) == (ids["long"], 2)
+    assert second.stop() == 0
+
+
 def test_the_console_s_embedded_server_logs_to_a_file_not_the_terminal(database, tmp_path, monkeypatch, capfd):
     import logging
 
