@@ -84,23 +84,13 @@ def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = No
 @contextmanager
 def configured(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> Iterator[logging.Logger]:
     """configure() for the time of a with block (a command run in-process, a test), then as it was."""
-    logger = logging.getLogger(LOGGER)
-    before = (list(logger.handlers), logger.level, logger.propagate)
-    try:
+    with _restored():
         yield configure(level, fmt, stream)
-    finally:
-        for handler in list(logger.handlers):
-            if handler not in before[0]:
-                logger.removeHandler(handler)
-        for handler in before[0]:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
-        logger.setLevel(before[1])
-        logger.propagate = before[2]
 
 
-def to_file(path: Path, level: str = "warning") -> None:
-    """Log batchtui's events to a file (the console's embedded server), never to the terminal.
+@contextmanager
+def to_file(path: Path, level: str = "warning") -> Iterator[None]:
+    """Log batchtui's events to a file (the console's embedded server), never to the terminal, within the block.
 
     If the file cannot be opened, the events are dropped rather than printed
     over the console's screen (the console shows the server's errors itself).
@@ -111,8 +101,31 @@ def to_file(path: Path, level: str = "warning") -> None:
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     except OSError:
         handler = logging.NullHandler()
-    _install(logger, handler, "text")
-    logger.setLevel(LEVELS[level])
+    with _restored():
+        _install(logger, handler, "text")
+        logger.setLevel(LEVELS[level])
+        try:
+            yield
+        finally:
+            handler.close()
+
+
+@contextmanager
+def _restored() -> Iterator[None]:
+    """The "batchtui" logger's handlers, level and propagation as they were before the block."""
+    logger = logging.getLogger(LOGGER)
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    try:
+        yield
+    finally:
+        for handler in list(logger.handlers):
+            if handler not in handlers:
+                logger.removeHandler(handler)
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _install(logger: logging.Logger, handler: logging.Handler, fmt: str) -> None:

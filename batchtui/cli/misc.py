@@ -16,14 +16,14 @@ from .common import EXIT_FAILURE, EXIT_OK, PROG, connect, emit, emit_json, note,
 def cmd_console(args: argparse.Namespace) -> int:
     from ..logs import to_file
 
-    # What the embedded batch server logs goes to a file, never over the console's screen.
-    to_file(console_log_path())
     try:
         from ..ui.app import run_console
     except ImportError as exc:
         sys.stderr.write(f"{PROG}: error: the console cannot start: {exc}\n")
         return EXIT_FAILURE
-    return int(run_console(args.db, demo=args.demo, server=not args.no_server, guide=args.guide) or 0)
+    # What the embedded batch server logs goes to a file, never over the console's screen.
+    with to_file(console_log_path()):
+        return int(run_console(args.db, demo=args.demo, server=not args.no_server, guide=args.guide) or 0)
 
 
 def console_log_path():
