@@ -26,7 +26,7 @@ from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import make_job, poll, wait_for
 
-TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) +\S")
+TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S")
 # Whose shell tasks run: the login user, or, for a root server, an account it switches to (classes/shell.py).
 RUN_BY = "nobody" if os.geteuid() == 0 else getpass.getuser()
 HOSTILE = "pay \x1b[2J\x1b]0;owned\x07 [b]bold[/b] \u202e fin\nFORGED LINE"
@@ -215,6 +215,25 @@ def test_a_take_back_of_a_killed_server_s_work_is_logged(spawn):
     again = json.loads(second.wait_line('"event": "attempt_started"'))
     assert (again["task"], again["attempt"]) == (ids["long"], 2)
     assert second.stop() == 0
+
+
+def test_a_thread_that_dies_is_one_json_line_too(database, tmp_path):
+    code = """if True:
+        import os, signal, sys, threading, time
+        def boom():
+            time.sleep(1.0)
+            raise ZeroDivisionError("in a \x1b[2J thread")
+        threading.Thread(target=boom, name="boom").start()
+        threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        from batchtui.cli import main
+        sys.exit(main(["server", "--name", "aos1", "--log-format", "json"]))
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stderr.splitlines()]
+    [died] = [r for r in records if r.get("event") == "thread_died"]
+    assert died["level"] == "critical" and "boom" in died["message"] and "ZeroDivisionError" in died["exception"]
+    assert "\x1b" not in proc.stderr
 
 
 def test_the_console_s_embedded_server_logs_to_a_file_not_the_terminal(database, tmp_path, monkeypatch, capfd):

@@ -82,6 +82,14 @@ class _Signals:
         self.wake.set()
 
 
+def _thread_died(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    log.critical("thread %s died: %s: %s", name, args.exc_type.__name__, args.exc_value,
+                 exc_info=args.exc_value, extra={"event": "thread_died"})
+
+
 def reload_config(engine: BatchServerEngine, fixed_level: str | None) -> None:
     """SIGHUP: read the config file again and apply what can change while the server runs."""
     from ..config import config_path, load_config
@@ -132,6 +140,8 @@ def _serve(name: str | None, threads: int, groups: list[str] | None, poll: float
     sig = _Signals()
     handlers = {signal.SIGINT: sig.on_stop, signal.SIGTERM: sig.on_stop, signal.SIGHUP: sig.on_hup}
     old = {s: signal.signal(s, h) for s, h in handlers.items()}
+    old_hook = threading.excepthook
+    threading.excepthook = _thread_died  # a thread's traceback as one log line too, not raw on stderr
     try:
         engine.start()
         log.info("batch server %s started: pid %d, %d threads, groups %s, database %s", engine.name, os.getpid(),
@@ -155,6 +165,7 @@ def _serve(name: str | None, threads: int, groups: list[str] | None, poll: float
                          extra={"event": "signal", "server": engine.name})
             engine.stop(grace=stop_timeout)
     finally:
+        threading.excepthook = old_hook
         for s, h in old.items():
             signal.signal(s, h)
         if metrics is not None:
