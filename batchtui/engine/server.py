@@ -176,6 +176,7 @@ class BatchServerEngine:
         self._outage_since: float | None = None  # time.monotonic() of the first failed round of an outage
         # Told of attempts and heartbeats (engine/metrics.py ServerMetrics), when --metrics-port is given.
         self.metrics: ServerMetrics | None = None
+        self.on_registered: Callable[[], None] | None = None  # called once registered, before the loop starts
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
 
     # -- life cycle ----------------------------------------------------------
@@ -200,6 +201,8 @@ class BatchServerEngine:
             if not self._pg:
                 self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
                 self._checkpointer.start()
+            if self.on_registered is not None:
+                self.on_registered()  # before the loop's first line (service.py logs the start)
             self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
             self._thread.start()
         except BaseException:

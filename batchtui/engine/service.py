@@ -143,10 +143,11 @@ def _serve(name: str | None, threads: int, groups: list[str] | None, poll: float
     old_hook = threading.excepthook
     threading.excepthook = _thread_died  # a thread's traceback as one log line too, not raw on stderr
     try:
+        engine.on_registered = lambda: log.info(
+            "batch server %s started: pid %d, %d threads, groups %s, database %s", engine.name, os.getpid(),
+            engine.threads, ", ".join(repr(g) for g in engine._served), redact(resolve_url(db_url)),
+            extra={"event": "server_started", "server": engine.name})
         engine.start()
-        log.info("batch server %s started: pid %d, %d threads, groups %s, database %s", engine.name, os.getpid(),
-                 engine.threads, ", ".join(repr(g) for g in engine._served), redact(resolve_url(db_url)),
-                 extra={"event": "server_started", "server": engine.name})
         rule = engine.run_by_rule()
         if rule is not None:  # a root server on a SQLite file it does not own alone (runas.py)
             log.warning("batch server %s: %s", engine.name, rule.summary,
