@@ -312,6 +312,28 @@ def test_metrics_count_the_attempts_really_run(spawn):
     assert server.stop() == 0
 
 
+def test_a_canceled_attempt_is_counted_and_logged_as_canceled(spawn):
+    from batchtui import status as st
+    from batchtui.actor import Actor
+
+    job_id, ids = make_job([{"key": "long", "class_name": "Sleep", "params": {"seconds": 60}}])
+    server = spawn("aos1", "--metrics-port", "0", "--log-format", "json")
+    port = _port_of(server)
+    wait_for(lambda: m.BatchTask.get_by_id(ids["long"]).status == S.EXECUTING)
+    with m.database.connection_context():
+        st.cancel_job(job_id, Actor.current("ops"))
+    wait_for(lambda: m.BatchTask.get_by_id(ids["long"]).status == S.CANCELED)
+    deadline = time.monotonic() + 10
+    while (got := _scrape(port)).get("batchtui_task_attempts_total{status=canceled}") != 1:
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+    assert got["batchtui_task_attempts_total{status=ended}"] == 0
+    assert got["batchtui_task_attempts_total{status=error}"] == 0
+    ended = json.loads(server.wait_line('"event": "attempt_ended"'))
+    assert (ended["task"], ended["status"]) == (ids["long"], "canceled")
+    assert server.stop() == 0
+
+
 @pytest.mark.postgres
 def test_metrics_and_json_log_on_postgresql(pg_spawn):
     _, ids = make_job([{"key": f"ok{i}", "class_name": "Noop"} for i in range(3)]

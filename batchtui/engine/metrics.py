@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 # Due -> started, in seconds: a claim in the same poll round is well under a
 # second; a backlog shows as minutes.
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
-_ENDS = {"ended": "ended", "error": "error", "canceled": "canceled", "handback": "canceled"}
+_ENDS = ("ended", "error", "canceled")
 _COUNT = (f"SELECT status, COUNT(*) FROM batch_task WHERE status IN "
           f"({int(BatchStatus.READY)}, {int(BatchStatus.EXECUTING)}, {int(BatchStatus.CANCELLING)}) GROUP BY status")
 
@@ -58,7 +58,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.attempts = Counter("batchtui_task_attempts", "Task attempts this batch server ran, by how they ended",
                                 ["status"], registry=self.registry)
-        for status in ("ended", "error", "canceled"):
+        for status in _ENDS:
             self.attempts.labels(status)  # each series exists (0) before its first attempt
         self.start_delay = Histogram("batchtui_start_delay_seconds",
                                      "Seconds from a task being due to its attempt starting",
@@ -76,8 +76,9 @@ class ServerMetrics:
         if at is not None:
             self.start_delay.observe(max(0.0, ((started or utcnow()) - at).total_seconds()))
 
-    def attempt_ended(self, result: str) -> None:
-        self.attempts.labels(_ENDS.get(result, "error")).inc()
+    def attempt_ended(self, status: str) -> None:
+        """An attempt closed with this status (ended, error, canceled)."""
+        self.attempts.labels(status if status in _ENDS else "error").inc()
 
     def beat(self) -> None:
         self.last_beat = time.monotonic()

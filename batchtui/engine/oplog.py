@@ -14,6 +14,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ..vocabulary import BatchStatus
+
 if TYPE_CHECKING:
     from .server import BatchServerEngine, Running
     from .store import Claimed
@@ -38,20 +40,26 @@ def attempt_started(engine: BatchServerEngine, c: Claimed) -> None:
 
 
 def attempt_ended(engine: BatchServerEngine, r: Running) -> None:
-    """After the transaction that recorded the attempt's end has committed."""
+    """After the transaction that recorded the attempt's end has committed.
+
+    Its status is the one the store closed it with (a task whose job was being
+    canceled ends Canceled whatever its class reported), else what the worker said.
+    """
+    c = r.claimed
     result = r.result or "error"
+    closed = engine.store.closed.get(c.attempt_id)
+    status = BatchStatus(closed).cli if closed is not None else _STATUS.get(result, "error")
     if engine.metrics is not None:
-        engine.metrics.attempt_ended(result)
+        engine.metrics.attempt_ended(status)
     if not log.isEnabledFor(logging.INFO):
         return
-    c = r.claimed
     if result == "handback":
         log.info("job %d task %d attempt %d handed back: the server stopped before it ended; the task is Ready "
                  "again, no retry used: %s", c.job_id, c.task_id, c.attempt, c.description,
-                 extra=_fields(engine, c, "canceled", "attempt_handed_back"))
+                 extra=_fields(engine, c, status, "attempt_handed_back"))
         return
-    log.info("job %d task %d attempt %d %s: %s", c.job_id, c.task_id, c.attempt, _STATUS.get(result, result),
-             c.description, extra=_fields(engine, c, _STATUS.get(result, "error"), "attempt_ended"))
+    log.info("job %d task %d attempt %d %s: %s", c.job_id, c.task_id, c.attempt, status, c.description,
+             extra=_fields(engine, c, status, "attempt_ended"))
 
 
 def database_error(engine: BatchServerEngine, message: str) -> None:

@@ -201,6 +201,9 @@ class EngineStore:
 
     def __init__(self, database: Any = None) -> None:
         self.d = Dialect.of(database if database is not None else m.database)
+        # The status each attempt of the last finish_attempts was closed with (attempt id -> status):
+        # what the server's log and metrics report once that transaction has committed.
+        self.closed: dict[int, int] = {}
         # The claim in its four forms: all tasks or only Reserved-capacity ones,
         # and fenced (a registered server's: nothing unless its row still has
         # its epoch) or not. Made once: one string object each (Dialect.marked).
@@ -506,6 +509,7 @@ class EngineStore:
                         settle.append((new, tid, current))
                 if dependents and new in TASK_FINAL:
                     finished.append(tid)
+            self.closed = {c[3]: c[0] for c in close}
             if fence is None:
                 self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? "
                                     "WHERE id = ? AND ended IS NULL", close)
