@@ -27,7 +27,7 @@ The command line reference: docs/cli.md."""
 #: One example per command, shown under its --help.
 EXAMPLES: dict[str, str] = {
     "demo": "batchtui demo --reset --db sqlite:////srv/batch/demo.db",
-    "server": "batchtui server --name AOS1 --threads 8 --groups FIN,INV",
+    "server": "batchtui server --name AOS1 --threads 8 --groups FIN,INV --log-format json --metrics-port 9464",
     "job": "batchtui job list --status error",
     "job import": "batchtui job import month-end.json --json",
     "job export": "batchtui job export 7 > job7.json",

@@ -14,12 +14,25 @@ from .common import EXIT_FAILURE, EXIT_OK, PROG, connect, emit, emit_json, note,
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    from ..logs import to_file
+
     try:
         from ..ui.app import run_console
     except ImportError as exc:
         sys.stderr.write(f"{PROG}: error: the console cannot start: {exc}\n")
         return EXIT_FAILURE
-    return int(run_console(args.db, demo=args.demo, server=not args.no_server, guide=args.guide) or 0)
+    # What the embedded batch server logs goes to a file, never over the console's screen.
+    with to_file(console_log_path()):
+        return int(run_console(args.db, demo=args.demo, server=not args.no_server, guide=args.guide) or 0)
+
+
+def console_log_path():
+    """Where the console's embedded batch server logs (warnings and errors): console.log in the user log folder."""
+    from pathlib import Path
+
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("batchtui")) / "console.log"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ..logs import FORMATS, LEVELS
 from ..servers import ALIVE_WITHIN, HEARTBEAT_EVERY, MAX_THREADS
 from .alerts import cmd_alerts
 from .calendars import cmd_calendar_add, cmd_calendar_delete, cmd_calendar_list, cmd_calendar_show
@@ -28,7 +29,7 @@ from .jobs import (
 )
 from .misc import cmd_classes, cmd_cleanup, cmd_demo, cmd_recurrence_preview
 from .periods import cmd_period_add, cmd_period_delete, cmd_period_list
-from .servers import cmd_server, cmd_servers, cmd_servers_pause, cmd_servers_resume, cmd_servers_set
+from .servers import STOP_TIMEOUT, cmd_server, cmd_servers, cmd_servers_pause, cmd_servers_resume, cmd_servers_set
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -101,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dead-after", type=_positive_float, default=ALIVE_WITHIN, metavar="SECONDS",
                    help="a server whose heartbeat is older than this is declared dead and its "
                         f"tasks taken back (default {ALIVE_WITHIN:g})")
+    p.add_argument("--stop-timeout", type=_non_negative_float, default=STOP_TIMEOUT, metavar="SECONDS",
+                   help="at SIGTERM, how long running tasks get to end before they are handed back "
+                        f"(Ready again, no retry used; default {STOP_TIMEOUT:g})")
+    p.add_argument("--log-level", choices=list(LEVELS), default=None, metavar="LEVEL",
+                   help="debug, info, warning or error (default: [log] level of the config file, else info; "
+                        "SIGHUP re-reads the file)")
+    p.add_argument("--log-format", choices=list(FORMATS), default="text", metavar="FORMAT",
+                   help="text (a line with time and level) or json (an object a line); on stderr (default text)")
+    p.add_argument("--metrics-port", type=_whole(0, "--metrics-port", maximum=65535), default=None, metavar="PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (needs batchtui[metrics])")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                   help="the address the metrics are served on (default 127.0.0.1, this machine only)")
 
     job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
                               "wait, history, audit", None)

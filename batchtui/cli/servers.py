@@ -8,14 +8,57 @@ from .. import servers
 from ..timeutil import iso, machine_zone
 from .common import EXIT_OK, connect, emit, emit_json, note, open_database, table
 
+#: Seconds running tasks get to end at SIGTERM (engine/service.py; here too so that --help needs no engine).
+STOP_TIMEOUT = 30.0
+
 
 def cmd_server(args: argparse.Namespace) -> int:
-    open_database(args)
-    from ..engine import serve
+    from .. import logs
 
-    return int(serve(name=args.name, threads=args.threads, groups=args.groups, poll=args.poll,
-                     retry_base=args.retry_base, exit_when_idle=args.exit_when_idle,
-                     heartbeat=args.heartbeat, dead_after=args.dead_after) or 0)
+    # The log first (so that what follows is logged as asked), then the metrics port (a port in use
+    # is the operator's error, found before the server registers), then the database.
+    fixed = args.log_level
+    if fixed is None:
+        from ..engine.service import config_log_level
+
+        level = config_log_level() or "info"
+    else:
+        level = fixed
+    with logs.configured(level, args.log_format):
+        metrics = _metrics(args.metrics_port, args.metrics_host) if args.metrics_port is not None else None
+        try:
+            open_database(args)
+            from ..engine.service import serve
+
+            return int(serve(name=args.name, threads=args.threads, groups=args.groups, poll=args.poll,
+                             retry_base=args.retry_base, exit_when_idle=args.exit_when_idle,
+                             heartbeat=args.heartbeat, dead_after=args.dead_after, stop_timeout=args.stop_timeout,
+                             metrics=metrics, fixed_level=fixed, db_url=args.db) or 0)
+        finally:
+            if metrics is not None:
+                metrics.close()
+
+
+def _metrics(port: int, host: str):
+    """The server's metrics, served on host:port; a missing extra or a port in use is a UserError (exit 2)."""
+    import logging
+
+    from ..errors import UserError
+
+    try:
+        from ..engine.metrics import ServerMetrics
+    except ImportError:
+        raise UserError("--metrics-port needs prometheus-client: pip install 'batchtui[metrics]'") from None
+    metrics = ServerMetrics()
+    try:
+        metrics.serve(port, host)
+    except OSError as exc:
+        raise UserError(f"--metrics-port {port}: cannot serve metrics on {host}:{port}: "
+                        f"{exc.strerror or exc}") from None
+    logging.getLogger("batchtui.engine").info(
+        "metrics served at http://%s:%d/metrics", host if ":" not in host else f"[{host}]", metrics.port,
+        extra={"event": "metrics_served"})
+    return metrics
 
 
 def cmd_servers(args: argparse.Namespace) -> int:

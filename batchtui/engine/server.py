@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import socket
 import threading
 import time
@@ -40,6 +39,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .. import events, procs
 from .. import models as m
@@ -52,9 +52,13 @@ from ..timeutil import utcnow
 from .checkpoint import Checkpointer
 from .delivery import AlertDelivery, RetryPolicy
 from .mail import SMTP_TIMEOUT
+from .oplog import attempt_ended, attempt_started, database_back, database_error
 from .runas import RunByCheck, RunByRule
 from .store import Claimed, EngineStore, Fence, Orphan, Outcome, ServerFenced, ServerNameInUse, ServerSettings
 from .workers import WorkerPool
+
+if TYPE_CHECKING:
+    from .metrics import ServerMetrics
 
 log = logging.getLogger("batchtui.engine")
 
@@ -171,6 +175,10 @@ class BatchServerEngine:
         self._limited: list[str] = []  # served groups with a limit or stopped
         self._last_settings = 0.0
         self.error: str | None = None  # last database error, shown by the console
+        self._outage_since: float | None = None  # time.monotonic() of the first failed round of an outage
+        # Told of attempts and heartbeats (engine/metrics.py ServerMetrics), when --metrics-port is given.
+        self.metrics: ServerMetrics | None = None
+        self.on_registered: Callable[[], None] | None = None  # called once registered, before the loop starts
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
 
     # -- life cycle ----------------------------------------------------------
@@ -196,6 +204,8 @@ class BatchServerEngine:
                 self._checkpointer = Checkpointer(m.database.obj.database, name=f"batch-checkpoint-{self.name}")
                 self._checkpointer.start()
             self._delivery.check_setup()  # what its config cannot deliver, said in the log now
+            if self.on_registered is not None:
+                self.on_registered()  # before the loop's first line (service.py logs the start)
             self._thread = threading.Thread(target=self._loop, name=f"batch-server-{self.name}", daemon=True)
             self._thread.start()
         except BaseException:
@@ -235,6 +245,10 @@ class BatchServerEngine:
         if self._thread is None:
             return
         self._grace_deadline = time.monotonic() + grace
+        if self._running:
+            log.info("batch server %s stopping: starting nothing new; %d running task(s) get %g s to end, "
+                     "then are handed back", self.name, len(self._running), grace,
+                     extra={"event": "server_stopping", "server": self.name})
         self._stop.set()
         self._outcomes.put(None)
         self._thread.join(grace + 15)
@@ -247,6 +261,11 @@ class BatchServerEngine:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    @property
+    def database_down(self) -> bool:
+        """The loop's last round failed on the database (an outage it is waiting out)."""
+        return self._outage_since is not None
 
     @property
     def epoch(self) -> int:
@@ -279,6 +298,8 @@ class BatchServerEngine:
             self._served = self.store.served_groups(self.name)
             self._apply_settings()
         self._last_beat = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.beat()  # registering wrote its heartbeat
 
     @property
     def threads_max(self) -> int:
@@ -309,6 +330,10 @@ class BatchServerEngine:
     def _beat(self) -> bool:
         now = utcnow()
         self.store.beat(self.name, self.threads_max, now, self._epoch)
+        if self.metrics is not None:
+            self.metrics.beat()
+        log.debug("batch server %s: heartbeat (epoch %d, %d running, %d threads now)", self.name, self._epoch,
+                  len(self._running), self.capacity, extra={"event": "heartbeat", "server": self.name})
         self._served = self.store.served_groups(self.name)
         self._apply_settings()
         changed = self.store.finish_settled_runs(now) > 0
@@ -316,7 +341,8 @@ class BatchServerEngine:
         for dead in self.store.dead_servers(self.name, limit):
             if self.store.declare_dead(dead.name, limit, now):
                 log.warning("declared batch server %s dead (last heartbeat %s UTC)", dead.name,
-                            f"{dead.heartbeat:%Y-%m-%d %H:%M:%S}")
+                            f"{dead.heartbeat:%Y-%m-%d %H:%M:%S}",
+                            extra={"event": "declared_dead", "server": self.name})
         # Every server looks for orphans, not only the one that declared their server
         # dead: a take-back that lost a race, or had to wait for a process group, is
         # done by the next heartbeat of any server.
@@ -361,8 +387,9 @@ class BatchServerEngine:
             settle.append((o, reason))
         n = self.store.take_back(settle, retry_base=self.retry_base) if settle else 0
         if n:
-            log.warning("batch server %s took back %d task(s) of %s", self.name, n,
-                        ", ".join(sorted({o.server for o, _ in settle})))
+            log.warning("batch server %s took back %d task(s) of %s (tasks %s)", self.name, n,
+                        ", ".join(sorted({o.server for o, _ in settle})), ", ".join(str(o.task_id) for o, _ in settle),
+                        extra={"event": "taken_back", "server": self.name})
         return n
 
     def _orphan_reason(self, o: Orphan) -> str:
@@ -386,7 +413,7 @@ class BatchServerEngine:
         """
         running = list(self._running.values())
         log.error("batch server %s: %s; stopping its %d running attempt(s), recording nothing more for them, "
-                  "and registering again", self.name, exc, len(running))
+                  "and registering again", self.name, exc, len(running), extra={"event": "fenced", "server": self.name})
         self.error = f"batch server {self.name} was declared dead: registering again"
         reported = {id(r) for r in self._ended}
         for r in running:
@@ -422,6 +449,8 @@ class BatchServerEngine:
                             self._checkpointer.poke()
                     timeout = self._timeout()
                     backoff = 0.0
+                    if self._outage_since is not None:
+                        database_back(self)
                     if self.error:
                         self.error = None
                         changed = True
@@ -432,7 +461,7 @@ class BatchServerEngine:
                 except Exception as exc:  # noqa: BLE001  (database gone, locked, a bug: the loop backs off, never dies)
                     _close_quietly()
                     self.error = f"batch server {self.name}: database error: {exc}".splitlines()[0]
-                    log.error("%s", self.error)
+                    database_error(self, self.error)
                     backoff = min(30.0, max(0.5, backoff * 2))
                     timeout = backoff
                     changed = True
@@ -601,7 +630,8 @@ class BatchServerEngine:
             return
         self._needs_register = False
         self.error = None
-        log.warning("batch server %s registered again (epoch %d)", self.name, self._epoch)
+        log.warning("batch server %s registered again (epoch %d)", self.name, self._epoch,
+                    extra={"event": "registered_again", "server": self.name})
 
     def _take_ended(self) -> None:
         """Move what the workers reported into _ended, and the process groups they started into _to_record.
@@ -658,6 +688,7 @@ class BatchServerEngine:
         for r in recorded:
             r.flushed = len(r.lines)
             self._running.pop(r.claimed.attempt_id, None)
+            attempt_ended(self, r)
         self._ended = self._ended[len(recorded):]
         if self._to_record:
             recording, self._recording = self._recording, []
@@ -824,6 +855,7 @@ class BatchServerEngine:
     def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
         r = Running(claimed, refused=refused)
         self._running[claimed.attempt_id] = r
+        attempt_started(self, claimed)
         if refused is not None:
             log.warning("batch server %s: job %d task %d attempt %d: %s", self.name, claimed.job_id,
                         claimed.task_id, claimed.attempt, refused)
@@ -856,6 +888,8 @@ class BatchServerEngine:
             r.lines.append(traceback.format_exc().rstrip())
         if r.cancel.is_set() and result != "ended":
             result = "handback" if r.handback else "canceled"
+        if result == "handback":
+            r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
         r.result = result
         r.ended = utcnow()
         self._outcomes.put(r)
@@ -880,32 +914,10 @@ def _join(lines: list[str]) -> str:
 
 
 def serve(name: str | None = None, threads: int = 8, groups: list[str] | None = None, poll: float = 1.0,
-          retry_base: float = 5.0, exit_when_idle: bool = False, out=None, heartbeat: float = 5.0,
-          dead_after: float = ALIVE_WITHIN) -> int:
-    """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM."""
-    import sys
+          retry_base: float = 5.0, exit_when_idle: bool = False, heartbeat: float = 5.0,
+          dead_after: float = ALIVE_WITHIN, **service) -> int:
+    """``batchtui server``: run a batch server in the foreground until SIGINT/SIGTERM (service.py)."""
+    from .service import serve as run
 
-    out = out or sys.stderr
-    engine = BatchServerEngine(name=name, threads=threads, poll=poll, retry_base=retry_base, groups=groups,
-                               exit_when_idle=exit_when_idle, heartbeat=heartbeat, dead_after=dead_after)
-    engine.start()
-    print(f"batch server {engine.name}: {engine.threads} threads, groups "
-          f"{', '.join(repr(g) for g in engine._served)}", file=out, flush=True)
-    rule = engine.run_by_rule()
-    if rule is not None:  # a root server on a SQLite file it does not own alone (runas.py)
-        print(f"batch server {engine.name}: {rule.summary}", file=out, flush=True)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stop.is_set() and not engine.wait(0.2):
-            pass
-    finally:
-        engine.stop()
-        for s, h in old.items():
-            signal.signal(s, h)
-    print(f"batch server {engine.name}: stopped", file=out, flush=True)
-    return 0
+    return run(name=name, threads=threads, groups=groups, poll=poll, retry_base=retry_base,
+               exit_when_idle=exit_when_idle, heartbeat=heartbeat, dead_after=dead_after, **service)

@@ -84,6 +84,9 @@ class Claimed:
     description: str = ""
     priority: int = 1
     group: str = ""
+    # When it was due: the later of its run's scheduled start and a retry's not-before
+    # (a datetime, or SQLite's text of one); for the start-delay metric (engine/metrics.py).
+    due: Any = None
 
 
 @dataclass(slots=True)
@@ -159,7 +162,7 @@ _PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHER
 
 _CLAIM = (
     "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
-    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start "
+    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start, t.not_before "
     "FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
     # The literal status lets the planner use the partial index. A task of a
     # job being canceled is never claimed (the cancel makes it Didn't run).
@@ -198,6 +201,9 @@ class EngineStore:
 
     def __init__(self, database: Any = None) -> None:
         self.d = Dialect.of(database if database is not None else m.database)
+        # The status each attempt of the last finish_attempts was closed with (attempt id -> status):
+        # what the server's log and metrics report once that transaction has committed.
+        self.closed: dict[int, int] = {}
         # The claim in its four forms: all tasks or only Reserved-capacity ones,
         # and fenced (a registered server's: nothing unless its row still has
         # its epoch) or not. Made once: one string object each (Dialect.marked).
@@ -374,9 +380,11 @@ class EngineStore:
                 [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
                  for aid, r in zip(attempt_ids, rows, strict=True)])
         return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
-                        run_by, description, priority, group)
+                        run_by, description, priority, group,
+                        job_start if not_before is None or (job_start is not None and job_start > not_before)
+                        else not_before)
                 for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id,
-                                 priority, group, _)
+                                 priority, group, job_start, not_before)
                 in zip(attempt_ids, rows, strict=True)]
 
     def _claim_limited(self, claim: str, groups: list[str], limited: list[str], limit: int,
@@ -501,6 +509,7 @@ class EngineStore:
                         settle.append((new, tid, current))
                 if dependents and new in TASK_FINAL:
                     finished.append(tid)
+            self.closed = {c[3]: c[0] for c in close}
             if fence is None:
                 self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? "
                                     "WHERE id = ? AND ended IS NULL", close)
