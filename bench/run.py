@@ -54,7 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="batchtui benchmarks (issues 4 and 5)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check (about a minute)")
     parser.add_argument("--only", metavar="NAME,...", help=f"run only these: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--peers", action="store_true",
+                        help="issue 17: batchtui against APScheduler, huey, procrastinate, pgqueuer (bench/peers.py)")
+    parser.add_argument("--reps", type=int, default=1, help="with --peers: repetitions (medians and ranges)")
+    parser.add_argument("--scale", type=float, default=1.0, help="with --peers: multiply the workload sizes")
+    parser.add_argument("--peers-only", metavar="PART,...",
+                        help="with --peers: only some of limits, sqlite, pg, latency")
     args = parser.parse_args(argv)
+    if args.peers:
+        from bench.peers import run_peers
+
+        parts = {p.strip() for p in args.peers_only.split(",")} if args.peers_only else None
+        print(run_peers(max(1, args.reps), args.scale, parts))
+        return 0
     names = BENCHMARKS
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
