@@ -417,6 +417,8 @@ class BatchServerEngine:
                         if self._checkpointer is not None:
                             self._checkpointer.poke()
                     timeout = self._timeout()
+                    if self._checkpointer is not None:
+                        self._checkpointer.quiet_for(timeout)
                     backoff = 0.0
                     if self.error:
                         self.error = None
