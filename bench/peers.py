@@ -8,9 +8,10 @@ attempt's end, **as that system's own records say** (for a system that
 records nothing, as its job function and its listener see it):
 
 - batchtui: TaskAttempt.started (min) to TaskAttempt.ended (max);
-- APScheduler 3.11, memory store (nothing saved) and SQLAlchemy SQLite store:
-  time.time() when the first job function began to the last
-  EVENT_JOB_EXECUTED (it keeps no history);
+- APScheduler 3.11, memory store (nothing saved): time.time() when the
+  first job function began to the last EVENT_JOB_EXECUTED (it keeps no
+  history). Its SQLAlchemy SQLite store is in the latency comparison only
+  (bench/throughput.py measures its throughput: 20,000 jobs take it minutes);
 - huey 3.5 SqliteHuey, synchronous=NORMAL (as batchtui opens SQLite),
   results stored: SIGNAL_EXECUTING (first) to SIGNAL_COMPLETE (last), which
   huey sends after it has stored the result;
@@ -469,7 +470,6 @@ def run_peers(reps: int, scale: float, only: set[str] | None = None) -> str:  # 
             if want("sqlite"):
                 for key, entry, kw in (
                         ("aps memory", "apscheduler", {"jobs": n_sqlite, "store": "memory"}),
-                        ("aps sqlite", "apscheduler", {"jobs": n_sqlite, "store": "sqlite"}),
                         ("huey", "huey", {"jobs": n_sqlite}),
                         ("batchtui many", "batchtui_sqlite", {"tasks": n_sqlite, "layout": "many_jobs"}),
                         ("batchtui one", "batchtui_sqlite", {"tasks": n_sqlite, "layout": "one_job"}),
@@ -540,15 +540,12 @@ def _table(f: dict[str, list[float]], reps: int, scale: float, n_sqlite: int, n_
     row("PostgreSQL one-row commits, 1 connection (limit)", "pg commits 1", "/s")
     row("PostgreSQL one-row commits, 8 connections (limit)", "pg commits 8", "/s")
     for key, label in (("aps memory", "APScheduler 3.11, memory store (not durable)"),
-                       ("aps sqlite", "APScheduler 3.11, SQLite store"),
                        ("huey", "huey 3.5 SqliteHuey, sync=NORMAL, results")):
         row(f"{label}, {s} jobs", key, "tasks/s")
     row(f"batchtui, {s} one-task jobs", "batchtui many", "tasks/s", "aps memory", ">= 1x",
         peer_label="APScheduler memory", at_least=1.0)
     row(f"batchtui, 1 job x {s} tasks", "batchtui one", "tasks/s", "aps memory", ">= 1.3x",
         peer_label="APScheduler memory", at_least=1.3)
-    row(f"batchtui, {s} one-task jobs", "batchtui many", "tasks/s", "aps sqlite", "",
-        peer_label="APScheduler SQLite")
     row(f"batchtui, {s} one-task jobs", "batchtui many", "tasks/s", "huey", ">= 4x", peer_label="huey",
         at_least=4.0)
     row(f"batchtui, 1 job x {s} tasks", "batchtui one", "tasks/s", "huey", "", peer_label="huey")

@@ -46,7 +46,7 @@ from urllib.parse import quote
 log = logging.getLogger("batchtui.engine")
 
 IDLE = 0.005  # seconds without a write by the loop before a quiet checkpoint
-COMMITS = 64  # commits by the loop since the last checkpoint: checkpoint whatever the loop expects
+COMMITS = 16  # commits by the loop since the last checkpoint: checkpoint whatever the loop expects
 QUIET_MARGIN = 0.05  # the loop knows of nothing due for at least this long: it is quiet
 POLL = 0.005  # seconds between looks while there is something to checkpoint
 
