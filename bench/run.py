@@ -3,6 +3,7 @@
     python bench/run.py                 # the sizes of issue 5 (several minutes)
     python bench/run.py --quick         # small sizes: a smoke check, about a minute
     python bench/run.py --only ceiling,throughput
+    python bench/run.py --peers --reps 3 [--scale 0.25]   # issue 17: peers side by side (bench/peers.py)
 
 Progress goes to stderr, the table to stdout. Every ratio is against a peer
 or limit measured in this same run (or, where the issue sets one, a fixed
