@@ -115,13 +115,18 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
 # -- child processes ------------------------------------------------------------
 
 
-def run_child(module: str, entry: str, timeout: float = 3600, env: dict | None = None, **kwargs) -> dict:
-    """Run ``entry(**kwargs)`` of bench.MODULE in a fresh Python process; return its result dict."""
+def run_child(module: str, entry: str, timeout: float = 3600, env: dict | None = None, root: str | None = None,
+              **kwargs) -> dict:
+    """Run ``entry(**kwargs)`` of bench.MODULE in a fresh Python process; return its result dict.
+
+    root: another checkout to run it in (its batchtui, and its bench/), e.g. the code before a change
+    measured side by side with the code after it (bench/peers.py, BENCH_BASE)."""
     child_env = dict(os.environ)
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child_env.get("PYTHONPATH")]))
+    top = str(root or ROOT)
+    child_env["PYTHONPATH"] = top if root else os.pathsep.join(filter(None, [top, child_env.get("PYTHONPATH")]))
     child_env.update(env or {})
     cmd = [sys.executable, "-m", f"bench.{module}", entry, json.dumps(kwargs)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=None,
+    proc = subprocess.run(cmd, cwd=top, env=child_env, stdout=subprocess.PIPE, stderr=None,
                           text=True, timeout=timeout)
     result = None
     for line in proc.stdout.splitlines():

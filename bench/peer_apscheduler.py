@@ -29,6 +29,15 @@ def noop() -> None:
     return None
 
 
+# time.time() when the first first_noop began (the peers benchmark's clock start)
+FIRST: list[float] = []
+
+
+def first_noop() -> None:
+    if not FIRST:
+        FIRST.append(time.time())
+
+
 def stamp(due_timestamp: float) -> None:
     LATENESS.append(time.time() - due_timestamp)
 

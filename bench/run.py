@@ -3,6 +3,7 @@
     python bench/run.py                 # the sizes of issue 5 (several minutes)
     python bench/run.py --quick         # small sizes: a smoke check, about a minute
     python bench/run.py --only ceiling,throughput
+    python bench/run.py --peers --reps 3 [--scale 0.25]   # issue 17: peers side by side (bench/peers.py)
 
 Progress goes to stderr, the table to stdout. Every ratio is against a peer
 or limit measured in this same run (or, where the issue sets one, a fixed
@@ -54,7 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="batchtui benchmarks (issues 4 and 5)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check (about a minute)")
     parser.add_argument("--only", metavar="NAME,...", help=f"run only these: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--peers", action="store_true",
+                        help="issue 17: batchtui against APScheduler, huey, procrastinate, pgqueuer (bench/peers.py)")
+    parser.add_argument("--reps", type=int, default=1, help="with --peers: repetitions (medians and ranges)")
+    parser.add_argument("--scale", type=float, default=1.0, help="with --peers: multiply the workload sizes")
+    parser.add_argument("--peers-only", metavar="PART,...",
+                        help="with --peers: only some of limits, sqlite, pg, latency")
     args = parser.parse_args(argv)
+    if args.peers:
+        from bench.peers import run_peers
+
+        parts = {p.strip() for p in args.peers_only.split(",")} if args.peers_only else None
+        print(run_peers(max(1, args.reps), args.scale, parts))
+        return 0
     names = BENCHMARKS
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]

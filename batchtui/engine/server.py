@@ -448,6 +448,8 @@ class BatchServerEngine:
                         if self._checkpointer is not None:
                             self._checkpointer.poke()
                     timeout = self._timeout()
+                    if self._checkpointer is not None:
+                        self._checkpointer.quiet_for(timeout)
                     backoff = 0.0
                     if self._outage_since is not None:
                         database_back(self)
