@@ -439,23 +439,8 @@ class BatchServerEngine:
             while True:
                 stopping = self._stop.is_set()
                 try:
-                    # The loop keeps its own connection open between rounds;
-                    # after an error it is closed and opened again.
-                    self._connect()
-                    changed = self._round(stopping)
-                    if changed:
-                        self.store.notify()
-                        if self._checkpointer is not None:
-                            self._checkpointer.poke()
-                    timeout = self._timeout()
-                    if self._checkpointer is not None:
-                        self._checkpointer.quiet_for(timeout)
+                    changed, timeout = self._pass(stopping)
                     backoff = 0.0
-                    if self._outage_since is not None:
-                        database_back(self)
-                    if self.error:
-                        self.error = None
-                        changed = True
                 except ServerFenced as exc:
                     self._on_fenced(exc)
                     timeout = 0.0
@@ -488,6 +473,26 @@ class BatchServerEngine:
         finally:
             self._finish()
             _close_quietly()
+
+    def _pass(self, stopping: bool) -> tuple[bool, float]:
+        """One round on the loop's connection: whether anything changed, and how long to sleep."""
+        # The loop keeps its own connection open between rounds;
+        # after an error it is closed and opened again.
+        self._connect()
+        changed = self._round(stopping)
+        if changed:
+            self.store.notify()
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
+        timeout = self._timeout()
+        if self._checkpointer is not None:
+            self._checkpointer.quiet_for(timeout)
+        if self._outage_since is not None:
+            database_back(self)
+        if self.error:
+            self.error = None
+            changed = True
+        return changed, timeout
 
     def _connect(self) -> None:
         """The loop's connection, checked to still be on the database's file."""
