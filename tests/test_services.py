@@ -86,7 +86,7 @@ def test_the_command_line_and_the_servers_form_agree_on_alive_and_running(databa
     by_cli = {r["name"]: (r["alive"], r["running"]) for r in cli_json(capsys, "servers")}
     assert by_cli == expected
     shown = on_screen("servers", _grid_rows)
-    by_screen = {r[0]: (r[8] == "Yes", int(r[9])) for r in shown}
+    by_screen = {r[0]: (r[1] == "Yes", int(r[2])) for r in shown}
     assert by_screen == expected
     # The service itself, and the condition the demo and queries use, say the same.
     assert {s.name: (s.alive, s.running) for s in servers.server_rows()} == expected

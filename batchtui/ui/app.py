@@ -25,6 +25,9 @@ from .messages import AlertRaised, DatabaseHealth, JobsChanged, ReadFailed
 from .outage import ThreadConnection, close_quietly, is_outage, reason
 from .safe_text import notify_plain
 from .screens.base import BaseScreen
+from .widgets.toggles import install as _install_toggles
+
+_install_toggles()  # checkboxes and radio buttons say their state without colour
 
 if TYPE_CHECKING:
     from .watcher import ChangeWatcher

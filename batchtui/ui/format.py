@@ -77,6 +77,13 @@ def wall(value, tz_name: str | None = None, fmt: str = SHORT) -> str:
     return dt.strftime(fmt)
 
 
+def zoned(value, tz_name: str | None = None, fmt: str = SHORT) -> str:
+    """``wall`` with the zone's abbreviation after it ("2026-03-02 08:00 CST"): for grids and
+    lines where times of different zones (each job's own, the machine's) stand together."""
+    text = wall(value, tz_name, fmt + " %Z")
+    return text.rstrip()
+
+
 def duration(start, end) -> str:
     a, b = as_datetime(start), as_datetime(end)
     if a is None or b is None:

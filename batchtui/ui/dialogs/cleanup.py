@@ -24,6 +24,11 @@ class CleanupRequest:
 
 class CleanupDialog(OkCancelDialog[CleanupRequest | None]):
     HELP_TITLE = "Batch job history clean-up"
+    HELP_EXTRA = [
+        ("Older than (days)", "Runs that ended more than this many days ago"),
+        ("Status of the run", "Only runs that ended so; none ticked: any"),
+        ("OK", "Counts the runs that would go and asks before deleting them"),
+    ]
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="cleanup.cancel"),
         Binding("ctrl+s,f10", "ok", "OK", id="cleanup.ok"),

@@ -28,6 +28,10 @@ class CopyDialog(OkCancelDialog[CopyResult | None]):
         Binding("ctrl+s,f10", "ok", "OK", id="copy.ok"),
     ]
     HELP_TITLE = "Copy batch job"
+    HELP_EXTRA = [
+        ("Job description", "The copy's description"),
+        ("Scheduled start", "The copy's first start, in the job's time zone (empty: the original's)"),
+    ]
 
     def __init__(self, job_id: int, description: str, start: str, time_zone: str) -> None:
         super().__init__()
