@@ -415,7 +415,7 @@ class PagedGrid(ScrollView, can_focus=True):
             add = want * amount // total
             widths[i] += add
             given += add
-        for i, want in wants.items():  # the remainder of the division, one by one
+        for i in wants:  # the remainder of the division, one by one
             if given >= amount:
                 break
             widths[i] += 1
