@@ -382,26 +382,49 @@ class BatchTuiApp(App[None]):
         self.open_screen("action_center")
 
     def action_cleanup(self) -> None:
+        """Batch job history clean-up: the dialog, then how many runs would go, asked first."""
         from .dialogs.cleanup import CleanupDialog, CleanupRequest
+        from .dialogs.confirm import ConfirmDialog
 
-        def chosen(result: CleanupRequest | None) -> None:
-            if result is None:
-                return
+        title = "Batch job history clean-up"
+
+        def clean(request: CleanupRequest, dry_run: bool) -> int | None:
             from .. import history
 
-            with self.service_call() as call:
+            with self.service_call():
                 try:
-                    count = history.cleanup_history(older_than_days=result.older_than_days,
-                                                 statuses=result.statuses or None, company=result.company,
-                                                 user=result.user, actor=self.actor)
+                    return history.cleanup_history(older_than_days=request.older_than_days,
+                                                   statuses=request.statuses or None, company=request.company,
+                                                   user=request.user, actor=self.actor, dry_run=dry_run)
                 except UserError as exc:
-                    notify_plain(self, exc, title="Batch job history clean-up", severity="error")
-                    return
-            if call.failed:
+                    notify_plain(self, exc, title=title, severity="error")
+                    return None
+            return None  # the database failed: reported by service_call
+
+        def chosen(request: CleanupRequest | None) -> None:
+            if request is None:
                 return
-            notify_plain(self, f"Deleted {count} run(s) from the batch job history.",
-                         title="Batch job history clean-up")
-            self.refresh_now()
+            count = clean(request, dry_run=True)
+            if count is None:
+                return
+            if count == 0:
+                notify_plain(self, "No run of the batch job history matches: nothing deleted.", title=title)
+                return
+
+            def answered(answer: str | None) -> None:
+                if answer != "delete":
+                    notify_plain(self, "Nothing deleted.", title=title)
+                    return
+                deleted = clean(request, dry_run=False)
+                if deleted is None:
+                    return
+                notify_plain(self, f"Deleted {deleted} run(s) from the batch job history.", title=title)
+                self.refresh_now()
+
+            self.push_screen(ConfirmDialog(
+                title, f"{count} run(s) of the batch job history would be deleted: {request.describe()}, "
+                       "with their tasks' attempts and logs.\n\nDelete them?",
+                [("delete", f"Delete {count}"), ("cancel", "Cancel")], default="cancel"), answered)
 
         self.push_screen(CleanupDialog(), chosen)
 

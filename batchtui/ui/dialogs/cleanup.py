@@ -21,6 +21,17 @@ class CleanupRequest:
     company: str | None = None
     user: str | None = None
 
+    def describe(self) -> str:
+        """What the runs have in common, in the dialog's words."""
+        parts = [f"ended more than {self.older_than_days} day(s) ago"]
+        if self.statuses:
+            parts.append("status " + " or ".join(s.capitalize() for s in self.statuses))
+        if self.company:
+            parts.append(f"company {self.company}")
+        if self.user:
+            parts.append(f"created by {self.user}")
+        return ", ".join(parts)
+
 
 class CleanupDialog(OkCancelDialog[CleanupRequest | None]):
     HELP_TITLE = "Batch job history clean-up"

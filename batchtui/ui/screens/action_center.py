@@ -9,15 +9,14 @@ from textual.widgets import Footer, Static
 from ... import alerts
 from ...actor import Actor
 from ...errors import NotFound
-from ...timeutil import machine_zone
-from ..format import wall
+from ..format import zoned
 from ..guard import guarded
 from ..safe_text import one_line, safe
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
 
 ALERT_COLUMNS = [
-    Column("created", "Created", 19),
+    Column("created", "Created", 23),
     Column("job", "Job ID", 6, align="right"),
     Column("event", "Event", 9),
     Column("message", "Message", 30, flex=True),
@@ -36,11 +35,10 @@ class AlertsSource:
         return alerts.count_alerts(self.actor, unread_only=self.unread_only)
 
     def fetch(self, offset: int, limit: int) -> list[GridRow]:
-        tz = machine_zone()
         rows = []
         for a in alerts.list_alerts(self.actor, unread_only=self.unread_only, offset=offset, limit=limit,
                                     newest_first=True):
-            rows.append(GridRow(a.id, [wall(a.created, tz, "%Y-%m-%d %H:%M:%S"), str(a.job_id or ""),
+            rows.append(GridRow(a.id, [zoned(a.created, a.time_zone, "%Y-%m-%d %H:%M:%S"), str(a.job_id or ""),
                                        a.event.capitalize(), one_line(a.message), "Yes" if a.read else "No"],
                                 {2: {"error": "bold red", "ended": "green", "canceled": "magenta"}.get(a.event, "")}))
         return rows
