@@ -7,6 +7,7 @@ trusted with it: its [smtp] settings are ignored, with a warning.
 
     default_company = "DAT"
     managers = ["ops", "root"]      # may change any job; "*" means everyone
+    theme = "nord"                  # the console's theme (written by the console when you choose one)
 
     [smtp]
     host = "smtp.example.com"
@@ -27,6 +28,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -67,6 +69,7 @@ class Config:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     path: Path | None = None
     smtp_refused: str | None = None  # why the [smtp] settings were not used (a file others can read)
+    theme: str = ""  # the console's theme, as last chosen there ("": Textual's default)
 
     def is_manager(self, user: str) -> bool:
         """On PostgreSQL the database role decides instead of the list (identity.managers)."""
@@ -100,6 +103,10 @@ def load_config(path: Path | None = None) -> Config:
     if not isinstance(managers, list) or not all(isinstance(m, str) for m in managers):
         raise UserError(f"config file {path}: managers must be a list of user names")
     cfg.managers = managers
+    theme = data.get("theme", "")
+    if not isinstance(theme, str):
+        raise UserError(f"config file {path}: theme must be the name of a theme (\"nord\")")
+    cfg.theme = theme
     smtp = data.get("smtp", {})
     if not isinstance(smtp, dict):
         raise UserError(f"config file {path}: [smtp] must be a table")
@@ -126,6 +133,44 @@ def load_config(path: Path | None = None) -> Config:
             cfg.smtp = SmtpSettings()
             logging.getLogger("batchtui.config").warning("batchtui: warning: %s", cfg.smtp_refused)
     return cfg
+
+
+_THEME_LINE = re.compile(r"^\s*theme\s*=.*$", re.MULTILINE)
+
+
+def save_theme(path: Path, theme: str) -> None:
+    """Remember the console's theme in the config file: its ``theme = "..."`` line replaced, or
+    added before the first table; the rest of the file (comments, the SMTP settings) as it was,
+    its mode kept (a new file: readable by its owner only). Written whole or not at all."""
+    if not re.fullmatch(r"[\w.-]{1,60}", theme):
+        raise UserError(f"{theme!r} is not the name of a theme")
+    line = f'theme = "{theme}"'
+    try:
+        text = path.read_text() if path.exists() else ""
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {path}: {exc}") from None
+    table = re.search(r"^\s*\[", text, re.MULTILINE)
+    top, rest = (text[:table.start()], text[table.start():]) if table else (text, "")
+    if _THEME_LINE.search(top):
+        top = _THEME_LINE.sub(line, top, count=1)
+    else:
+        top = (top.rstrip("\n") + "\n" if top.strip() else "") + line + "\n" + ("\n" if rest else "")
+    try:
+        tomllib.loads(top + rest)  # never write a file that would no longer load
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path}: {exc}") from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as out:
+            out.write(top + rest)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"config file {path}: {exc}") from None
 
 
 def _readable_by_others(path: Path) -> str | None:

@@ -99,6 +99,9 @@ class BatchTuiApp(App[None]):
         return self._actor
 
     def on_mount(self) -> None:
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        self.theme_changed_signal.subscribe(self, self._theme_chosen)
         self.push_screen(self.make_screen(self.start_screen))
         if self.server_enabled:
             self._start_engine()
@@ -106,6 +109,20 @@ class BatchTuiApp(App[None]):
         self.set_interval(self.poll_interval, self._tick)
         if self.guide:
             self.call_after_refresh(self.action_open_guide)
+
+    def _theme_chosen(self, theme: Any) -> None:
+        """A theme chosen (Ctrl+P > Change theme): remembered in the config file for next time."""
+        name = getattr(theme, "name", str(theme))
+        if self.config.path is None or name == self.config.theme:
+            return
+        from ..config import save_theme
+
+        try:
+            save_theme(self.config.path, name)
+        except UserError as exc:
+            notify_plain(self, f"The theme is not remembered: {exc}", title="Theme", severity="warning")
+            return
+        self.config.theme = name
 
     def _start_watcher(self) -> None:
         from .watcher import ChangeWatcher

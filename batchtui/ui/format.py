@@ -11,16 +11,19 @@ from ..vocabulary import BatchStatus, ConditionStatus, Priority
 TIME = "%Y-%m-%d %H:%M:%S"
 SHORT = "%Y-%m-%d %H:%M"
 
+# Status colours are the theme's ($error, $success...): grids resolve them against the theme
+# in use (PagedGrid), so a status reads in any theme, light or dark.
 STATUS_STYLE = {
-    BatchStatus.ERROR: "bold red",
-    BatchStatus.FINISHED: "green",
-    BatchStatus.EXECUTING: "bold yellow",
-    BatchStatus.CANCELLING: "yellow",
-    BatchStatus.CANCELED: "magenta",
+    BatchStatus.ERROR: "bold $error",
+    BatchStatus.FINISHED: "$success",
+    BatchStatus.EXECUTING: "bold $warning",
+    BatchStatus.CANCELLING: "$warning",
+    BatchStatus.CANCELED: "$secondary",
     BatchStatus.NOT_RUN: "dim",
-    BatchStatus.WAITING: "cyan",
-    BatchStatus.READY: "cyan",
+    BatchStatus.WAITING: "$accent",
+    BatchStatus.READY: "$accent",
 }
+PROGRESS_STYLE = "$warning"
 
 
 def status_label(value) -> str:

@@ -23,6 +23,8 @@ ALERT_COLUMNS = [
     Column("read", "Read", 4),
 ]
 
+EVENT_STYLE = {"error": "bold $error", "ended": "$success", "canceled": "$secondary"}  # the theme's colours
+
 
 class AlertsSource:
     """The actor's alerts for the paged grid, newest first."""
@@ -40,7 +42,7 @@ class AlertsSource:
                                     newest_first=True):
             rows.append(GridRow(a.id, [zoned(a.created, a.time_zone, "%Y-%m-%d %H:%M:%S"), str(a.job_id or ""),
                                        a.event.capitalize(), one_line(a.message), "Yes" if a.read else "No"],
-                                {2: {"error": "bold red", "ended": "green", "canceled": "magenta"}.get(a.event, "")}))
+                                {2: EVENT_STYLE.get(a.event, "")}))
         return rows
 
 

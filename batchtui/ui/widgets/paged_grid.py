@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rich.cells import cell_len, set_cell_size
+from rich.errors import StyleSyntaxError
 from rich.segment import Segment
 from rich.style import Style
 from textual import work
 from textual.binding import Binding
+from textual.color import Color, ColorParseError
 from textual.events import Click
 from textual.geometry import Size
 from textual.message import Message
@@ -191,6 +193,7 @@ class PagedGrid(ScrollView, can_focus=True):
         self.sort_column: str | None = None  # shown in the header: ▲ ascending, ▼ descending
         self.sort_descending = False
         self._generation = 0  # a read started before the latest reload is dropped
+        self._styles: dict[str, tuple[str, Style]] = {}  # cell style text -> (theme, style)
 
     # -- data ---------------------------------------------------------------
 
@@ -448,11 +451,31 @@ class PagedGrid(ScrollView, can_focus=True):
                     text = set_cell_size(text, width)
             style = base
             if styles and i in styles:
-                style = base + Style.parse(styles[i])
+                style = base + self._style(styles[i])
             segments.append(Segment(text, style))
             if i < len(self._widths) - 1:
                 segments.append(Segment(" ", base))
         return Strip(segments)
+
+    def _style(self, text: str) -> Style:
+        """A cell's style: rich style text whose ``$name`` words are the theme's colours."""
+        cached = self._styles.get(text)
+        if cached is not None and cached[0] == self.app.theme:
+            return cached[1]
+        words = []
+        for word in text.split():
+            if word.startswith("$"):
+                try:
+                    word = Color.parse(self.app.theme_variables.get(word[1:], "")).hex
+                except ColorParseError:
+                    continue  # a colour this theme lacks: drawn without it
+            words.append(word)
+        try:
+            style = Style.parse(" ".join(words))
+        except StyleSyntaxError:
+            style = Style()
+        self._styles[text] = (self.app.theme, style)
+        return style
 
     def _header_labels(self) -> list[str]:
         labels = []
