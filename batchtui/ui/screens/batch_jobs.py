@@ -100,12 +100,13 @@ class BatchJobsScreen(BatchJobMenu):
                         id="jobs-grid")
         with Vertical(id="job-form", classes="record-form"):
             with Horizontal(classes="form-row"):
+                # Widths follow the values: Run by stays in view at 80 columns.
                 yield Label("Job ID", classes="field-label")
-                yield Label("", id="job-id", classes="read-only short")
+                yield Label("", id="job-id", classes="read-only")
                 yield Label("Status", classes="field-label-short")
-                yield Label("", id="job-status", classes="read-only short")
+                yield Label("", id="job-status", classes="read-only")
                 yield Label("Created by", classes="field-label-short")
-                yield Label("", id="job-created-by", classes="read-only short")
+                yield Label("", id="job-created-by", classes="read-only")
                 # Who the tasks run as (the ERP's Run by): the creator unless changed.
                 yield Label("Run by", classes="field-label-short")
                 yield Label("", id="job-run-by", classes="read-only wide")

@@ -19,7 +19,7 @@ JOB_COLUMNS = [
     Column("description", "Job description", 18, flex=True),
     Column("start", "Scheduled start", 20),
     Column("status", "Status", 10, essential=True),
-    Column("progress", "Progress", 11, sortable=False),
+    Column("progress", "Progress", 11, sortable=False, essential=True),
     Column("recurrence", "Recurrence", 14, flex=True),
     Column("company", "Company", 7),
     Column("created_by", "Created by", 10),

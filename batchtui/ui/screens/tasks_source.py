@@ -25,9 +25,9 @@ TASK_COLUMNS = [
     Column("company", "Company", 8),
     Column("class", "Class name", 10, flex=True),
     Column("group", "Batch group", 11),
-    Column("status", "Status", 10),
+    Column("status", "Status", 10, essential=True),
     # A running task's progress; a task held back by a scheduling control says why (waiting.py).
-    Column("progress", "Progress / waiting", 11, flex=True),
+    Column("progress", "Progress / waiting", 11, flex=True, essential=True),
     Column("ignore", "Ignore failure", 14),
     Column("retries", "Max retries", 11, align="right"),
     Column("used", "Retries used", 12, align="right"),

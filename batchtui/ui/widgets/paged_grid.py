@@ -370,10 +370,11 @@ class PagedGrid(ScrollView, can_focus=True):
     def _layout_widths(self, width: int) -> list[int]:
         """Column widths for ``width`` cells. Fixed columns keep theirs. Flex columns follow their
         content: when there is room each gets what its longest text needs (no text cut while room
-        stands empty) and the rest is shared out; when there is less, each gets its nominal width
-        and the room left goes to the ones that want more, in proportion; on a terminal too
-        narrow for the columns up to the last ``essential`` one, the flex columns before it give
-        way (down to their ``least``) so that those columns stay in view."""
+        stands empty) and the rest is shared out. When there is less, each gets its nominal width,
+        then they are made whole, evenly (the short texts whole, the longest take the rest), as
+        far as the last ``essential`` column stays in view (the columns after it may scroll);
+        on a terminal too narrow for the columns up to that one, the flex columns before
+        it give way (down to their ``least``)."""
         widths = [c.width for c in self.columns]
         flex = [i for i, c in enumerate(self.columns) if c.flex]
         if not flex:
@@ -390,21 +391,44 @@ class PagedGrid(ScrollView, can_focus=True):
                 widths[i] += share + (1 if n < extra else 0)
             return widths
         left = room - sum(widths[i] for i in flex)
-        if left > 0:
-            self._share(widths, {i: max(0, want[i] - widths[i]) for i in flex}, left)
-            return widths
         essential = [i for i, c in enumerate(self.columns) if c.essential]
-        if essential:
-            last = essential[-1]
-            excess = sum(widths[: last + 1]) + last - width
-            before = [i for i in flex if i < last]
-            if excess > 0 and before:
-                give = {i: widths[i] - self.columns[i].least for i in before}
-                taken = [0] * len(widths)
-                self._share(taken, give, min(excess, sum(give.values())))
-                for i in before:
-                    widths[i] -= taken[i]
+        last = essential[-1] if essential else -1
+        before = [i for i in flex if i <= last]
+        # The flex columns up to the last essential one may take the room up to it (the
+        # columns after it scroll into view): they are made whole first, evenly.
+        slack = width - (sum(widths[: last + 1]) + last) if essential else left
+        if slack < 0 and before:
+            # Too narrow even for that: they give way, down to their least, in proportion.
+            give = {i: widths[i] - self.columns[i].least for i in before}
+            taken = [0] * len(widths)
+            self._share(taken, give, min(-slack, sum(give.values())))
+            for i in before:
+                widths[i] -= taken[i]
+            return widths
+        used = self._fill(widths, before if essential else flex, want, max(0, slack))
+        left -= used
+        for i in flex:  # the ones after it: what is left of the room
+            if i > last and essential and left > 0:
+                add = min(left, max(0, want[i] - widths[i]))
+                widths[i] += add
+                left -= add
         return widths
+
+    @staticmethod
+    def _fill(widths: list[int], columns: list[int], want: dict[int, int], amount: int) -> int:
+        """Add up to ``amount`` cells to ``columns``, evenly, none beyond what it wants: the
+        short texts are made whole and the longest ones take what is left. Returns what was added."""
+        given = 0
+        while given < amount:
+            short = [i for i in columns if widths[i] < want[i]]
+            if not short:
+                break
+            share = max(1, (amount - given) // len(short))
+            for i in short:
+                add = min(share, want[i] - widths[i], amount - given)
+                widths[i] += add
+                given += add
+        return given
 
     @staticmethod
     def _share(widths: list[int], wants: dict[int, int], amount: int) -> None:
