@@ -141,19 +141,38 @@ def test_action_center_lists_the_newest_alert_first_with_its_zone(demo):
 
 
 def test_grid_text_is_not_cut_while_there_is_room(demo):
-    """At 120 columns the tasks' descriptions and class names are whole when they fit."""
-    async def tasks(app, pilot, lines):
-        grid = app.screen.query_one("#tasks-grid", PagedGrid)
+    """At 120 columns: a description or a class name is cut only when the grid has no room left
+    (no blank stands to the right), and the room is shared evenly (no flex column wider than its
+    text while another one is cut)."""
+    def check_grid(grid: PagedGrid) -> int:
         widths = grid._widths
-        keys = [c.key for c in grid.columns]
-        for i in range(grid.row_count):
-            cells = grid.row_at(i).cells
-            for key in ("description", "class"):
-                col = keys.index(key)
-                assert cell_len(cells[col]) <= widths[col], (cells[col], widths[col])
-        return True
+        flex = [i for i, c in enumerate(grid.columns) if c.flex]
+        longest = {i: max([cell_len(grid.row_at(r).cells[i]) for r in range(grid.row_count)] + [0]) for i in flex}
+        cut = [i for i in flex if longest[i] > widths[i]]
+        used = sum(widths) + len(widths) - 1
+        if cut:
+            assert used >= grid.scrollable_content_region.width, (widths, used)  # no room left
+            for i in flex:
+                assert widths[i] <= max(longest[i], cell_len(grid.columns[i].label) + 1, grid.columns[i].width)
+        else:
+            assert all(longest[i] <= widths[i] for i in flex)
+        return len(cut)
 
-    assert run(shots.tasks_tab("Sales order invoicing (hourly)", "1"), size=(120, 40), check=tasks)
+    async def grids(pilot):
+        app = pilot.app
+        jobs = app.screen.query_one("#jobs-grid", PagedGrid)
+        check_grid(jobs)
+        descriptions = jobs.columns.index(next(c for c in jobs.columns if c.key == "description"))
+        assert jobs._widths[descriptions] > jobs.columns[descriptions].width  # it took the room there was
+        await shots.tasks_tab("Inventory close (monthly)", "1")(pilot)
+        tasks = app.screen.query_one("#tasks-grid", PagedGrid)
+        check_grid(tasks)
+        await pilot.press("escape")
+        await shots.settle(pilot)
+        await shots.tasks_tab("Sales order invoicing (hourly)", "1")(pilot)
+        check_grid(app.screen.query_one("#tasks-grid", PagedGrid))
+
+    run(grids, size=(120, 40))
 
 
 # -- the task guide --------------------------------------------------------------------------
@@ -184,7 +203,7 @@ def test_guide_at_80_columns_sits_beside_the_grid_which_keeps_its_status(demo):
         await shots.settle(pilot)
         await pilot.press("enter")
         await shots.settle(pilot)
-        overlay = app.screen.query_one("SelectOverlay")
+        overlay = app.screen.query_one("#job-company SelectOverlay")
         lines = drawn(app)
         assert overlay.display
         for y in range(overlay.region.y, overlay.region.bottom):

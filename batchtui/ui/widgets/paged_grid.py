@@ -370,11 +370,10 @@ class PagedGrid(ScrollView, can_focus=True):
     def _layout_widths(self, width: int) -> list[int]:
         """Column widths for ``width`` cells. Fixed columns keep theirs. Flex columns follow their
         content: when there is room each gets what its longest text needs (no text cut while room
-        stands empty) and the rest is shared out. When there is less, each gets its nominal width,
-        then they are made whole, evenly (the short texts whole, the longest take the rest), as
-        far as the last ``essential`` column stays in view (the columns after it may scroll);
-        on a terminal too narrow for the columns up to that one, the flex columns before
-        it give way (down to their ``least``)."""
+        stands empty) and the rest is shared out. When there is less, each gets its nominal width
+        and the room left is shared evenly (the short texts made whole, the longest take the
+        rest). On a terminal too narrow for the columns up to the last ``essential`` one, the
+        flex columns up to it give way (down to their ``least``) so that it stays in view."""
         widths = [c.width for c in self.columns]
         flex = [i for i, c in enumerate(self.columns) if c.flex]
         if not flex:
@@ -391,27 +390,24 @@ class PagedGrid(ScrollView, can_focus=True):
                 widths[i] += share + (1 if n < extra else 0)
             return widths
         left = room - sum(widths[i] for i in flex)
-        essential = [i for i, c in enumerate(self.columns) if c.essential]
-        last = essential[-1] if essential else -1
-        before = [i for i in flex if i <= last]
-        # The flex columns up to the last essential one may take the room up to it (the
-        # columns after it scroll into view): they are made whole first, evenly.
-        slack = width - (sum(widths[: last + 1]) + last) if essential else left
-        if slack < 0 and before:
-            # Too narrow even for that: they give way, down to their least, in proportion.
-            give = {i: widths[i] - self.columns[i].least for i in before}
-            taken = [0] * len(widths)
-            self._share(taken, give, min(-slack, sum(give.values())))
-            for i in before:
-                widths[i] -= taken[i]
+        if left >= 0:
+            # The columns fit: the room left goes to the flex columns, evenly (the short texts
+            # are made whole, the longest take the rest).
+            self._fill(widths, flex, want, left)
             return widths
-        used = self._fill(widths, before if essential else flex, want, max(0, slack))
-        left -= used
-        for i in flex:  # the ones after it: what is left of the room
-            if i > last and essential and left > 0:
-                add = min(left, max(0, want[i] - widths[i]))
-                widths[i] += add
-                left -= add
+        essential = [i for i, c in enumerate(self.columns) if c.essential]
+        if essential:
+            # Too narrow: the flex columns up to the last essential one give way (down to their
+            # least, in proportion) so that it stays in view; the columns after it scroll.
+            last = essential[-1]
+            excess = sum(widths[: last + 1]) + last - width
+            before = [i for i in flex if i <= last]
+            if excess > 0 and before:
+                give = {i: widths[i] - self.columns[i].least for i in before}
+                taken = [0] * len(widths)
+                self._share(taken, give, min(excess, sum(give.values())))
+                for i in before:
+                    widths[i] -= taken[i]
         return widths
 
     @staticmethod
