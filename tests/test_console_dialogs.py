@@ -269,3 +269,23 @@ async def test_the_chosen_theme_is_remembered_in_the_config(ui_db, tmp_path):
         assert app.theme == "nord"
     save_theme(path, "gruvbox")  # replaced, not added twice
     assert path.read_text().count("theme =") == 1 and load_config(path).theme == "gruvbox"
+
+
+@sync
+async def test_batch_groups_flag_a_group_no_live_server_serves(ui_db):
+    seed_data()  # INVOICE is served by AOS1, whose heartbeat is months old
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.open_screen("groups")
+        await pilot.pause()
+        grid = app.screen.query_one("#groups-grid", PagedGrid)
+        rows = {grid.row_at(i).key: grid.row_at(i) for i in range(grid.row_count)}
+        assert rows["INVOICE"].cells[1] == "None: waits" and "error" in rows["INVOICE"].styles[1]
+        from batchtui.timeutil import utcnow
+
+        m.BatchServer.update(heartbeat=utcnow(), stopped=None).where(m.BatchServer.name == "AOS1").execute()
+        await pilot.press("f5")
+        await pilot.pause()
+        rows = {grid.row_at(i).key: grid.row_at(i) for i in range(grid.row_count)}
+        assert rows["INVOICE"].cells[1] == "AOS1" and not rows["INVOICE"].styles[1]

@@ -457,3 +457,18 @@ async def test_narrow_terminal_docks_beside_and_steps_aside(ui_db):
         await pilot.press("shift+tab")
         await pilot.pause()
         assert panel.display
+
+
+def test_guide_says_when_a_task_sits_in_a_group_no_live_server_serves(database):
+    session = GuideSession(USER)
+    job = new_job("Dead group")
+    m.BatchGroup.get_or_create(name="INV", defaults={"description": "Inventory"})
+    m.BatchGroupServer.get_or_create(group="INV", server="AOS1")  # AOS1 is not running
+    jobs.add_task(job.id, actor=Actor.current(USER), description="Count", class_name="Noop", batch_group="INV")
+    note = session.evaluate().note
+    assert "'INV'" in note and "Batch group" in note
+    # AOS1 comes up: the group is served, nothing to say.
+    m.BatchServer.create(name="AOS1", host="h", pid=1, threads=4, started=utcnow(), heartbeat=utcnow())
+    assert session.evaluate().note == ""
+    step4 = " ".join(STEPS[3].instructions)
+    assert "leave it empty" in step4 and "stopped" in step4  # the guide does not lead into INV
