@@ -14,7 +14,7 @@ from ... import models as m
 from ...vocabulary import BatchStatus
 from ...waiting import job_reasons
 from ..format import TIME as SECONDS
-from ..format import condition_label, status_label, status_style, wall, yes_no
+from ..format import condition_label, status_label, status_style, yes_no, zoned
 from ..progress import attempt_fraction, bar, task_progress
 from ..safe_text import one_line, safe, visible
 from ..widgets.paged_grid import Column, GridRow
@@ -79,8 +79,8 @@ def latest_attempt_log(task_id: int, job_id: int) -> Text | str:
         return "The task has not run yet."
     tz = m.BatchJob.get_by_id(job_id).time_zone
     head = (f"Attempt {attempt.attempt}: {status_label(attempt.status)} on {visible(attempt.server)}, "
-            f"started {wall(attempt.started, tz, SECONDS)}"
-            + (f", ended {wall(attempt.ended, tz, SECONDS)}" if attempt.ended else ""))
+            f"started {zoned(attempt.started, tz, SECONDS)}"
+            + (f", ended {zoned(attempt.ended, tz, SECONDS)}" if attempt.ended else ""))
     if attempt.ended is None and (attempt.progress is not None or attempt.progress_text):
         fraction = attempt_fraction(attempt.progress, attempt.ended)
         head += f"\nProgress: {bar(fraction, 20)}" + (
