@@ -37,8 +37,8 @@ class CopyDialog(OkCancelDialog[CopyResult | None]):
         ("Job description", "The copy's description"),
         ("Scheduled start", "The copy's first start, in the job's time zone (empty: the original's)"),
         ("Company", "The company the copy runs in (its tasks that ran in the job's company follow)"),
-        ("Keep recurrence", "The copy repeats as the original does; untick: it runs once"),
-        ("Keep alerts", "The original's alerts come along; untick: the copy has none"),
+        ("Keep Recurrence", "The copy repeats as the original does; untick: it runs once"),
+        ("Keep Alerts", "The original's alerts come along; untick: the copy has none"),
     ]
 
     def __init__(self, job_id: int, description: str, start: str, time_zone: str, company: str = "",
@@ -74,11 +74,10 @@ class CopyDialog(OkCancelDialog[CopyResult | None]):
                 yield Select(safe_options((c, c) for c in self.companies), value=self.company or Select.NULL,
                              allow_blank=not self.company, id="copy-company", compact=True)
             with Horizontal(classes="form-row"):
-                yield Label("Keep recurrence", classes="field-label")
-                yield Checkbox("", self.has_recurrence, id="copy-recurrence", compact=True,
+                yield Label("Keep", classes="field-label")
+                yield Checkbox("Recurrence", self.has_recurrence, id="copy-recurrence", compact=True,
                                disabled=not self.has_recurrence)
-                yield Label("Keep alerts", classes="field-label-short")
-                yield Checkbox("", True, id="copy-alerts", compact=True)
+                yield Checkbox("Alerts", True, id="copy-alerts", compact=True)
             yield Static("", id="copy-error", classes="error-line")
             yield from self.compose_buttons()
 

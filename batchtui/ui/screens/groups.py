@@ -7,7 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Input, Label, Static
 
 from ... import validators
 from ...errors import UserError
@@ -62,8 +62,8 @@ class BatchGroupsScreen(KeyedRecordForm):
                             classes="count-input")
                 yield Label("Running now", classes="field-label-short")
                 yield Label("", id="group-running", classes="read-only short")
-            yield Label("Live servers None: no running server serves the group, its tasks wait. The Empty "
-                        "batch group runs on every server unless servers are named for it.", classes="dim")
+            yield Static("Live servers None: no running batch server serves the group; its tasks wait. The "
+                         "Empty batch group runs on every server unless servers are named for it.", classes="dim")
             yield MessageLine("", id="group-message")
         yield Footer()
 
