@@ -121,8 +121,9 @@ def test_alerts_belong_to_their_user(database):
 
     assert [a.id for a in alerts.list_alerts(OPS)] == [a1, a2]
     assert [a.id for a in alerts.list_alerts(OPS, unread_only=False)] == [a1, a2, read]
-    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, limit=2)] == [read, a2]
-    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, offset=2)] == [a1]
+    # Newest first by the time raised (the Action center's order), not by ID.
+    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, limit=2)] == [a2, a1]
+    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, offset=2)] == [read]
     assert alerts.count_alerts(OPS) == 2 and alerts.count_alerts(OPS, unread_only=False) == 3
     assert alerts.get_alert(OPS, a1).message == "ops: job error"
     assert alerts.get_alert(OPS, a1).time_zone  # the machine's, since the alert has no job
