@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from textual.color import Color
+
 from batchtui import jobs
 from batchtui import models as m
 from batchtui.actor import Actor
@@ -244,7 +246,7 @@ async def test_status_colours_come_from_the_theme(ui_db):
             await pilot.pause()
             style = grid._style(row.styles[3])
             seen[theme] = style.color.triplet.hex if style.color and style.color.triplet else None
-            assert seen[theme] == app.theme_variables["error"].lower()
+            assert seen[theme] == Color.parse(app.theme_variables["text-error"]).hex.lower()
         assert seen["textual-dark"] != seen["solarized-light"]
 
 

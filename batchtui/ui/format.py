@@ -11,19 +11,19 @@ from ..vocabulary import BatchStatus, ConditionStatus, Priority
 TIME = "%Y-%m-%d %H:%M:%S"
 SHORT = "%Y-%m-%d %H:%M"
 
-# Status colours are the theme's ($error, $success...): grids resolve them against the theme
-# in use (PagedGrid), so a status reads in any theme, light or dark.
+# Status colours are the theme's text colours ($text-error, $text-success...: meant to be read on
+# the theme's background): grids resolve them against the theme in use (PagedGrid).
 STATUS_STYLE = {
-    BatchStatus.ERROR: "bold $error",
-    BatchStatus.FINISHED: "$success",
-    BatchStatus.EXECUTING: "bold $warning",
-    BatchStatus.CANCELLING: "$warning",
-    BatchStatus.CANCELED: "$secondary",
+    BatchStatus.ERROR: "bold $text-error",
+    BatchStatus.FINISHED: "$text-success",
+    BatchStatus.EXECUTING: "bold $text-warning",
+    BatchStatus.CANCELLING: "$text-warning",
+    BatchStatus.CANCELED: "$text-secondary",
     BatchStatus.NOT_RUN: "dim",
-    BatchStatus.WAITING: "$accent",
-    BatchStatus.READY: "$accent",
+    BatchStatus.WAITING: "$text-primary",
+    BatchStatus.READY: "$text-primary",
 }
-PROGRESS_STYLE = "$warning"
+PROGRESS_STYLE = "$text-warning"
 
 
 def status_label(value) -> str:

@@ -23,7 +23,8 @@ ALERT_COLUMNS = [
     Column("read", "Read", 4),
 ]
 
-EVENT_STYLE = {"error": "bold $error", "ended": "$success", "canceled": "$secondary"}  # the theme's colours
+# The theme's text colours, as the statuses (format.STATUS_STYLE).
+EVENT_STYLE = {"error": "bold $text-error", "ended": "$text-success", "canceled": "$text-secondary"}
 
 
 class AlertsSource:

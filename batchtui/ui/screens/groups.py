@@ -79,8 +79,8 @@ class BatchGroupsScreen(KeyedRecordForm):
                                            one_line(", ".join(serving)) if serving else "None: waits",
                                            one_line(r["description"]), one_line(servers),
                                            limit_text(r["max_concurrent"]), str(r["running"])],
-                               {1: "" if serving else "bold $error",
-                                4: "$error" if r["max_concurrent"] < 0 else ""}))
+                               {1: "" if serving else "bold $text-error",
+                                4: "$text-error" if r["max_concurrent"] < 0 else ""}))
         return out
 
     @property

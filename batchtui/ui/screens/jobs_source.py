@@ -96,5 +96,5 @@ class JobsSource:
                 str(jid), one_line(desc), zoned(start, tz), status_label(status),
                 bar(done) if done is not None else "", one_line(rec or ""),
                 one_line(company), one_line(created_by), priority_label(priority),
-            ], {3: status_style(status), PROGRESS_COLUMN: "$warning"}))
+            ], {3: status_style(status), PROGRESS_COLUMN: "$text-warning"}))
         return rows

@@ -88,7 +88,7 @@ class BatchServersScreen(KeyedRecordForm):
                                          str(s.threads_now) if s.alive else "", str(s.reserved),
                                          zoned(s.heartbeat, tz, "%Y-%m-%d %H:%M:%S"), ",".join(s.schedule),
                                          one_line(groups), one_line(s.host)],
-                                {ALIVE: ("$warning" if s.paused else "$success") if s.alive else "dim"}))
+                                {ALIVE: ("$text-warning" if s.paused else "$text-success") if s.alive else "dim"}))
         return rows
 
     @property

@@ -57,7 +57,7 @@ def task_rows(job_id: int) -> list[GridRow]:
             one_line(t.batch_group) or "", status_label(t.status),
             bar(done[0]) if done else one_line(reasons.get(t.id) or ""),
             yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
-        ], {5: status_style(t.status), 6: "$warning"}))
+        ], {5: status_style(t.status), 6: "$text-warning"}))
     return rows
 
 
