@@ -193,7 +193,7 @@ class PagedGrid(ScrollView, can_focus=True):
         self.sort_column: str | None = None  # shown in the header: ▲ ascending, ▼ descending
         self.sort_descending = False
         self._generation = 0  # a read started before the latest reload is dropped
-        self._styles: dict[str, tuple[str, Style]] = {}  # cell style text -> (theme, style)
+        self._styles: dict[str, Style] = {}  # resolved cell style text -> its Style
 
     # -- data ---------------------------------------------------------------
 
@@ -479,22 +479,23 @@ class PagedGrid(ScrollView, can_focus=True):
 
     def _style(self, text: str) -> Style:
         """A cell's style: rich style text whose ``$name`` words are the theme's colours."""
-        cached = self._styles.get(text)
-        if cached is not None and cached[0] == self.app.theme:
-            return cached[1]
         words = []
         for word in text.split():
             if word.startswith("$"):
+                value = self.app.theme_variables.get(word[1:], "")
                 try:
-                    word = Color.parse(self.app.theme_variables.get(word[1:], "")).hex
+                    word = Color.parse(value).hex
                 except ColorParseError:
                     continue  # a colour this theme lacks: drawn without it
             words.append(word)
-        try:
-            style = Style.parse(" ".join(words))
-        except StyleSyntaxError:
-            style = Style()
-        self._styles[text] = (self.app.theme, style)
+        resolved = " ".join(words)
+        style = self._styles.get(resolved)  # parsed once per resolved text (the theme may change)
+        if style is None:
+            try:
+                style = Style.parse(resolved)
+            except StyleSyntaxError:
+                style = Style()
+            self._styles[resolved] = style
         return style
 
     def _header_labels(self) -> list[str]:
