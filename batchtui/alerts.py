@@ -80,9 +80,10 @@ def _text(value: Any) -> str | None:
 
 def list_alerts(actor: Actor, *, unread_only: bool = True, limit: int | None = None, offset: int = 0,
                 newest_first: bool = False) -> list[AlertInfo]:
-    """The actor's alerts (unread ones only unless asked), oldest first unless newest_first."""
-    order = m.Alert.id.desc() if newest_first else m.Alert.id
-    query = m.Alert.select().where(_mine(actor, unread_only)).order_by(order)
+    """The actor's alerts (unread ones only unless asked), oldest first unless newest_first
+    (by the time raised: a row written by hand or restored may have an id out of time order)."""
+    order = (m.Alert.created.desc(), m.Alert.id.desc()) if newest_first else (m.Alert.id,)
+    query = m.Alert.select().where(_mine(actor, unread_only)).order_by(*order)
     if offset:
         query = query.offset(offset)
     if limit is not None:

@@ -297,13 +297,15 @@ class _LogReader:
             self._read[aid] = log
 
 
-def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, actor: Actor | None = None) -> int:
+def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, actor: Actor | None = None,
+                    dry_run: bool = False) -> int:
     """Batch job history clean-up: delete runs that ended more than `older_than_days` ago.
 
     Filters: the run's final status (ended, error, canceled), the job's
     company, the job's creator. With `actor` (the command line and the console
     pass it), a user who is not a batch job manager cleans up their own jobs only.
-    Returns how many runs were deleted (their attempts and logs go with them).
+    Returns how many runs were deleted (their attempts and logs go with them); with
+    ``dry_run``, how many would be, deleting nothing (the console asks first).
     """
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float)) \
             or older_than_days != older_than_days or older_than_days < 0:
@@ -340,6 +342,8 @@ def cleanup_history(*, older_than_days, statuses=None, company=None, user=None, 
         if codes is not None:
             query = query.where(m.JobRun.status << codes)
         ids = [r.id for r in query]
+        if dry_run:
+            return len(ids)
         # Runs still current for a job (a run is over but the job points at it) are
         # history all the same: only the pointer goes.
         for chunk in range(0, len(ids), 500):

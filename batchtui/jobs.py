@@ -677,11 +677,14 @@ def export_job(job_id) -> dict:
     }
 
 
-def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJob:
+def copy_job(job_id, *, actor: Actor, description=None, start=None, company=None, keep_recurrence=True,
+             keep_alerts=True) -> m.BatchJob:
     """Copy batch job: tasks, conditions, alerts and recurrence come along; the copy is Withhold.
 
     The copy belongs to (and runs as) the user who makes it. With `start`,
-    the copy's recurrence starts there too.
+    the copy's recurrence starts there too. As in the ERP's Copy dialog, the
+    copy may go to another `company` (the job's, and its tasks' that ran in the
+    job's company), and leave out the recurrence or the alerts.
     """
     now = utcnow()
     with write():
@@ -689,8 +692,12 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
         label = _label(job)
         new_description = job.description if description is None else jobfile.check_description(
             description, job=label)
+        new_company = job.company_id
+        if company is not None and company != job.company_id:
+            new_company = _company(company, job=label)
         scheduled = job.scheduled_start
-        recurrence, text = job.recurrence, job.recurrence_text
+        recurrence: Any = job.recurrence if keep_recurrence else None
+        text: Any = job.recurrence_text if keep_recurrence else ""
         if start is not None:
             scheduled = jobfile.check_time(start, job.time_zone, job=label, field="scheduled_start")
             if recurrence is not None:
@@ -698,7 +705,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
                 recurrence, text, scheduled = jobfile.normalize_recurrence(spec, scheduled, job.time_zone,
                                                                            job=label)
         copy = m.BatchJob.create(
-            description=new_description, company=job.company_id, scheduled_start=scheduled,
+            description=new_description, company=new_company, scheduled_start=scheduled,
             time_zone=job.time_zone, status=int(BatchStatus.HOLD), priority=job.priority,
             recurrence=recurrence, recurrence_text=text, created_by=actor.user, run_by=actor.user,
             created=now, modified=now, version=1, active_period=job.active_period,
@@ -706,7 +713,8 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
         ids: dict[int, int] = {}
         for t in m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id):
             ids[t.id] = m.BatchTask.create(
-                job=copy.id, key=t.key, description=t.description, company=t.company_id,
+                job=copy.id, key=t.key, description=t.description,
+                company=new_company if t.company_id == job.company_id else t.company_id,
                 class_name=t.class_name, params=t.params, batch_group=t.batch_group,
                 status=int(BatchStatus.HOLD), ignore_failure=t.ignore_failure, max_retries=t.max_retries,
                 condition_type=t.condition_type, version=1,
@@ -714,7 +722,8 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None) -> m.BatchJo
         for c in (m.BatchConstraint.select().where(m.BatchConstraint.task << list(ids))
                   .order_by(m.BatchConstraint.id)):
             m.BatchConstraint.create(task=ids[c.task_id], parent=ids[c.parent_id], expected=c.expected)
-        for a in m.JobAlert.select().where(m.JobAlert.job == job.id):
+        alerts = m.JobAlert.select().where(m.JobAlert.job == job.id) if keep_alerts else []
+        for a in alerts:
             _check_mail(actor, a.user, a.email, job=label, field="alerts.user")
             m.JobAlert.create(job=copy.id, user=a.user, ended=a.ended, error=a.error, canceled=a.canceled,
                               popup=a.popup, email=a.email, notify=a.notify)

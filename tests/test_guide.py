@@ -433,7 +433,7 @@ async def test_palette_opens_and_ctrl_g_hides(ui_db):
 
 
 @sync
-async def test_narrow_terminal_overlays_and_steps_aside(ui_db):
+async def test_narrow_terminal_docks_beside_and_steps_aside(ui_db):
     app = make_app(guide=True)
     async with app.run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, on_step(app, 1)), panel_text(app)
@@ -441,13 +441,34 @@ async def test_narrow_terminal_overlays_and_steps_aside(ui_db):
         panel = panel_of(app)
         assert await wait_for(pilot, lambda: panel.region.width == 30, timeout=3), panel.region
         assert panel.has_class("-narrow") and panel.region.right == 80
-        # Drawn over the form: the form keeps the whole width.
-        assert screen.query_one("#job-form").region.width == 80
+        # Beside the form, never over it (nothing of the form hides under it).
+        assert screen.query_one("#job-form").region.right <= panel.region.x
         assert "1 of 9 done" not in panel_text(app) and "0 of 9 done" in panel_text(app)
         await pilot.press("ctrl+n", *"Narrow", "tab", "tab")
         await pilot.pause()
         assert app.focused is screen.query_one("#job-tz")
-        assert not panel.display  # the field lies under the panel: out of the way
-        await pilot.press("tab")
+        assert panel.display  # in view beside the panel
+        await pilot.press("tab", "tab")
+        await pilot.pause()
+        priority = screen.query_one("#job-priority")
+        assert app.focused is priority or priority in app.focused.ancestors
+        assert not panel.display  # the field would lie under the panel: out of the way
+        assert priority.region.right <= 80
+        await pilot.press("shift+tab")
         await pilot.pause()
         assert panel.display
+
+
+def test_guide_says_when_a_task_sits_in_a_group_no_live_server_serves(database):
+    session = GuideSession(USER)
+    job = new_job("Dead group")
+    m.BatchGroup.get_or_create(name="INV", defaults={"description": "Inventory"})
+    m.BatchGroupServer.get_or_create(group="INV", server="AOS1")  # AOS1 is not running
+    jobs.add_task(job.id, actor=Actor.current(USER), description="Count", class_name="Noop", batch_group="INV")
+    note = session.evaluate().note
+    assert "'INV'" in note and "Batch group" in note
+    # AOS1 comes up: the group is served, nothing to say.
+    m.BatchServer.create(name="AOS1", host="h", pid=1, threads=4, started=utcnow(), heartbeat=utcnow())
+    assert session.evaluate().note == ""
+    step4 = " ".join(STEPS[3].instructions)
+    assert "leave it empty" in step4 and "stopped" in step4  # the guide does not lead into INV

@@ -86,7 +86,7 @@ def test_the_command_line_and_the_servers_form_agree_on_alive_and_running(databa
     by_cli = {r["name"]: (r["alive"], r["running"]) for r in cli_json(capsys, "servers")}
     assert by_cli == expected
     shown = on_screen("servers", _grid_rows)
-    by_screen = {r[0]: (r[8] == "Yes", int(r[9])) for r in shown}
+    by_screen = {r[0]: (r[1] == "Yes", int(r[2])) for r in shown}
     assert by_screen == expected
     # The service itself, and the condition the demo and queries use, say the same.
     assert {s.name: (s.alive, s.running) for s in servers.server_rows()} == expected
@@ -121,8 +121,9 @@ def test_alerts_belong_to_their_user(database):
 
     assert [a.id for a in alerts.list_alerts(OPS)] == [a1, a2]
     assert [a.id for a in alerts.list_alerts(OPS, unread_only=False)] == [a1, a2, read]
-    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, limit=2)] == [read, a2]
-    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, offset=2)] == [a1]
+    # Newest first by the time raised (the Action center's order), not by ID.
+    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, limit=2)] == [a2, a1]
+    assert [a.id for a in alerts.list_alerts(OPS, unread_only=False, newest_first=True, offset=2)] == [read]
     assert alerts.count_alerts(OPS) == 2 and alerts.count_alerts(OPS, unread_only=False) == 3
     assert alerts.get_alert(OPS, a1).message == "ops: job error"
     assert alerts.get_alert(OPS, a1).time_zone  # the machine's, since the alert has no job

@@ -250,7 +250,7 @@ async def test_seed_procedure_end_to_end(ui_db):
         hist = app.screen
         assert type(hist).__name__ == "HistoryScreen"
         runs = grid_rows(hist.query_one("#runs-grid"))
-        assert len(runs) == 1 and runs[0][7] == "Ended"
+        assert len(runs) == 1 and runs[0][2] == "Ended"
         assert len(grid_rows(hist.query_one("#run-tasks-grid"))) == 2
 
 
@@ -814,10 +814,10 @@ async def test_live_refresh_of_a_job_s_tasks_and_history_reads_in_worker_threads
         await pilot.press("h")
         assert await wait_for(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", timeout=5)
         runs = app.screen.query_one("#runs-grid", PagedGrid)
-        assert grid_rows(runs)[0][7] == "Ended"
+        assert grid_rows(runs)[0][2] == "Ended"
         st.set_job_status(job.id, BatchStatus.WAITING, Actor.current(USER))
         app.wake_engine()
-        assert await wait_for(pilot, lambda: runs.row_count == 2 and grid_rows(runs)[0][7] == "Ended", timeout=20)
+        assert await wait_for(pilot, lambda: runs.row_count == 2 and grid_rows(runs)[0][2] == "Ended", timeout=20)
     assert app._exception is None
 
 

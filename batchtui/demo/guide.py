@@ -199,7 +199,8 @@ STEPS: tuple[Step, ...] = (
         "Description: e.g. `Post sales invoices`.",
         "Company accounts: `USMF`.",
         "Class name: `Enter`, type e.g. `SalesInvoicePosting`, `Enter`.",
-        "Batch group: optional (empty is the default group).",
+        "Batch group: leave it empty (the Empty batch group runs on every server, the "
+        "console's own too; FIN, INV, MRP and WF wait for AOS1 and AOS2, which are stopped).",
         "Press `Ctrl+S` to save the task.",
     ), "Task saved.", has_task),
     Step(5, "Add a second task", (
@@ -310,6 +311,25 @@ def live_state(job: m.BatchJob | None, user: str) -> tuple[tuple[str, ...], str]
     return tuple(lines), note
 
 
+def dead_group_note(job: m.BatchJob) -> str:
+    """A task of the job in a batch group that no live batch server serves would wait for ever:
+    say so while it can still be changed, and how."""
+    from ..validators import q
+    from ..waiting import WaitingContext
+
+    groups = sorted({t.batch_group for t in m.BatchTask.select(m.BatchTask.batch_group)
+                     .where(m.BatchTask.job == job.id)})
+    if not groups:
+        return ""
+    served = WaitingContext.read().servers_of
+    dead = [g for g in groups if not served.get(g)]
+    if not dead:
+        return ""
+    return (f"No running batch server serves batch group {q(dead[0])}: its tasks would wait. Clear the "
+            "task's Batch group (the Empty batch group runs here), or add this console's server to the "
+            "group in Batch groups.")
+
+
 @dataclass
 class GuideSession:
     """One walk-through: the acting user and when it started (the job it follows is newer)."""
@@ -340,4 +360,6 @@ class GuideSession:
         if job is not None and not note and job.company_id != DEMO_COMPANY and not done[3]:
             note = (f"Job {job.id} is in company {job.company_id}; the procedure uses "
                     f"{DEMO_COMPANY}: choose it in Company and press Ctrl+S.")
+        if job is not None and not note:
+            note = dead_group_note(job)
         return Progress(job.id if job else None, job.description if job else "", done, live, note)

@@ -25,6 +25,9 @@ from .messages import AlertRaised, DatabaseHealth, JobsChanged, ReadFailed
 from .outage import ThreadConnection, close_quietly, is_outage, reason
 from .safe_text import notify_plain
 from .screens.base import BaseScreen
+from .widgets.toggles import install as _install_toggles
+
+_install_toggles()  # checkboxes and radio buttons say their state without colour
 
 if TYPE_CHECKING:
     from .watcher import ChangeWatcher
@@ -96,6 +99,9 @@ class BatchTuiApp(App[None]):
         return self._actor
 
     def on_mount(self) -> None:
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        self.theme_changed_signal.subscribe(self, self._theme_chosen)
         self.push_screen(self.make_screen(self.start_screen))
         if self.server_enabled:
             self._start_engine()
@@ -103,6 +109,20 @@ class BatchTuiApp(App[None]):
         self.set_interval(self.poll_interval, self._tick)
         if self.guide:
             self.call_after_refresh(self.action_open_guide)
+
+    def _theme_chosen(self, theme: Any) -> None:
+        """A theme chosen (Ctrl+P > Change theme): remembered in the config file for next time."""
+        name = getattr(theme, "name", str(theme))
+        if self.config.path is None or name == self.config.theme:
+            return
+        from ..config import save_theme
+
+        try:
+            save_theme(self.config.path, name)
+        except UserError as exc:
+            notify_plain(self, f"The theme is not remembered: {exc}", title="Theme", severity="warning")
+            return
+        self.config.theme = name
 
     def _start_watcher(self) -> None:
         from .watcher import ChangeWatcher
@@ -381,26 +401,49 @@ class BatchTuiApp(App[None]):
         self.open_screen("action_center")
 
     def action_cleanup(self) -> None:
+        """Batch job history clean-up: the dialog, then how many runs would go, asked first."""
         from .dialogs.cleanup import CleanupDialog, CleanupRequest
+        from .dialogs.confirm import ConfirmDialog
 
-        def chosen(result: CleanupRequest | None) -> None:
-            if result is None:
-                return
+        title = "Batch job history clean-up"
+
+        def clean(request: CleanupRequest, dry_run: bool) -> int | None:
             from .. import history
 
-            with self.service_call() as call:
+            with self.service_call():
                 try:
-                    count = history.cleanup_history(older_than_days=result.older_than_days,
-                                                 statuses=result.statuses or None, company=result.company,
-                                                 user=result.user, actor=self.actor)
+                    return history.cleanup_history(older_than_days=request.older_than_days,
+                                                   statuses=request.statuses or None, company=request.company,
+                                                   user=request.user, actor=self.actor, dry_run=dry_run)
                 except UserError as exc:
-                    notify_plain(self, exc, title="Batch job history clean-up", severity="error")
-                    return
-            if call.failed:
+                    notify_plain(self, exc, title=title, severity="error")
+                    return None
+            return None  # the database failed: reported by service_call
+
+        def chosen(request: CleanupRequest | None) -> None:
+            if request is None:
                 return
-            notify_plain(self, f"Deleted {count} run(s) from the batch job history.",
-                         title="Batch job history clean-up")
-            self.refresh_now()
+            count = clean(request, dry_run=True)
+            if count is None:
+                return
+            if count == 0:
+                notify_plain(self, "No run of the batch job history matches: nothing deleted.", title=title)
+                return
+
+            def answered(answer: str | None) -> None:
+                if answer != "delete":
+                    notify_plain(self, "Nothing deleted.", title=title)
+                    return
+                deleted = clean(request, dry_run=False)
+                if deleted is None:
+                    return
+                notify_plain(self, f"Deleted {deleted} run(s) from the batch job history.", title=title)
+                self.refresh_now()
+
+            self.push_screen(ConfirmDialog(
+                title, f"{count} run(s) of the batch job history would be deleted: {request.describe()}, "
+                       "with their tasks' attempts and logs.\n\nDelete them?",
+                [("delete", f"Delete {count}"), ("cancel", "Cancel")], default="cancel"), answered)
 
         self.push_screen(CleanupDialog(), chosen)
 

@@ -11,16 +11,19 @@ from ..vocabulary import BatchStatus, ConditionStatus, Priority
 TIME = "%Y-%m-%d %H:%M:%S"
 SHORT = "%Y-%m-%d %H:%M"
 
+# Status colours are the theme's text colours ($text-error, $text-success...: meant to be read on
+# the theme's background): grids resolve them against the theme in use (PagedGrid).
 STATUS_STYLE = {
-    BatchStatus.ERROR: "bold red",
-    BatchStatus.FINISHED: "green",
-    BatchStatus.EXECUTING: "bold yellow",
-    BatchStatus.CANCELLING: "yellow",
-    BatchStatus.CANCELED: "magenta",
+    BatchStatus.ERROR: "bold $text-error",
+    BatchStatus.FINISHED: "$text-success",
+    BatchStatus.EXECUTING: "bold $text-warning",
+    BatchStatus.CANCELLING: "$text-warning",
+    BatchStatus.CANCELED: "$text-secondary",
     BatchStatus.NOT_RUN: "dim",
-    BatchStatus.WAITING: "cyan",
-    BatchStatus.READY: "cyan",
+    BatchStatus.WAITING: "$text-primary",
+    BatchStatus.READY: "$text-primary",
 }
+PROGRESS_STYLE = "$text-warning"
 
 
 def status_label(value) -> str:
@@ -75,6 +78,13 @@ def wall(value, tz_name: str | None = None, fmt: str = SHORT) -> str:
         except (UserError, OverflowError, ValueError):
             pass  # an unknown zone, or a time it cannot hold: shown in UTC
     return dt.strftime(fmt)
+
+
+def zoned(value, tz_name: str | None = None, fmt: str = SHORT) -> str:
+    """``wall`` with the zone's abbreviation after it ("2026-03-02 08:00 CST"): for grids and
+    lines where times of different zones (each job's own, the machine's) stand together."""
+    text = wall(value, tz_name, fmt + " %Z")
+    return text.rstrip()
 
 
 def duration(start, end) -> str:

@@ -13,6 +13,7 @@ Select ``safe_options(...)``, and every toast goes through ``notify_plain``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,9 +25,20 @@ if TYPE_CHECKING:
     from textual.app import App
     from textual.notifications import SeverityLevel
 
-__all__ = ["notify_plain", "one_line", "safe", "safe_options", "visible"]
+__all__ = ["for_console", "notify_plain", "one_line", "safe", "safe_options", "visible"]
 
 V = TypeVar("V", bound=Hashable)
+
+
+# A service's message may end in a hint for the command line ("(see `batchtui classes`)",
+# "(--threads, --reserved or --schedule)"): the console says what is wrong in the form's words,
+# without sending the operator to a shell.
+_CLI_HINT = re.compile(r"\s*\((?:[^()]*`batchtui[^()]*|[^()]*(?<![\w-])--[a-z][\w-]*[^()]*)\)")
+
+
+def for_console(text: object) -> str:
+    """A message for the console: command-line hints left out."""
+    return _CLI_HINT.sub("", str(text))
 
 
 def safe(text: object, *, keep_newlines: bool = False, style: str = "") -> Text:
@@ -47,4 +59,4 @@ def safe_options(options: Iterable[tuple[object, V]]) -> list[tuple[Text, V]]:
 def notify_plain(app: App[Any], message: object, *, title: str = "", severity: SeverityLevel = "information",
                  timeout: float | None = None) -> None:
     """The console's one way to show a toast (a pop-up alert, an error): its text as it is, never markup."""
-    app.notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
+    app.notify(visible(for_console(message)), title=visible(title), severity=severity, timeout=timeout, markup=False)

@@ -33,6 +33,7 @@ class Shot:
     what: str
     steps: Callable[[object], Awaitable[None]] | None = None
     size: tuple[int, int] = SIZE
+    guide: bool = False  # with the task guide open (--guide)
 
 
 # -- the frozen moment ----------------------------------------------------------------
@@ -173,6 +174,17 @@ async def unsaved(pilot) -> None:
     await settle(pilot)
 
 
+async def guide_open(pilot) -> None:
+    from .widgets.guide import GuidePanel
+
+    for _ in range(50):  # the guide's first look at the database
+        if pilot.app.screen.query(GuidePanel):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.8)
+    await settle(pilot)
+
+
 async def sorted_by_start(pilot) -> None:
     await pilot.press("o", "o")  # Job description, then Scheduled start
     await settle(pilot)
@@ -213,6 +225,14 @@ SHOTS = [
     Shot("delete", "Delete: the confirmation", on_job("Master planning - scenario test", "alt+f9")),
     Shot("unsaved-changes", "Escape on a changed record asks first", unsaved),
     Shot("batch-job-history", "Batch job history: runs, their tasks, attempts and the attempt's log", history),
+    Shot("batch-job-history-80x24", "Batch job history at 80x24: Status and Ended in view", history, size=(80, 24)),
+    Shot("recurrence-80x24", "Recurrence dialog at 80x24: the zone whole, OK and Cancel in view",
+         on_job("Sales order invoicing (hourly)", "r"), size=(80, 24)),
+    Shot("alerts-80x24", "Alerts dialog at 80x24: ticked [X] and unticked [ ] without colour",
+         on_job("Sales order invoicing (hourly)", "a"), size=(80, 24)),
+    Shot("task-guide-80x24", "The task guide (--guide) at 80x24: beside the grid, Status in view", guide_open,
+         size=(80, 24), guide=True),
+    Shot("task-guide", "The task guide (--guide)", guide_open, guide=True),
     Shot("batch-groups", "Batch groups", open_form("groups")),
     Shot("batch-servers", "Server configuration: threads, reserved threads, schedule, pause, and what runs now",
          servers),
@@ -236,7 +256,7 @@ async def take(shot: Shot, outdir: Path) -> Path:
     from ..config import Config
     from .app import BatchTuiApp
 
-    app = BatchTuiApp(server=False, user=USER, config=Config(), company="USMF")
+    app = BatchTuiApp(server=False, user=USER, config=Config(), company="USMF", guide=shot.guide)
     async with app.run_test(size=shot.size) as pilot:
         await settle(pilot)
         if shot.steps is not None:

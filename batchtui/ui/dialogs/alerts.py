@@ -39,6 +39,11 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
         Binding("ctrl+s,f10", "ok", "OK", id="alerts.ok"),
     ]
     HELP_TITLE = "Alerts"
+    HELP_EXTRA = [
+        ("Space", "Tick or untick the box in focus ([X] ticked, [ ] not)"),
+        ("Alert me when", "Ended, Has an error, Is canceled: the job's runs that alert you"),
+        ("Notify by", "Show pop-up in the console, and the Action center (F4); Send e-mail to you"),
+    ]
 
     def __init__(self, job_id: int, user: str, current: AlertSettings, recipients: Recipients | None = None,
                  delivery: DeliverySetup | None = None) -> None:

@@ -1,4 +1,5 @@
-"""What every OK / Cancel dialog shares: its buttons and how they answer.
+"""What every dialog shares: help (F1, or ? outside a text field); and the OK / Cancel
+dialogs' buttons and how they answer.
 
 A dialog does no I/O: OK dismisses it with its result (``action_ok`` of the
 subclass), Cancel, Escape or the Cancel button dismiss it with None.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widgets import Button
@@ -16,7 +18,26 @@ from textual.widgets import Button
 T = TypeVar("T")
 
 
-class OkCancelDialog(ModalScreen[T]):
+class Dialog(ModalScreen[T]):
+    """A dialog with its help: F1 anywhere, ? where it types nothing (a text field takes
+    it as text; the date, time and number fields refuse it, so it never replaces what is
+    there). The help lists the dialog's keys and its ``HELP_EXTRA`` lines."""
+
+    BINDINGS = [
+        Binding("f1", "dialog_help", "Help", id="dialog.help"),
+        Binding("question_mark", "dialog_help", "Help", show=False, id="dialog.help_key"),
+    ]
+    HELP_TITLE: str | None = None
+    HELP_EXTRA: list[tuple[str, str]] = []
+
+    def action_dialog_help(self) -> None:
+        from .help import HelpDialog
+
+        if not isinstance(self.app.screen, HelpDialog):
+            self.app.push_screen(HelpDialog(self))
+
+
+class OkCancelDialog(Dialog[T]):
     #: Extra buttons between OK and Cancel: (label, id); pressing one calls on_extra_button(id).
     EXTRA_BUTTONS: tuple[tuple[str, str], ...] = ()
 

@@ -17,6 +17,11 @@ class ChangeStatusDialog(OkCancelDialog[BatchStatus | None]):
         Binding("ctrl+s,f10", "ok", "OK", id="status.ok"),
     ]
     HELP_TITLE = "Change status"
+    HELP_EXTRA = [
+        ("Up / Down, Enter", "Choose the new status ((•) chosen, ( ) not)"),
+        ("Withhold", "The scheduler leaves the job alone until it is Waiting again"),
+        ("Waiting", "The scheduler starts the job at its scheduled start"),
+    ]
 
     def __init__(self, job_id: int, current: BatchStatus) -> None:
         super().__init__()

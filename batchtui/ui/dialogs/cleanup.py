@@ -21,9 +21,25 @@ class CleanupRequest:
     company: str | None = None
     user: str | None = None
 
+    def describe(self) -> str:
+        """What the runs have in common, in the dialog's words."""
+        parts = [f"ended more than {self.older_than_days} day(s) ago"]
+        if self.statuses:
+            parts.append("status " + " or ".join(s.capitalize() for s in self.statuses))
+        if self.company:
+            parts.append(f"company {self.company}")
+        if self.user:
+            parts.append(f"created by {self.user}")
+        return ", ".join(parts)
+
 
 class CleanupDialog(OkCancelDialog[CleanupRequest | None]):
     HELP_TITLE = "Batch job history clean-up"
+    HELP_EXTRA = [
+        ("Older than (days)", "Runs that ended more than this many days ago"),
+        ("Status of the run", "Only runs that ended so; none ticked: any"),
+        ("OK", "Counts the runs that would go and asks before deleting them"),
+    ]
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="cleanup.cancel"),
         Binding("ctrl+s,f10", "ok", "OK", id="cleanup.ok"),

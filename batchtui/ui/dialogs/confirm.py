@@ -5,14 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 from textual.widgets.button import ButtonVariant
 
 from ..safe_text import safe
+from .base import Dialog
 
 
-class ConfirmDialog(ModalScreen[str | None]):
+class ConfirmDialog(Dialog[str | None]):
     """Returns the key of the chosen button, or None on Escape."""
 
     BINDINGS = [
@@ -21,9 +21,12 @@ class ConfirmDialog(ModalScreen[str | None]):
         Binding("right", "app.focus_next", "Next", show=False),
     ]
 
+    HELP_EXTRA = [("Left / Right", "Move between the answers"), ("Enter", "Choose the answer in focus")]
+
     def __init__(self, title: str, message: str, buttons: list[tuple[str, str]] | None = None,
                  default: str | None = None) -> None:
         super().__init__()
+        self.HELP_TITLE = title
         self.dialog_title = title
         self.message = message
         self.buttons = buttons or [("yes", "Yes"), ("no", "No")]

@@ -35,10 +35,13 @@ class HelpDialog(ModalScreen[None]):
         remapped: dict[str, str] = getattr(self.app, "keys_by_id", {})
         rows: list[tuple[str, str]] = []
         seen: set[tuple[str, str]] = set()
+        modal = isinstance(screen, ModalScreen)
         for source in (screen, self.app):
             for binding in getattr(source, "BINDINGS", []):
                 if not isinstance(binding, Binding) or not binding.description:
                     continue
+                if modal and source is self.app and not binding.priority:
+                    continue  # behind a dialog only the app's priority keys (Ctrl+Q) work
                 keys = binding.key
                 # A remapped key shows as the user set it (the app keeps the keymap it was given).
                 if binding.id and binding.id in remapped:

@@ -38,7 +38,11 @@ UNITS = {"minutes": "minute(s)", "hours": "hour(s)", "days": "day(s)", "weeks": 
 WEEKDAYS = [("Monday", "mon"), ("Tuesday", "tue"), ("Wednesday", "wed"), ("Thursday", "thu"),
             ("Friday", "fri"), ("Saturday", "sat"), ("Sunday", "sun")]
 NTHS = [("first", "first"), ("second", "second"), ("third", "third"), ("fourth", "fourth"), ("last", "last")]
-CLOSED_DAY = [("skip it", "skip"), ("next open day", "next_open_day")]
+# What the date, time and number fields accept as typed: anything else (a "?" for help) is
+# refused and leaves the text as it was, selected or not.
+DATE_CHARS = r"[0-9-]*"
+TIME_CHARS = r"[0-9:]*"
+DIGITS = r"[0-9]*"
 MONTHS = [(name, i + 1) for i, name in enumerate(
     ["January", "February", "March", "April", "May", "June", "July", "August", "September",
      "October", "November", "December"])]
@@ -58,6 +62,14 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         Binding("ctrl+s,f10", "ok", "OK", id="recurrence.ok"),
     ]
     HELP_TITLE = "Recurrence"
+    HELP_EXTRA = [
+        ("Start date / time", "The first run, in the time zone beside it (YYYY-MM-DD, HH:MM)"),
+        ("End", "No end date, End after a number of runs, or End by a date; typing a count or a "
+                "date chooses that option"),
+        ("Pattern", "Minutes, Hours, Days, Weeks (on the days ticked), Months or Years, every N"),
+        ("Preview", "The next runs as they will be, with the zone's abbreviation"),
+        ("Remove recurrence", "The job runs once"),
+    ]
 
     def __init__(self, spec: dict | None, scheduled_start, time_zone: str, *, preview_count: int = 8) -> None:
         super().__init__()
@@ -66,23 +78,6 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         self.time_zone = time_zone
         self.preview_count = preview_count
         self.valid_spec: dict | None = None
-        self._calendar_days: dict[str, Any] = {}  # calendar name -> its closed days, read once per dialog
-
-    def _calendar_options(self) -> list[tuple[str, str]]:
-        from ...calendars import calendar_names
-
-        names = calendar_names()
-        named = self.spec.get("calendar")
-        if isinstance(named, str) and named and named not in names:
-            names.append(named)  # gone since (by hand): shown, and the preview says so
-        return [("(none)", "")] + [(n, n) for n in names]
-
-    def _closed_days(self, name: str) -> Any:
-        if name not in self._calendar_days:
-            from ...calendars import closed_days
-
-            self._calendar_days[name] = closed_days(name)
-        return self._calendar_days[name]
 
     def _initial(self) -> dict:
         spec = self.spec
@@ -115,12 +110,15 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                 with Horizontal(classes="form-row"):
                     yield Label("Start date", classes="field-label")
                     yield Input(init["date"], id="rec-date", placeholder="YYYY-MM-DD", compact=True,
-                                classes="date-input", validators=[DateText("Start date")])
+                                classes="date-input", validators=[DateText("Start date")], restrict=DATE_CHARS)
                     yield Label("Start time", classes="field-label-short")
                     yield Input(init["time"], id="rec-time", placeholder="HH:MM", compact=True, classes="time-input",
-                                validators=[TimeText("Start time")], valid_empty=True)
-                    yield Label("Time zone", classes="field-label-short")
-                    yield Input(self.time_zone, id="rec-tz", compact=True, validators=[TimeZone("Time zone")])
+                                validators=[TimeText("Start time")], valid_empty=True, restrict=TIME_CHARS)
+                with Horizontal(classes="form-row"):
+                    # A row of its own: a zone name (America/Argentina/Buenos_Aires) is long.
+                    yield Label("Time zone", classes="field-label")
+                    yield Input(self.time_zone, id="rec-tz", compact=True, classes="zone-input",
+                                validators=[TimeZone("Time zone")])
                 with Horizontal(classes="end-row"):
                     with RadioSet(id="rec-end", compact=True):
                         yield RadioButton("No end date", value=end_kind == "never", id="end-never", compact=True)
@@ -130,20 +128,23 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                         yield Label("")
                         with Horizontal(classes="form-row"):
                             yield Input(str(end.get("after", "10")), id="rec-after", compact=True,
-                                        classes="count-input", validators=[WholeNumber("End after", minimum=1)])
+                                        classes="count-input", validators=[WholeNumber("End after", minimum=1)],
+                                        restrict=DIGITS)
                             yield Label("occurrences")
                         yield Input(str(end.get("by", "")), id="rec-by", placeholder="YYYY-MM-DD", compact=True,
-                                    classes="date-input", validators=[DateText("End by")], valid_empty=True)
+                                    classes="date-input", validators=[DateText("End by")], valid_empty=True,
+                                    restrict=DATE_CHARS)
                 yield Label("Pattern", classes="group-title")
                 with Horizontal(classes="form-row"):
                     yield Label("Pattern", classes="field-label")
                     yield Select(PATTERNS, value=pattern, allow_blank=False, id="rec-pattern", compact=True)
                     yield Label("Every", classes="field-label-short")
                     yield Input(str(spec.get("every", 1)), id="rec-every", compact=True, classes="count-input",
-                                validators=[WholeNumber("Every", minimum=1)])
+                                validators=[WholeNumber("Every", minimum=1)], restrict=DIGITS)
                     yield Label(UNITS.get(pattern, ""), id="rec-unit")
                 with Horizontal(classes="form-row", id="rec-weekdays"):
-                    yield Label("On", classes="field-label")
+                    # A short label: the seven days, Sunday too, fit in 80 columns.
+                    yield Label("On", classes="field-label-short")
                     chosen = set(spec.get("weekdays", []))
                     for label, key in WEEKDAYS:
                         yield Checkbox(label[:3], value=key in chosen, id=f"wd-{key}", compact=True)
@@ -154,7 +155,7 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                                  allow_blank=False, id="rec-mode", compact=True)
                     yield Label("Day", classes="field-label-short", id="rec-day-label")
                     yield Input(str(spec.get("day", 1)), id="rec-day", compact=True, classes="count-input",
-                                validators=[WholeNumber("Day", minimum=1, maximum=31)])
+                                validators=[WholeNumber("Day", minimum=1, maximum=31)], restrict=DIGITS)
                     yield Select(NTHS, value=spec.get("nth", "first"), allow_blank=False, id="rec-nth", compact=True)
                     yield Select(WEEKDAYS, value=spec.get("weekday", "mon"), allow_blank=False, id="rec-weekday",
                                  compact=True)
@@ -162,13 +163,6 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                     yield Label("Month", classes="field-label")
                     yield Select(MONTHS, value=int(spec.get("month", 1)), allow_blank=False, id="rec-month",
                                  compact=True)
-                with Horizontal(classes="form-row", id="rec-calendar-row"):
-                    yield Label("Calendar", classes="field-label")
-                    yield Select(self._calendar_options(), value=spec.get("calendar") or "", allow_blank=False,
-                                 id="rec-calendar", compact=True)
-                    yield Label("On a closed day", classes="field-label-short", id="rec-closed-label")
-                    yield Select(CLOSED_DAY, value=spec.get("on_closed_day") or "skip", allow_blank=False,
-                                 id="rec-closed", compact=True)
                 yield Label("Preview", classes="group-title")
                 yield Static("", id="rec-sentence")
                 yield Static("", id="rec-warning", classes="warning")
@@ -177,6 +171,7 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
             yield from self.compose_buttons()
 
     def on_mount(self) -> None:
+        self._fit()
         self._show_pattern_options()
         self._update()
         self.query_one("#rec-date", Input).focus()
@@ -231,10 +226,6 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                 spec["weekday"] = self._value("#rec-weekday")
         if pattern == "years":
             spec["month"] = int(self._value("#rec-month"))
-        calendar = self._value("#rec-calendar")
-        if calendar:
-            spec["calendar"] = calendar
-            spec["on_closed_day"] = self._value("#rec-closed")
         return spec, tz
 
     def _update(self) -> None:
@@ -264,9 +255,7 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
 
             check_zone(tz)
             normalized = recurrence.normalize(spec, default_start=spec["start"], time_zone=tz)
-            closed = self._closed_days(spec["calendar"]) if spec.get("calendar") else None
-            occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count, closed=closed)
-            moved = self._moved(recurrence, normalized, tz, occurrences)
+            occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count)
             text = recurrence.describe(normalized)
             warn = recurrence.warning(normalized)
         except UserError as exc:  # RecurrenceError, or an unknown zone: the field and why
@@ -280,23 +269,10 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         sentence.update(safe(text))
         warning.update(safe(warn or ""))
         if occurrences:
-            lines = [o.strftime("%a %Y-%m-%d %H:%M %Z") + (" (moved: closed day)" if o in moved else "")
-                     for o in occurrences]
+            lines = [o.strftime("%a %Y-%m-%d %H:%M %Z") for o in occurrences]
             preview.update(safe("Next: " + "\n      ".join(lines), keep_newlines=True))
         else:
             preview.update("No occurrences.")
-
-    def _moved(self, recurrence: Any, normalized: dict, tz: str, found: list) -> set:
-        """The previewed occurrences a closed day moved (not occurrences of the pattern itself)."""
-        if normalized.get("on_closed_day") != "next_open_day" or not found:
-            return set()
-        plain = {k: v for k, v in normalized.items() if k not in ("calendar", "on_closed_day")}
-        pattern = recurrence.occurrences(plain, tz, count=400)
-        if not pattern:
-            return set()
-        last = pattern[-1].timestamp()
-        own = {o.timestamp() for o in pattern}
-        return {o for o in found if o.timestamp() <= last and o.timestamp() not in own}
 
     def _show_pattern_options(self) -> None:
         pattern = self._value("#rec-pattern")
@@ -309,15 +285,32 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         self.query_one("#rec-day-label").display = by_day
         self.query_one("#rec-nth").display = not by_day
         self.query_one("#rec-weekday").display = not by_day
-        self.query_one("#rec-closed").display = bool(self._value("#rec-calendar"))
-        self.query_one("#rec-closed-label").display = bool(self._value("#rec-calendar"))
+
+    #: A field that belongs to one option of a choice: typing into it chooses that option.
+    FIELD_OPTIONS = {"rec-after": "#end-after", "rec-by": "#end-by"}
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
     @on(RadioSet.Changed)
-    def _changed(self) -> None:
-        if self.is_mounted:
-            self._update()
+    def _changed(self, event: Input.Changed | Checkbox.Changed | RadioSet.Changed) -> None:
+        if not self.is_mounted:
+            return
+        if isinstance(event, Input.Changed) and event.input.has_focus:
+            option = self.FIELD_OPTIONS.get(event.input.id or "")
+            if option is not None:
+                button = self.query_one(option, RadioButton)
+                if not button.value:
+                    button.value = True  # the RadioSet unpresses the others (and posts Changed)
+        self._update()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The body scrolls, the title and the buttons stay: on a 24-line terminal OK and Cancel
+        stay in view whatever the preview and its warnings take."""
+        body = self.query_one(".dialog-body")
+        body.styles.max_height = max(4, min(30, self.app.size.height - 6))
 
     @on(Select.Changed)
     def _select_changed(self) -> None:

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Label, Static
 
 from ..guard import ServiceCall, guarded
-from ..safe_text import safe
+from ..safe_text import for_console, safe
 
 if TYPE_CHECKING:
     from ...actor import Actor
@@ -32,7 +32,7 @@ class MessageLine(Static):
         self._shown = (text, severity)
         self.set_class(severity == "error" and bool(text), "-error")
         self.set_class(severity != "error" and bool(text), "-note")
-        self.update(safe(text or ""))
+        self.update(safe(for_console(text or "")))
         self.display = bool(text)
 
     @property

@@ -22,6 +22,7 @@ from ..format import status_label, wall
 from ..guard import guarded
 from ..safe_text import safe, safe_options, visible
 from ..validation import Description, TimeZone, WallTime, refusal
+from ..widgets.fields import chosen
 from ..widgets.paged_grid import PagedGrid
 from .base import Breadcrumb, MessageLine
 from .job_menu import BatchJobMenu
@@ -100,12 +101,16 @@ class BatchJobsScreen(BatchJobMenu):
                         id="jobs-grid")
         with Vertical(id="job-form", classes="record-form"):
             with Horizontal(classes="form-row"):
+                # Widths follow the values: Run by stays in view at 80 columns.
                 yield Label("Job ID", classes="field-label")
-                yield Label("", id="job-id", classes="read-only short")
+                yield Label("", id="job-id", classes="read-only")
                 yield Label("Status", classes="field-label-short")
-                yield Label("", id="job-status", classes="read-only short")
+                yield Label("", id="job-status", classes="read-only")
                 yield Label("Created by", classes="field-label-short")
-                yield Label("", id="job-created-by", classes="read-only wide")
+                yield Label("", id="job-created-by", classes="read-only")
+                # Who the tasks run as (the ERP's Run by): the creator unless changed.
+                yield Label("Run by", classes="field-label-short")
+                yield Label("", id="job-run-by", classes="read-only wide")
             with Horizontal(classes="form-row"):
                 yield Label("Job description", classes="field-label")
                 yield Input(id="job-description", compact=True, max_length=validators.MAX_DESCRIPTION,
@@ -183,8 +188,8 @@ class BatchJobsScreen(BatchJobMenu):
             "description": self.query_one("#job-description", Input).value,
             "start": self.query_one("#job-start", Input).value.strip(),
             "time_zone": self.query_one("#job-tz", Input).value.strip(),
-            "company": None if company is Select.BLANK else company,
-            "priority": None if priority is Select.BLANK else priority,
+            "company": chosen(company),
+            "priority": chosen(priority),
             "active_period": period if isinstance(period, str) else None,
         }
 
@@ -259,12 +264,13 @@ class BatchJobsScreen(BatchJobMenu):
 
     def _show_read_only(self, job: Any) -> None:
         if job is None:
-            texts = ("", "", "", "")
+            texts = ("", "", "", "", "")
         else:
-            texts = (str(job.id), status_label(job.status), visible(job.created_by),
+            texts = (str(job.id), status_label(job.status), visible(job.created_by), visible(job.run_by),
                      visible(job.recurrence_text) or "None")
         self.job_status = job.status if job is not None else None
-        for wid, text in zip(("#job-id", "#job-status", "#job-created-by", "#job-recurrence"), texts, strict=True):
+        for wid, text in zip(("#job-id", "#job-status", "#job-created-by", "#job-run-by", "#job-recurrence"), texts,
+                             strict=True):
             self.set_text(wid, safe(text))
         self.set_text("#job-waiting", safe(job_waiting_reason(job) or "") if job is not None else "")
 
@@ -416,6 +422,7 @@ class BatchJobsScreen(BatchJobMenu):
         self.set_text("#job-id", "(new)")
         self.set_text("#job-status", "Withhold")
         self.set_text("#job-created-by", safe(self.user))
+        self.set_text("#job-run-by", safe(self.user))
         self.set_text("#job-recurrence", "None")
         self.show_message("New batch job: enter its description, then Ctrl+S to save.", "note")
         self.query_one("#job-description", Input).focus()
@@ -522,6 +529,10 @@ class BatchJobsScreen(BatchJobMenu):
         job_id = self.job_id
         if job_id is None:
             return
+        refused = delete_refusal(job_id)
+        if refused is not None:  # no question first: the answer could only be refused
+            self.show_message(refused)
+            return
 
         def delete() -> None:
             with self.service_call("Not deleted") as call:
@@ -538,6 +549,21 @@ class BatchJobsScreen(BatchJobMenu):
                     self.show_message(f"Deleted batch job {job_id}.", "note")
 
         self.confirm_delete(f"Delete batch job {job_id} and its tasks?", delete)
+
+
+def delete_refusal(job_id: int) -> str | None:
+    """Why the job cannot be deleted now (it runs), or None. The service checks again as it
+    deletes (the status may change in between); this only spares a question answered for nothing."""
+    from ...rules import JOB_MOVES
+
+    job: Any = m.BatchJob.get_or_none(m.BatchJob.id == job_id)
+    if job is None:
+        return None
+    current = BatchStatus(job.status)
+    if JOB_MOVES["delete"].allows(current):
+        return None
+    return (f"Not deleted: batch job {job_id} is {current.label}. A job cannot be deleted while it runs: "
+            "cancel it (x) and delete it once it is Canceled.")
 
 
 def job_waiting_reason(job: Any) -> str | None:

@@ -20,6 +20,7 @@ from ..format import status_label
 from ..guard import guarded
 from ..safe_text import safe, safe_options, visible
 from ..validation import Description, MaxRetries, refusal
+from ..widgets.fields import chosen
 from ..widgets.paged_grid import CallableSource, GridRow, PagedGrid
 from ..widgets.parameters import ParametersForm
 from .base import Breadcrumb, MessageLine
@@ -163,7 +164,7 @@ class BatchTasksScreen(RecordForm):
         current = sel.value
         self._choices[wid] = [v for _, v in options]
         sel.set_options(safe_options(options))
-        if current is not Select.BLANK and current in self._choices[wid]:
+        if chosen(current) is not None and current in self._choices[wid]:
             sel.value = current
 
     # -- rows ---------------------------------------------------------------
@@ -193,7 +194,7 @@ class BatchTasksScreen(RecordForm):
 
     def _select_value(self, wid: str) -> Any:
         value = self.query_one(wid, Select).value
-        return None if value is Select.BLANK else value
+        return chosen(value)
 
     def _set_select(self, wid: str, value: Any) -> None:
         sel = self.query_one(wid, Select)
@@ -305,7 +306,7 @@ class BatchTasksScreen(RecordForm):
 
     @on(Select.Changed, "#task-class")
     def _class_changed(self, event: Select.Changed) -> None:
-        value = None if event.value is Select.BLANK else str(event.value)
+        value = None if chosen(event.value) is None else str(event.value)
         if value != self.parameters.class_name:
             loaded_class = (self._loaded or {}).get("class_name")
             self.parameters.build(value, self._saved_params if self.task_id and value == loaded_class else {})
@@ -509,6 +510,14 @@ class BatchTasksScreen(RecordForm):
             return
         task_id = self.task_id
         if task_id is None:
+            return
+        from .batch_jobs import delete_refusal
+
+        if delete_refusal(self.job_id) is not None:  # its job runs: refused at once, no question
+            job: Any = m.BatchJob.get_or_none(m.BatchJob.id == self.job_id)
+            label = status_label(job.status) if job is not None else ""
+            self.show_message(f"Not deleted: batch job {self.job_id} is {label}; its tasks cannot be "
+                              "changed while it runs.")
             return
 
         def delete() -> None:

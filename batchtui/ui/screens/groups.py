@@ -7,7 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Input, Label, Static
 
 from ... import validators
 from ...errors import UserError
@@ -20,6 +20,8 @@ from .record_form import KeyedRecordForm, record_bindings
 
 GROUP_COLUMNS = [
     Column("name", "Group", 16),
+    # A group that no live server serves never runs its tasks: said here, first.
+    Column("live", "Live servers", 14, essential=True),
     Column("description", "Description", 24, flex=True),
     Column("servers", "Batch servers", 24, flex=True),
     Column("limit", "Max concurrent", 14, align="right"),
@@ -60,18 +62,25 @@ class BatchGroupsScreen(KeyedRecordForm):
                             classes="count-input")
                 yield Label("Running now", classes="field-label-short")
                 yield Label("", id="group-running", classes="read-only short")
-            yield Label("A group with no server never runs; the Empty batch group runs on every server "
-                        "unless servers are named for it.", classes="dim")
+            yield Static("Live servers None: no running batch server serves the group; its tasks wait. The "
+                         "Empty batch group runs on every server unless servers are named for it.", classes="dim")
             yield MessageLine("", id="group-message")
         yield Footer()
 
     def _rows(self) -> list[GridRow]:
+        from ...waiting import WaitingContext
+
+        live = WaitingContext.read().servers_of  # group -> the live servers that serve it
         out = []
         for r in group_rows():
             servers = ", ".join(r["servers"]) or ("(every server)" if r["name"] == "" else "(none: never runs)")
-            out.append(GridRow(r["name"], [one_line(r["name"]) or "(Empty batch group)", one_line(r["description"]),
-                                           one_line(servers), limit_text(r["max_concurrent"]), str(r["running"])],
-                               {3: "red" if r["max_concurrent"] < 0 else ""}))
+            serving = live.get(r["name"], [])
+            out.append(GridRow(r["name"], [one_line(r["name"]) or "(Empty batch group)",
+                                           one_line(", ".join(serving)) if serving else "None: waits",
+                                           one_line(r["description"]), one_line(servers),
+                                           limit_text(r["max_concurrent"]), str(r["running"])],
+                               {1: "" if serving else "bold $text-error",
+                                4: "$text-error" if r["max_concurrent"] < 0 else ""}))
         return out
 
     @property

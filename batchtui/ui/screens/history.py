@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from peewee import fn
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -14,23 +14,25 @@ from textual.widgets import Footer, Label, Static
 
 from ... import models as m
 from ... import status as st
-from ..format import duration, status_label, status_style, wall
+from ..format import duration, status_label, status_style, wall, zoned
 from ..guard import guarded
 from ..safe_text import one_line, safe, visible
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
 
+# The most telling first: at 80 columns a run's status and its end are in view.
 RUN_COLUMNS = [
     Column("job", "Job ID", 6, align="right"),
-    Column("description", "Job description", 14, flex=True),
     Column("run", "Run", 4, align="right"),
-    Column("scheduled", "Scheduled", 16),
-    Column("started", "Started", 19),
-    Column("ended", "Ended", 19),
-    Column("duration", "Duration", 8, align="right"),
     Column("status", "Status", 10),
+    Column("description", "Job description", 14, flex=True, min=6),
+    Column("started", "Started", 23),
+    Column("ended", "Ended", 23, essential=True),
+    Column("duration", "Duration", 8, align="right"),
+    Column("scheduled", "Scheduled", 20),
     Column("server", "Server", 10),
 ]
+RUN_STATUS = 2
 TASK_COLUMNS = [
     Column("id", "Task ID", 7, align="right"),
     Column("description", "Description", 20, flex=True),
@@ -41,12 +43,24 @@ TASK_COLUMNS = [
 ATTEMPT_COLUMNS = [
     Column("attempt", "Attempt", 7, align="right"),
     Column("status", "Status", 10),
-    Column("started", "Started", 23),
-    Column("ended", "Ended", 23),
+    Column("started", "Started", 16),
+    Column("ended", "Ended", 16, essential=True),
     Column("duration", "Duration", 8, align="right"),
     Column("server", "Server", 12, flex=True),
 ]
 SECONDS = "%Y-%m-%d %H:%M:%S"
+NARROW_BELOW = 100  # columns: the log beside the attempts gets a fixed, narrower width
+
+
+def attempt_time(value: Any, tz: str, day: str) -> str:
+    """An attempt's start or end to the millisecond, with its zone; the date only when it is not
+    the run's (the run's row above shows it)."""
+    if not value:
+        return ""
+    millis = wall(value, tz, "%H:%M:%S.%f")[:-3]
+    zone_name = wall(value, tz, "%Z")
+    date = wall(value, tz, "%Y-%m-%d")
+    return f"{millis} {zone_name}" if date == day else f"{date} {millis} {zone_name}"
 
 
 class RunsSource:
@@ -75,9 +89,9 @@ class RunsSource:
         rows = []
         for rid, job, desc, tz, run_no, sched, started, ended, status, server in query:
             rows.append(GridRow(rid, [
-                str(job), one_line(desc), str(run_no), wall(sched, tz), wall(started, tz, SECONDS),
-                wall(ended, tz, SECONDS), duration(started, ended), status_label(status), one_line(server),
-            ], {7: status_style(status)}))
+                str(job), str(run_no), status_label(status), one_line(desc), zoned(started, tz, SECONDS),
+                zoned(ended, tz, SECONDS), duration(started, ended), zoned(sched, tz), one_line(server),
+            ], {RUN_STATUS: status_style(status)}))
         return rows
 
 
@@ -127,6 +141,9 @@ class HistoryScreen(BaseScreen):
         grid.focus()
         self._select_run(grid.cursor_key)
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_BELOW, "-narrow")
+
     def _run(self) -> Any:
         return m.JobRun.get_or_none(m.JobRun.id == self.run_id) if self.run_id else None
 
@@ -157,14 +174,15 @@ class HistoryScreen(BaseScreen):
         if self.run_id is None or self.task_id is None:
             return []
         tz = self._tz()
+        run = self._run()
+        day = wall(run.started, tz, "%Y-%m-%d") if run is not None else ""
         rows = []
         attempts: Any = (m.TaskAttempt.select().where((m.TaskAttempt.run == self.run_id)
                                                       & (m.TaskAttempt.task == self.task_id))
                          .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id))
         for a in attempts:
             rows.append(GridRow(a.id, [str(a.attempt), status_label(a.status),
-                                       wall(a.started, tz, "%Y-%m-%d %H:%M:%S.%f")[:-3],
-                                       wall(a.ended, tz, "%Y-%m-%d %H:%M:%S.%f")[:-3] if a.ended else "",
+                                       attempt_time(a.started, tz, day), attempt_time(a.ended, tz, day),
                                        duration(a.started, a.ended), one_line(a.server)],
                                 {1: status_style(a.status)}))
         return rows

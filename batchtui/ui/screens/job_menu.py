@@ -202,7 +202,8 @@ class BatchJobMenu(RecordForm):
             with self.service_call("Not copied") as call:
                 try:
                     new = jobs.copy_job(job_id, actor=self.actor, description=result.description or None,
-                                        start=result.start or None)
+                                        start=result.start or None, company=result.company,
+                                        keep_recurrence=result.keep_recurrence, keep_alerts=result.keep_alerts)
                 except UserError as exc:
                     self.show_message(f"Copy refused: {exc}")
                     return
@@ -214,5 +215,7 @@ class BatchJobMenu(RecordForm):
                 self.load_record(self.grid.cursor_key)
                 self.show_message(f"Copied batch job {job_id} to {new.id} (Withhold).", "note")
 
+        companies = [c.id for c in m.Company.select(m.Company.id).order_by(m.Company.id)]
         self.app.push_screen(CopyDialog(job_id, job.description, wall(job.scheduled_start, job.time_zone),
-                                        job.time_zone), done)
+                                        job.time_zone, job.company_id, companies,
+                                        has_recurrence=job.recurrence is not None), done)

@@ -8,7 +8,7 @@ from peewee import Field, fn
 
 from ... import models as m
 from ...vocabulary import BatchStatus
-from ..format import priority_label, status_label, status_style, wall
+from ..format import priority_label, status_label, status_style, zoned
 from ..paging import KeysetPager
 from ..progress import bar, job_progress
 from ..safe_text import one_line
@@ -17,9 +17,9 @@ from ..widgets.paged_grid import Column, GridRow
 JOB_COLUMNS = [
     Column("id", "Job ID", 7, align="right"),
     Column("description", "Job description", 18, flex=True),
-    Column("start", "Scheduled start", 16),
-    Column("status", "Status", 10),
-    Column("progress", "Progress", 11, sortable=False),
+    Column("start", "Scheduled start", 20),
+    Column("status", "Status", 10, essential=True),
+    Column("progress", "Progress", 11, sortable=False, essential=True),
     Column("recurrence", "Recurrence", 14, flex=True),
     Column("company", "Company", 7),
     Column("created_by", "Created by", 10),
@@ -93,8 +93,8 @@ class JobsSource:
         for (jid, desc, start, tz, status, rec, company, created_by, priority, _sort) in found:
             done = progress.get(jid)
             rows.append(GridRow(jid, [
-                str(jid), one_line(desc), wall(start, tz), status_label(status),
+                str(jid), one_line(desc), zoned(start, tz), status_label(status),
                 bar(done) if done is not None else "", one_line(rec or ""),
                 one_line(company), one_line(created_by), priority_label(priority),
-            ], {3: status_style(status), PROGRESS_COLUMN: "yellow"}))
+            ], {3: status_style(status), PROGRESS_COLUMN: "$text-warning"}))
         return rows

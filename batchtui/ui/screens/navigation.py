@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, Tree
+
+from ..dialogs.base import Dialog
 
 MENU = [
     ("Inquiries", [("Batch jobs", "batch_jobs"), ("Batch job history", "history")]),
@@ -16,8 +17,9 @@ MENU = [
 ]
 
 
-class NavigationScreen(ModalScreen[str | None]):
+class NavigationScreen(Dialog[str | None]):
     HELP_TITLE = "Modules"
+    HELP_EXTRA = [("Up / Down", "Move through the modules and forms"), ("Enter", "Open the form")]
     BINDINGS = [
         Binding("escape,f2", "close", "Close", id="navigation.close"),
     ]

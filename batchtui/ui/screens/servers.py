@@ -14,25 +14,27 @@ from textual.widgets import Footer, Input, Label, Static
 from ... import servers
 from ...errors import UserError
 from ...timeutil import machine_zone
-from ..format import wall
+from ..format import zoned
 from ..guard import guarded
 from ..safe_text import one_line, safe
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
 from .record_form import KeyedRecordForm, record_bindings
 
+# The most telling first: at 80 columns whether a server is alive and what it runs are in view.
 SERVER_COLUMNS = [
-    Column("name", "Server", 12, flex=True),
-    Column("host", "Host", 10),
+    Column("name", "Server", 12, flex=True, min=6),
+    Column("alive", "Alive", 6, essential=True),
+    Column("running", "Running now", 11, align="right"),
     Column("threads", "Threads", 7, align="right"),
     Column("now", "Now", 4, align="right"),
     Column("reserved", "Reserved", 8, align="right"),
+    Column("heartbeat", "Last heartbeat", 23),
     Column("schedule", "Schedule", 12, flex=True),
     Column("groups", "Batch groups", 12, flex=True),
-    Column("heartbeat", "Last heartbeat", 19),
-    Column("alive", "Alive", 6),
-    Column("running", "Running now", 11, align="right"),
+    Column("host", "Host", 10),
 ]
+ALIVE = 1
 
 
 class BatchServersScreen(KeyedRecordForm):
@@ -64,12 +66,13 @@ class BatchServersScreen(KeyedRecordForm):
                 yield Label("", id="server-state", classes="read-only wide")
             with Horizontal(classes="form-row"):
                 yield Label("Maximum threads", classes="field-label")
-                yield Input(id="server-threads", placeholder="--threads", compact=True, classes="count-input")
+                yield Input(id="server-threads", placeholder="as started", compact=True, classes="threads-input")
                 yield Label("Reserved threads", classes="field-label-short")
                 yield Input(id="server-reserved", compact=True, classes="count-input")
                 yield Label("Schedule", classes="field-label-short")
                 yield Input(id="server-schedule", placeholder="18:00-06:00=8,06:00-18:00=2", compact=True)
-            yield Label("Reserved threads: Reserved capacity only. Windows: server's time zone. p: pause.",
+            yield Static("Maximum threads empty: as the server was started. Reserved threads: for Reserved "
+                        "capacity jobs only. Schedule windows: the server's time zone. p: pause.",
                         classes="dim")
             yield MessageLine("", id="server-message")
         yield Static("", id="server-detail", classes="detail")
@@ -81,11 +84,11 @@ class BatchServersScreen(KeyedRecordForm):
         for s in servers.server_rows(self._now):
             groups = ", ".join(g or "(Empty)" for g in s.groups)
             alive = ("Paused" if s.paused else "Yes") if s.alive else "No"
-            rows.append(GridRow(s.name, [one_line(s.name), one_line(s.host), str(s.threads),
+            rows.append(GridRow(s.name, [one_line(s.name), alive, str(s.running), str(s.threads),
                                          str(s.threads_now) if s.alive else "", str(s.reserved),
-                                         ",".join(s.schedule), one_line(groups),
-                                         wall(s.heartbeat, tz, "%Y-%m-%d %H:%M:%S"), alive, str(s.running)],
-                                {8: ("yellow" if s.paused else "green") if s.alive else "dim"}))
+                                         zoned(s.heartbeat, tz, "%Y-%m-%d %H:%M:%S"), ",".join(s.schedule),
+                                         one_line(groups), one_line(s.host)],
+                                {ALIVE: ("$text-warning" if s.paused else "$text-success") if s.alive else "dim"}))
         return rows
 
     @property

@@ -14,7 +14,7 @@ from ... import models as m
 from ...vocabulary import BatchStatus
 from ...waiting import job_reasons
 from ..format import TIME as SECONDS
-from ..format import condition_label, status_label, status_style, wall, yes_no
+from ..format import condition_label, status_label, status_style, yes_no, zoned
 from ..progress import attempt_fraction, bar, task_progress
 from ..safe_text import one_line, safe, visible
 from ..widgets.paged_grid import Column, GridRow
@@ -25,9 +25,9 @@ TASK_COLUMNS = [
     Column("company", "Company", 8),
     Column("class", "Class name", 10, flex=True),
     Column("group", "Batch group", 11),
-    Column("status", "Status", 10),
+    Column("status", "Status", 10, essential=True),
     # A running task's progress; a task held back by a scheduling control says why (waiting.py).
-    Column("progress", "Progress / waiting", 11, flex=True),
+    Column("progress", "Progress / waiting", 11, flex=True, essential=True),
     Column("ignore", "Ignore failure", 14),
     Column("retries", "Max retries", 11, align="right"),
     Column("used", "Retries used", 12, align="right"),
@@ -57,7 +57,7 @@ def task_rows(job_id: int) -> list[GridRow]:
             one_line(t.batch_group) or "", status_label(t.status),
             bar(done[0]) if done else one_line(reasons.get(t.id) or ""),
             yes_no(t.ignore_failure), str(t.max_retries), str(t.retries_used),
-        ], {5: status_style(t.status), 6: "yellow"}))
+        ], {5: status_style(t.status), 6: "$text-warning"}))
     return rows
 
 
@@ -79,8 +79,8 @@ def latest_attempt_log(task_id: int, job_id: int) -> Text | str:
         return "The task has not run yet."
     tz = m.BatchJob.get_by_id(job_id).time_zone
     head = (f"Attempt {attempt.attempt}: {status_label(attempt.status)} on {visible(attempt.server)}, "
-            f"started {wall(attempt.started, tz, SECONDS)}"
-            + (f", ended {wall(attempt.ended, tz, SECONDS)}" if attempt.ended else ""))
+            f"started {zoned(attempt.started, tz, SECONDS)}"
+            + (f", ended {zoned(attempt.ended, tz, SECONDS)}" if attempt.ended else ""))
     if attempt.ended is None and (attempt.progress is not None or attempt.progress_text):
         fraction = attempt_fraction(attempt.progress, attempt.ended)
         head += f"\nProgress: {bar(fraction, 20)}" + (

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from textual.widgets import Label
+from typing import Any
+
+from textual.widgets import Label, Select
+from textual.widgets._select import NoSelection
 
 
 class FieldLabel(Label):
@@ -16,3 +19,11 @@ class FieldLabel(Label):
 
 class ReadOnly(Label):
     """A value shown, not edited (Job ID, Status, Created by...)."""
+
+
+def chosen(value: Any) -> Any:
+    """A Select's value, or None when nothing is chosen (Textual's "no selection" marker is
+    never passed on: it would reach a message as ``NoSelection``)."""
+    if value is Select.NULL or value is Select.BLANK or isinstance(value, NoSelection):
+        return None
+    return value

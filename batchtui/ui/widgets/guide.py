@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from ...demo.guide import STEPS, GuideSession, Progress, Step
 from ..outage import DB_ERRORS
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from ..app import BatchTuiApp
 
 POLL_SECONDS = 0.75
-#: Below this terminal width the panel is narrower and drawn over the form:
-#: beside it, the Batch tasks form (about 82 columns) would lose its Class name.
+#: Below this terminal width the panel is narrower, and steps aside while the operator edits a
+#: field that would lie under it. It is always docked beside the form, never drawn over it: the
+#: grids give it room (their flex columns narrow, their Status stays in view) and dropdowns open
+#: over it cleanly.
 NARROW_BELOW = 118
 #: Below this terminal height the step list is one line.
 SHORT_BELOW = 32
@@ -62,9 +64,9 @@ class GuidePanel(Vertical):
         border-left: tall $accent;
         padding: 0 1;
     }
-    /* Narrow terminals: drawn over the form (its own layer, so the form keeps its
-       width), and out of the way while the operator edits a field under it. */
-    GuidePanel.-narrow { width: 30; layer: task-guide; }
+    /* Narrow terminals: narrower, and out of the way while the operator edits a field
+       that lies under it. */
+    GuidePanel.-narrow { width: 30; margin-bottom: 1; }
     GuidePanel.-narrow.-peek { display: none; }
     GuidePanel.-off { display: none; }
     GuidePanel #guide-title { text-style: bold; color: $accent; height: 1; }
@@ -251,7 +253,12 @@ class TaskGuide:
             return
         if screen.query(GuidePanel):
             return
-        screen.mount(GuidePanel(self))
+        # Before the footer: the footer then keeps the whole width under the panel.
+        footers = [child for child in screen.children if isinstance(child, Footer)]
+        if footers:
+            screen.mount(GuidePanel(self), before=footers[0])
+        else:
+            screen.mount(GuidePanel(self))
 
     # -- the poll -------------------------------------------------------------------
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rich.cells import cell_len, set_cell_size
+from rich.errors import StyleSyntaxError
 from rich.segment import Segment
 from rich.style import Style
 from textual import work
 from textual.binding import Binding
+from textual.color import Color, ColorParseError
 from textual.events import Click
 from textual.geometry import Size
 from textual.message import Message
@@ -36,9 +38,18 @@ class Column:
     key: str
     label: str
     width: int
-    flex: bool = False  # takes the room left over
+    flex: bool = False  # follows its content and the room there is (between min and its longest text)
     align: str = "left"
     sortable: bool = True  # where the grid offers sorting at all
+    min: int = 0  # a flex column shrinks to this on a narrow terminal (0: 8, or width if smaller)
+    essential: bool = False  # kept in view on a narrow terminal (flex columns before it give way)
+
+    @property
+    def least(self) -> int:
+        """The narrowest this column is drawn."""
+        if not self.flex:
+            return self.width
+        return min(self.width, self.min or 8)
 
 
 @dataclass
@@ -182,6 +193,7 @@ class PagedGrid(ScrollView, can_focus=True):
         self.sort_column: str | None = None  # shown in the header: ▲ ascending, ▼ descending
         self.sort_descending = False
         self._generation = 0  # a read started before the latest reload is dropped
+        self._styles: dict[str, Style] = {}  # resolved cell style text -> its Style
 
     # -- data ---------------------------------------------------------------
 
@@ -201,7 +213,15 @@ class PagedGrid(ScrollView, can_focus=True):
             if len(self._pages) > 8:  # keep memory flat however far one scrolls
                 self._pages.clear()
             self._pages[page_no] = rows
+            if rows and any(c.flex for c in self.columns) and self.is_mounted:
+                self.call_later(self._relayout)  # new text may want other widths
         return rows
+
+    def _relayout(self) -> None:
+        widths = self._widths
+        self._update_virtual_size()
+        if self._widths != widths:
+            self.refresh()
 
     def row_at(self, index: int) -> GridRow | None:
         if index < 0 or index >= self.row_count:
@@ -332,16 +352,97 @@ class PagedGrid(ScrollView, can_focus=True):
 
     # -- layout -------------------------------------------------------------
 
+    #: A flex column is never drawn wider than this for its content alone.
+    MAX_FLEX = 60
+
+    def _content_widths(self) -> list[int]:
+        """Each flex column's longest text (and label) among the rows read, capped."""
+        needs = [cell_len(c.label) + 1 for c in self.columns]
+        for rows in list(self._pages.values()):
+            for row in rows:
+                for i, column in enumerate(self.columns):
+                    if column.flex and i < len(row.cells):
+                        text = row.cells[i]
+                        if text:
+                            needs[i] = max(needs[i], min(self.MAX_FLEX, cell_len(str(text))))
+        return needs
+
     def _layout_widths(self, width: int) -> list[int]:
+        """Column widths for ``width`` cells. Fixed columns keep theirs. Flex columns follow their
+        content: when there is room each gets what its longest text needs (no text cut while room
+        stands empty) and the rest is shared out. When there is less, each gets its nominal width
+        and the room left is shared evenly (the short texts made whole, the longest take the
+        rest). On a terminal too narrow for the columns up to the last ``essential`` one, the
+        flex columns up to it give way (down to their ``least``) so that it stays in view."""
         widths = [c.width for c in self.columns]
-        used = sum(widths) + max(0, len(widths) - 1)
-        spare = width - used
         flex = [i for i, c in enumerate(self.columns) if c.flex]
-        if spare > 0 and flex:
-            share, extra = divmod(spare, len(flex))
+        if not flex:
+            return widths
+        gaps = max(0, len(widths) - 1)
+        room = width - gaps - sum(w for i, w in enumerate(widths) if i not in flex)
+        needs = self._content_widths()
+        want = {i: max(self.columns[i].least, needs[i]) for i in flex}
+        if room >= sum(want.values()):
+            for i in flex:
+                widths[i] = want[i]
+            share, extra = divmod(room - sum(want.values()), len(flex))
             for n, i in enumerate(flex):
                 widths[i] += share + (1 if n < extra else 0)
+            return widths
+        left = room - sum(widths[i] for i in flex)
+        if left >= 0:
+            # The columns fit: the room left goes to the flex columns, evenly (the short texts
+            # are made whole, the longest take the rest).
+            self._fill(widths, flex, want, left)
+            return widths
+        essential = [i for i, c in enumerate(self.columns) if c.essential]
+        if essential:
+            # Too narrow: the flex columns up to the last essential one give way (down to their
+            # least, in proportion) so that it stays in view; the columns after it scroll.
+            last = essential[-1]
+            excess = sum(widths[: last + 1]) + last - width
+            before = [i for i in flex if i <= last]
+            if excess > 0 and before:
+                give = {i: widths[i] - self.columns[i].least for i in before}
+                taken = [0] * len(widths)
+                self._share(taken, give, min(excess, sum(give.values())))
+                for i in before:
+                    widths[i] -= taken[i]
         return widths
+
+    @staticmethod
+    def _fill(widths: list[int], columns: list[int], want: dict[int, int], amount: int) -> int:
+        """Add up to ``amount`` cells to ``columns``, evenly, none beyond what it wants: the
+        short texts are made whole and the longest ones take what is left. Returns what was added."""
+        given = 0
+        while given < amount:
+            short = [i for i in columns if widths[i] < want[i]]
+            if not short:
+                break
+            share = max(1, (amount - given) // len(short))
+            for i in short:
+                add = min(share, want[i] - widths[i], amount - given)
+                widths[i] += add
+                given += add
+        return given
+
+    @staticmethod
+    def _share(widths: list[int], wants: dict[int, int], amount: int) -> None:
+        """Add ``amount`` cells to ``widths``, in proportion to ``wants`` (never more than wanted)."""
+        total = sum(wants.values())
+        if total <= 0 or amount <= 0:
+            return
+        amount = min(amount, total)
+        given = 0
+        for i, want in wants.items():
+            add = want * amount // total
+            widths[i] += add
+            given += add
+        for i in wants:  # the remainder of the division, one by one
+            if given >= amount:
+                break
+            widths[i] += 1
+            given += 1
 
     def _update_virtual_size(self) -> None:
         width = self.scrollable_content_region.width or self.size.width or 80
@@ -370,11 +471,32 @@ class PagedGrid(ScrollView, can_focus=True):
                     text = set_cell_size(text, width)
             style = base
             if styles and i in styles:
-                style = base + Style.parse(styles[i])
+                style = base + self._style(styles[i])
             segments.append(Segment(text, style))
             if i < len(self._widths) - 1:
                 segments.append(Segment(" ", base))
         return Strip(segments)
+
+    def _style(self, text: str) -> Style:
+        """A cell's style: rich style text whose ``$name`` words are the theme's colours."""
+        words = []
+        for word in text.split():
+            if word.startswith("$"):
+                value = self.app.theme_variables.get(word[1:], "")
+                try:
+                    word = Color.parse(value).hex
+                except ColorParseError:
+                    continue  # a colour this theme lacks: drawn without it
+            words.append(word)
+        resolved = " ".join(words)
+        style = self._styles.get(resolved)  # parsed once per resolved text (the theme may change)
+        if style is None:
+            try:
+                style = Style.parse(resolved)
+            except StyleSyntaxError:
+                style = Style()
+            self._styles[resolved] = style
+        return style
 
     def _header_labels(self) -> list[str]:
         labels = []
