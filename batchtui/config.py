@@ -15,12 +15,20 @@ trusted with it: its [smtp] settings are ignored, with a warning.
     user = "batch"
     password = "..."
     sender = "batch@example.com"
-    starttls = true
+    tls = "starttls"                # "starttls", "ssl" (implicit TLS, port 465) or "none"
+    cafile = "/etc/ssl/private-ca.pem"   # trust a private CA (else the system's CAs)
     domain = "example.com"          # user names without @ get this domain
     allowed_recipients = ["ops@partner.example", "@partner.example"]   # e-mail outside domain
 
+    notify_urls = ["json://hooks.example.com/batch"]   # Apprise URLs (top level, before [smtp])
+
 Alert e-mail goes only to addresses at ``domain`` or in ``allowed_recipients``
-(see recipients.py).
+(see recipients.py). TLS always verifies the server's certificate and host
+name (``ssl.create_default_context``); there is no setting that turns it off.
+The old ``starttls = true`` means ``tls = "starttls"``; with neither key,
+``tls`` is ``"ssl"`` on port 465 and ``"none"`` otherwise (what a config
+without ``starttls`` did before). ``port`` defaults to 465 for ``"ssl"``,
+25 otherwise.
 """
 
 from __future__ import annotations
@@ -37,17 +45,21 @@ from pathlib import Path
 import platformdirs
 
 from .errors import UserError
-from .recipients import Recipients, check_allow_list
+from .recipients import DeliverySetup, Recipients, check_allow_list
+
+TLS_MODES = ("starttls", "ssl", "none")
 
 
 @dataclass
 class SmtpSettings:
     host: str = ""
-    port: int = 25
+    port: int = 0  # 0: the default of the TLS mode (465 for "ssl", else 25)
     user: str = ""
     password: str = ""
     sender: str = ""
-    starttls: bool = False
+    starttls: bool | None = None  # the old key: true means tls = "starttls"
+    tls: str = ""  # "starttls", "ssl" or "none"; "" until load_config decides
+    cafile: str = ""  # a PEM file of CA certificates to trust instead of the system's
     domain: str = ""
     # Addresses ("ops@partner.example") and domains ("@partner.example") mailed besides the domain.
     allowed_recipients: list[str] = field(default_factory=list)
@@ -55,6 +67,19 @@ class SmtpSettings:
     @property
     def configured(self) -> bool:
         return bool(self.host)
+
+    @property
+    def tls_mode(self) -> str:
+        """The TLS mode in force: the ``tls`` key, else the old ``starttls``, else by the port."""
+        if self.tls:
+            return self.tls
+        if self.starttls:
+            return "starttls"
+        return "ssl" if self.port == 465 else "none"
+
+    @property
+    def port_number(self) -> int:
+        return self.port or (465 if self.tls_mode == "ssl" else 25)
 
     @property
     def recipients(self) -> Recipients:
@@ -69,6 +94,22 @@ class Config:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     path: Path | None = None
     smtp_refused: str | None = None  # why the [smtp] settings were not used (a file others can read)
+    notify_urls: list[str] = field(default_factory=list)  # Apprise URLs for alerts with notify (chat, webhooks)
+
+    @property
+    def delivery(self) -> DeliverySetup:
+        """What this config cannot deliver, said when an alert that asks for it is saved."""
+        email = None
+        if not self.smtp.configured:
+            email = (self.smtp_refused or "no SMTP server is configured ([smtp] host): the e-mail stays "
+                     "pending until a batch server with one sends it")
+        notify = None
+        if not self.notify_urls:
+            notify = ("no notify_urls are configured: the notice stays pending until a batch server with "
+                      "them sends it")
+        elif not notify_installed():
+            notify = ("notify_urls need Apprise, which is not installed: pip install 'batchtui[notify]'")
+        return DeliverySetup(email, notify)
     theme: str = ""  # the console's theme, as last chosen there ("": Textual's default)
 
     def is_manager(self, user: str) -> bool:
@@ -77,6 +118,15 @@ class Config:
 
         applying = managers(self.managers)
         return "*" in applying or user in applying
+
+
+def notify_installed() -> bool:
+    """Whether the optional extra ``notify`` (Apprise) is installed (and imports)."""
+    try:
+        import apprise  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def config_path() -> Path:
@@ -114,13 +164,23 @@ def load_config(path: Path | None = None) -> Config:
     for key, value in smtp.items():
         if key not in known:
             raise UserError(f"config file {path}: unknown smtp setting {key!r}")
+        try:
+            _check_smtp(key, value)
+        except ValueError as exc:
+            raise UserError(f"config file {path}: [smtp] {key}: {exc}") from None
         setattr(cfg.smtp, key, value)
-    if not isinstance(cfg.smtp.domain, str):
-        raise UserError(f"config file {path}: smtp domain must be a domain name (\"example.com\")")
+    if cfg.smtp.tls and cfg.smtp.starttls is not None and (cfg.smtp.tls == "starttls") != cfg.smtp.starttls:
+        raise UserError(f"config file {path}: [smtp] tls = {cfg.smtp.tls!r} and starttls = "
+                        f"{str(cfg.smtp.starttls).lower()} disagree: keep tls only")
     try:
         check_allow_list(cfg.smtp.allowed_recipients)
     except ValueError as exc:
         raise UserError(f"config file {path}: smtp {exc}") from None
+    urls = data.get("notify_urls", [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) and "://" in u and u.strip() == u for u in urls):
+        raise UserError(f"config file {path}: notify_urls must be a list of Apprise URLs "
+                        "([\"json://host:port/path\", \"ntfy://topic\"])")
+    cfg.notify_urls = urls
     if cfg.smtp.password:
         loose = _readable_by_others(path)
         if loose:
@@ -135,6 +195,28 @@ def load_config(path: Path | None = None) -> Config:
     return cfg
 
 
+def _check_smtp(key: str, value: object) -> None:
+    """One [smtp] setting as the file gives it; ValueError says what is wrong."""
+    if key == "port":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+            raise ValueError("must be a port number (1 to 65535)")
+    elif key == "starttls":
+        if not isinstance(value, bool):
+            raise ValueError('must be true or false (or use tls = "starttls" | "ssl" | "none")')
+    elif key == "tls":
+        if value not in TLS_MODES:
+            raise ValueError(f'must be "starttls", "ssl" or "none", not {value!r}')
+    elif key == "cafile":
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be the path of a PEM file of CA certificates")
+        if not os.path.isfile(os.path.expanduser(value)):
+            raise ValueError(f"{value!r} is not a file")
+    elif key == "domain":
+        if not isinstance(value, str):
+            raise ValueError('must be a domain name ("example.com")')
+    elif key in ("host", "user", "password", "sender"):
+        if not isinstance(value, str):
+            raise ValueError("must be a text")
 _THEME_LINE = re.compile(r"^\s*theme\s*=.*$", re.MULTILINE)
 
 

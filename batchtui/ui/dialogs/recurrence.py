@@ -38,6 +38,7 @@ UNITS = {"minutes": "minute(s)", "hours": "hour(s)", "days": "day(s)", "weeks": 
 WEEKDAYS = [("Monday", "mon"), ("Tuesday", "tue"), ("Wednesday", "wed"), ("Thursday", "thu"),
             ("Friday", "fri"), ("Saturday", "sat"), ("Sunday", "sun")]
 NTHS = [("first", "first"), ("second", "second"), ("third", "third"), ("fourth", "fourth"), ("last", "last")]
+CLOSED_DAY = [("skip it", "skip"), ("next open day", "next_open_day")]
 # What the date, time and number fields accept as typed: anything else (a "?" for help) is
 # refused and leaves the text as it was, selected or not.
 DATE_CHARS = r"[0-9-]*"
@@ -78,6 +79,23 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         self.time_zone = time_zone
         self.preview_count = preview_count
         self.valid_spec: dict | None = None
+        self._calendar_days: dict[str, Any] = {}  # calendar name -> its closed days, read once per dialog
+
+    def _calendar_options(self) -> list[tuple[str, str]]:
+        from ...calendars import calendar_names
+
+        names = calendar_names()
+        named = self.spec.get("calendar")
+        if isinstance(named, str) and named and named not in names:
+            names.append(named)  # gone since (by hand): shown, and the preview says so
+        return [("(none)", "")] + [(n, n) for n in names]
+
+    def _closed_days(self, name: str) -> Any:
+        if name not in self._calendar_days:
+            from ...calendars import closed_days
+
+            self._calendar_days[name] = closed_days(name)
+        return self._calendar_days[name]
 
     def _initial(self) -> dict:
         spec = self.spec
@@ -163,6 +181,13 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                     yield Label("Month", classes="field-label")
                     yield Select(MONTHS, value=int(spec.get("month", 1)), allow_blank=False, id="rec-month",
                                  compact=True)
+                with Horizontal(classes="form-row", id="rec-calendar-row"):
+                    yield Label("Calendar", classes="field-label")
+                    yield Select(self._calendar_options(), value=spec.get("calendar") or "", allow_blank=False,
+                                 id="rec-calendar", compact=True)
+                    yield Label("On a closed day", classes="field-label-short", id="rec-closed-label")
+                    yield Select(CLOSED_DAY, value=spec.get("on_closed_day") or "skip", allow_blank=False,
+                                 id="rec-closed", compact=True)
                 yield Label("Preview", classes="group-title")
                 yield Static("", id="rec-sentence")
                 yield Static("", id="rec-warning", classes="warning")
@@ -226,6 +251,10 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
                 spec["weekday"] = self._value("#rec-weekday")
         if pattern == "years":
             spec["month"] = int(self._value("#rec-month"))
+        calendar = self._value("#rec-calendar")
+        if calendar:
+            spec["calendar"] = calendar
+            spec["on_closed_day"] = self._value("#rec-closed")
         return spec, tz
 
     def _update(self) -> None:
@@ -255,7 +284,9 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
 
             check_zone(tz)
             normalized = recurrence.normalize(spec, default_start=spec["start"], time_zone=tz)
-            occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count)
+            closed = self._closed_days(spec["calendar"]) if spec.get("calendar") else None
+            occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count, closed=closed)
+            moved = self._moved(recurrence, normalized, tz, occurrences)
             text = recurrence.describe(normalized)
             warn = recurrence.warning(normalized)
         except UserError as exc:  # RecurrenceError, or an unknown zone: the field and why
@@ -269,10 +300,23 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         sentence.update(safe(text))
         warning.update(safe(warn or ""))
         if occurrences:
-            lines = [o.strftime("%a %Y-%m-%d %H:%M %Z") for o in occurrences]
+            lines = [o.strftime("%a %Y-%m-%d %H:%M %Z") + (" (moved: closed day)" if o in moved else "")
+                     for o in occurrences]
             preview.update(safe("Next: " + "\n      ".join(lines), keep_newlines=True))
         else:
             preview.update("No occurrences.")
+
+    def _moved(self, recurrence: Any, normalized: dict, tz: str, found: list) -> set:
+        """The previewed occurrences a closed day moved (not occurrences of the pattern itself)."""
+        if normalized.get("on_closed_day") != "next_open_day" or not found:
+            return set()
+        plain = {k: v for k, v in normalized.items() if k not in ("calendar", "on_closed_day")}
+        pattern = recurrence.occurrences(plain, tz, count=400)
+        if not pattern:
+            return set()
+        last = pattern[-1].timestamp()
+        own = {o.timestamp() for o in pattern}
+        return {o for o in found if o.timestamp() <= last and o.timestamp() not in own}
 
     def _show_pattern_options(self) -> None:
         pattern = self._value("#rec-pattern")
@@ -285,6 +329,8 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
         self.query_one("#rec-day-label").display = by_day
         self.query_one("#rec-nth").display = not by_day
         self.query_one("#rec-weekday").display = not by_day
+        self.query_one("#rec-closed").display = bool(self._value("#rec-calendar"))
+        self.query_one("#rec-closed-label").display = bool(self._value("#rec-calendar"))
 
     #: A field that belongs to one option of a choice: typing into it chooses that option.
     FIELD_OPTIONS = {"rec-after": "#end-after", "rec-by": "#end-by"}

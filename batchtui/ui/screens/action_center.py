@@ -21,8 +21,33 @@ ALERT_COLUMNS = [
     Column("event", "Event", 9),
     Column("message", "Message", 30, flex=True),
     Column("read", "Read", 4),
+    Column("delivery", "Sent", 7),
 ]
 
+# The Sent column: the alert's e-mail and notice together, the one furthest from delivered.
+_DELIVERY = {"failed": ("Failed", "bold $text-error"), "pending": ("Pending", "$text-warning"), "sent": ("Yes", "")}
+
+
+def delivery_cell(a: alerts.AlertInfo) -> tuple[str, str]:
+    """(text, style) of the Sent column: "" when the alert asked for neither e-mail nor a notice."""
+    states = [s for s in (a.email, a.notify) if s is not None]
+    for state in ("failed", "pending", "sent"):
+        if state in states:
+            return _DELIVERY[state]
+    return "", ""
+
+
+def delivery_lines(a: alerts.AlertInfo) -> str:
+    """The detail's lines on the alert's e-mail and notice."""
+    lines = []
+    for label, state, error in (("E-mail", a.email, a.email_error), ("Notice", a.notify, a.notify_error)):
+        if state is None:
+            continue
+        line = f"{label}: {state}"
+        if error and state != "sent":
+            line += f" (last error: {one_line(error)})"
+        lines.append(line)
+    return "\n".join(lines)
 # The theme's text colours, as the statuses (format.STATUS_STYLE).
 EVENT_STYLE = {"error": "bold $text-error", "ended": "$text-success", "canceled": "$text-secondary"}
 
@@ -41,9 +66,10 @@ class AlertsSource:
         rows = []
         for a in alerts.list_alerts(self.actor, unread_only=self.unread_only, offset=offset, limit=limit,
                                     newest_first=True):
+            sent, sent_style = delivery_cell(a)
             rows.append(GridRow(a.id, [zoned(a.created, a.time_zone, "%Y-%m-%d %H:%M:%S"), str(a.job_id or ""),
-                                       a.event.capitalize(), one_line(a.message), "Yes" if a.read else "No"],
-                                {2: EVENT_STYLE.get(a.event, "")}))
+                                       a.event.capitalize(), one_line(a.message), "Yes" if a.read else "No", sent],
+                                {2: EVENT_STYLE.get(a.event, ""), 5: sent_style}))
         return rows
 
 
@@ -92,7 +118,8 @@ class ActionCenterScreen(BaseScreen):
             a = alerts.get_alert(self.actor, alert_id) if alert_id else None
         except NotFound:
             a = None
-        self.query_one("#alert-detail", Static).update(safe(a.message, keep_newlines=True) if a else "")
+        text = "\n".join(filter(None, (a.message, delivery_lines(a)))) if a else ""
+        self.query_one("#alert-detail", Static).update(safe(text, keep_newlines=True))
 
     @guarded
     def alerts_changed(self) -> None:
