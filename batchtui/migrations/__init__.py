@@ -88,6 +88,7 @@ from . import (
     v5_pg_server_guards,
     v6_ids_runs,
     v7_scheduling_controls,
+    v8_beyond_erp,
 )
 
 Step = Callable[[Database, SchemaMigrator], None]
@@ -100,6 +101,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (5, v5_pg_server_guards.apply),
     (6, v6_ids_runs.apply),
     (7, v7_scheduling_controls.apply),
+    (8, v8_beyond_erp.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
