@@ -89,6 +89,10 @@ class Running:
     pgid_key: str | None = None
     recorded: threading.Event | None = None  # made when a command reports its group (most tasks start none)
     dropped: bool = False  # its server was fenced: nothing more is recorded for it
+    # Its task's time limit (issue 14): when, on this server's monotonic clock, the attempt is
+    # stopped; set once the stop is asked for (the attempt then ends in Error, not Canceled).
+    deadline: float | None = None
+    timed_out: bool = False
 
 
 def default_name() -> str:
@@ -502,6 +506,8 @@ class BatchServerEngine:
         if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
             self._last_cancel_check = now_mono
             self._check_cancels()
+        if self._running:
+            self._check_time_limits(now_mono)
         if now_mono - self._last_settings >= self.poll:
             self._apply_settings()
         busy = len(self._running) - len(self._ended) + len(self._abandoned)
@@ -731,6 +737,21 @@ class BatchServerEngine:
             if r.claimed.task_id in canceling:
                 r.cancel.set()
 
+    def _check_time_limits(self, now_mono: float) -> None:
+        """Stop the attempts of this server that have run past their task's time limit.
+
+        Keyed on the attempt (this server's _running, by attempt id): only that attempt's
+        cancel flag is set, and a ShellCommand then kills its own process group. It ends
+        in Error (see _run), and its task's Maximum retries apply as for any error.
+        """
+        for r in self._running.values():
+            if r.deadline is not None and not r.timed_out and now_mono >= r.deadline:
+                r.timed_out = True
+                limit = r.claimed.time_limit
+                log.warning("batch server %s: job %d task %d attempt %d: time limit of %s s exceeded; stopping it",
+                            self.name, r.claimed.job_id, r.claimed.task_id, r.claimed.attempt, _seconds(limit))
+                r.cancel.set()
+
     def _flush_logs(self) -> None:
         """Write what running attempts logged and their progress, so it shows live."""
         for r in list(self._running.values()):
@@ -819,6 +840,8 @@ class BatchServerEngine:
 
     def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
         r = Running(claimed, refused=refused)
+        if claimed.time_limit is not None:
+            r.deadline = time.monotonic() + float(claimed.time_limit)
         self._running[claimed.attempt_id] = r
         if refused is not None:
             log.warning("batch server %s: job %d task %d attempt %d: %s", self.name, claimed.job_id,
@@ -852,6 +875,9 @@ class BatchServerEngine:
             r.lines.append(traceback.format_exc().rstrip())
         if r.cancel.is_set() and result != "ended":
             result = "handback" if r.handback else "canceled"
+            if r.timed_out and not r.handback:
+                result = "error"
+                r.lines.append(f"Error: time limit of {_seconds(c.time_limit)} s exceeded")
         r.result = result
         r.ended = utcnow()
         self._outcomes.put(r)
@@ -869,6 +895,10 @@ def _close_quietly() -> None:
         m.database.close()
     except Exception:  # noqa: BLE001  (closing a connection that is already broken)
         pass
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else (str(int(value)) if value == int(value) else f"{value:g}")
 
 
 def _join(lines: list[str]) -> str:

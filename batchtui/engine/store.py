@@ -84,6 +84,7 @@ class Claimed:
     description: str = ""
     priority: int = 1
     group: str = ""
+    time_limit: float | None = None  # seconds this attempt may run (its server stops it then)
 
 
 @dataclass(slots=True)
@@ -159,7 +160,7 @@ _PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHER
 
 _CLAIM = (
     "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
-    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start "
+    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start, t.time_limit "
     "FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
     # The literal status lets the planner use the partial index. A task of a
     # job being canceled is never claimed (the cancel makes it Didn't run).
@@ -374,9 +375,9 @@ class EngineStore:
                 [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
                  for aid, r in zip(attempt_ids, rows, strict=True)])
         return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
-                        run_by, description, priority, group)
+                        run_by, description, priority, group, time_limit)
                 for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id,
-                                 priority, group, _)
+                                 priority, group, _, time_limit)
                 in zip(attempt_ids, rows, strict=True)]
 
     def _claim_limited(self, claim: str, groups: list[str], limited: list[str], limit: int,
