@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
+from datetime import timedelta
 
 import pytest
 
+from batchtui import history, jobs
 from batchtui import models as m
+from batchtui import status as st
+from batchtui.actor import Actor
+from batchtui.errors import Refused
+from batchtui.timeutil import utcnow
 from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, task_statuses, wait_for
@@ -67,3 +74,132 @@ def test_a_time_limit_stops_that_attempt_its_process_group_and_no_other(engines)
         assert job_status(job_id) == S.ERROR
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- run now ----------------------------------------------------------------------------------
+
+
+def _import(job: dict) -> tuple[int, dict[str, int]]:
+    (created,) = jobs.import_jobs(job, actor=OPS())
+    return created["id"], created["tasks"]
+
+
+def OPS():  # noqa: N802  (reads as the user it is)
+    return Actor.current("ops")
+
+
+def runs_of(job_id):
+    return list(m.JobRun.select().where(m.JobRun.job == job_id).order_by(m.JobRun.run_no))
+
+
+def test_run_now_leaves_the_recurrence_and_the_status_as_they_were(engines):
+    tomorrow = (utcnow() + timedelta(days=1)).replace(microsecond=0)
+    recurring, _ = _import({"description": "daily", "status": "waiting", "time_zone": "UTC",
+                            "scheduled_start": tomorrow.isoformat() + "+00:00",
+                            "recurrence": {"pattern": "days", "every": 1},
+                            "tasks": [{"key": "a", "description": "a", "class": "Noop"}]})
+    held, _ = _import({"description": "held", "status": "withhold", "time_zone": "UTC",
+                       "scheduled_start": tomorrow.isoformat() + "+00:00",
+                       "recurrence": {"pattern": "days", "every": 1},
+                       "tasks": [{"key": "a", "description": "a", "class": "Noop"}]})
+    before = {j: (m.BatchJob.get_by_id(j).scheduled_start, m.BatchJob.get_by_id(j).recurrence_runs)
+              for j in (recurring, held)}
+    engines()
+    st.run_now(recurring, OPS())
+    st.run_now(held, OPS())
+    wait_for(lambda: all(len(runs_of(j)) == 1 and runs_of(j)[0].ended is not None for j in (recurring, held)))
+    wait_for(lambda: job_status(recurring) == S.WAITING and job_status(held) == S.HOLD)
+    for j in (recurring, held):
+        job = m.BatchJob.get_by_id(j)
+        assert (job.scheduled_start, job.recurrence_runs) == before[j]
+        assert job.run_request is None
+        (run,) = runs_of(j)
+        assert (run.status, run.requested) == (S.FINISHED, "run")
+
+
+def test_run_now_is_refused_while_the_job_runs_and_once_pending(engines):
+    job_id, ids = make_job([{"key": "a", "class_name": "Sleep", "params": {"seconds": 30}}], status=S.HOLD)
+    st.run_now(job_id, OPS())
+    with pytest.raises(Refused, match="requested already"):
+        st.run_now(job_id, OPS())
+    engines()
+    wait_for(lambda: task_statuses(ids)["a"] == S.EXECUTING)
+    with pytest.raises(Refused, match=f"job {job_id} is Executing"):
+        st.run_now(job_id, OPS())
+    with pytest.raises(Refused, match=f"job {job_id} is Executing"):
+        st.rerun_job(job_id, OPS())
+    st.cancel_job(job_id, OPS())
+    wait_for(lambda: job_status(job_id) == S.HOLD)  # a run now of a Withhold job: back in Withhold
+    assert [r.status for r in runs_of(job_id)] == [S.CANCELED]
+
+
+# -- rerun from the failed tasks ---------------------------------------------------------------
+
+
+def test_a_rerun_keeps_the_tasks_that_ended_and_runs_the_others_against_them(engines):
+    job_id, ids = make_job([
+        {"key": "a"},
+        {"key": "b", "class_name": "Fail", "params": {"message": "boom"}},
+        {"key": "c", "conditions": [("a", "ended")]},
+        {"key": "d", "conditions": [("b", "ended")]},
+        {"key": "e", "conditions": [("a", "error")]},
+    ], status=S.HOLD)
+    with pytest.raises(Refused, match="has not run yet"):
+        st.rerun_job(job_id, OPS())
+    engines()
+    st.run_now(job_id, OPS())
+    wait_for(lambda: len(runs_of(job_id)) == 1 and runs_of(job_id)[0].ended is not None)
+    assert task_statuses(ids) == {"a": S.FINISHED, "b": S.ERROR, "c": S.FINISHED, "d": S.NOT_RUN, "e": S.NOT_RUN}
+    m.BatchTask.update(class_name="Noop", params={}).where(m.BatchTask.id == ids["b"]).execute()
+    st.rerun_job(job_id, OPS())
+    wait_for(lambda: len(runs_of(job_id)) == 2 and runs_of(job_id)[1].ended is not None)
+    first, second = runs_of(job_id)
+    assert (first.status, second.status, second.requested) == (S.ERROR, S.FINISHED, "rerun")
+    assert task_statuses(ids) == {"a": S.FINISHED, "b": S.FINISHED, "c": S.FINISHED, "d": S.FINISHED,
+                                  "e": S.NOT_RUN}
+    # The kept tasks made no new attempt; the others ran (e's condition on a kept task is dead).
+    assert {k: len(attempts(t)) for k, t in ids.items()} == {"a": 1, "b": 2, "c": 1, "d": 1, "e": 0}
+    (newest, older) = history.job_history(job_id)
+    assert {t["key"]: t["kept"] for t in newest["tasks"]} == {"a": True, "b": False, "c": True, "d": False,
+                                                              "e": False}
+    assert {t["key"]: (t["status"], len(t["attempts"])) for t in newest["tasks"] if t["kept"]} == {
+        "a": ("ended", 0), "c": ("ended", 0)}
+    assert not any(t["kept"] for t in older["tasks"])
+    exported = {t["key"]: t["kept"] for t in jobs.export_job(job_id)["tasks"]}
+    assert exported == {"a": True, "b": False, "c": True, "d": False, "e": False}
+    assert job_status(job_id) == S.HOLD
+    with pytest.raises(Refused, match="ended Ended; a rerun is for a run that ended Error or Canceled"):
+        st.rerun_job(job_id, OPS())
+
+
+@pytest.mark.postgres
+def test_two_operators_asking_for_a_rerun_at_once_get_one_and_two_servers_start_it_once(pg_engine_factory):
+    job_id, ids = make_job([{"key": "ok"}, {"key": "bad", "class_name": "Fail", "params": {"message": "x"}}],
+                           status=S.HOLD)
+    pg_engine_factory(poll=0.05)
+    pg_engine_factory(poll=0.05)
+    st.run_now(job_id, OPS())
+    wait_for(lambda: len(runs_of(job_id)) == 1 and runs_of(job_id)[0].ended is not None)
+    for round_no in range(2, 6):
+        barrier = threading.Barrier(2)
+        results: list[str] = []
+
+        def operator():
+            with m.database.connection_context():
+                barrier.wait()
+                try:
+                    st.rerun_job(job_id, OPS())
+                    results.append("rerun")
+                except Refused as exc:
+                    results.append(f"refused: {exc}")
+
+        threads = [threading.Thread(target=operator) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(results) == 2 and results.count("rerun") == 1, results
+        wait_for(lambda: len(runs_of(job_id)) == round_no and runs_of(job_id)[-1].ended is not None)  # noqa: B023
+        time.sleep(0.3)  # two servers polling: neither starts a second run for the one request
+        assert len(runs_of(job_id)) == round_no
+    assert len(attempts(ids["ok"])) == 1 and len(attempts(ids["bad"])) == 5

@@ -584,6 +584,7 @@ class BatchServerEngine:
         if not due:
             return False
         started = self.store.start_due_jobs(self.name)
+        started += self.store.start_requested_runs(self.name)  # run now, rerun (issue 14)
         if started or self.store.deferred:
             self._due_dirty = True
         return bool(started)
