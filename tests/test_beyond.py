@@ -172,6 +172,28 @@ def test_a_rerun_keeps_the_tasks_that_ended_and_runs_the_others_against_them(eng
         st.rerun_job(job_id, OPS())
 
 
+def _rerun_at_a_barrier(job_id: int) -> list[str]:
+    """Two operators' threads ask for a rerun of the job at the same moment: what each got."""
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def operator():
+        with m.database.connection_context():
+            barrier.wait()
+            try:
+                st.rerun_job(job_id, OPS())
+                results.append("rerun")
+            except Refused as exc:
+                results.append(f"refused: {exc}")
+
+    threads = [threading.Thread(target=operator) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
 @pytest.mark.postgres
 def test_two_operators_asking_for_a_rerun_at_once_get_one_and_two_servers_start_it_once(pg_engine_factory):
     job_id, ids = make_job([{"key": "ok"}, {"key": "bad", "class_name": "Fail", "params": {"message": "x"}}],
@@ -181,25 +203,34 @@ def test_two_operators_asking_for_a_rerun_at_once_get_one_and_two_servers_start_
     st.run_now(job_id, OPS())
     wait_for(lambda: len(runs_of(job_id)) == 1 and runs_of(job_id)[0].ended is not None)
     for round_no in range(2, 6):
-        barrier = threading.Barrier(2)
-        results: list[str] = []
-
-        def operator():
-            with m.database.connection_context():
-                barrier.wait()
-                try:
-                    st.rerun_job(job_id, OPS())
-                    results.append("rerun")
-                except Refused as exc:
-                    results.append(f"refused: {exc}")
-
-        threads = [threading.Thread(target=operator) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        results = _rerun_at_a_barrier(job_id)
         assert len(results) == 2 and results.count("rerun") == 1, results
         wait_for(lambda: len(runs_of(job_id)) == round_no and runs_of(job_id)[-1].ended is not None)  # noqa: B023
         time.sleep(0.3)  # two servers polling: neither starts a second run for the one request
         assert len(runs_of(job_id)) == round_no
     assert len(attempts(ids["ok"])) == 1 and len(attempts(ids["bad"])) == 5
+
+
+# -- late alerts ----------------------------------------------------------------------------------
+
+
+def test_a_late_run_raises_one_late_alert_per_user_across_two_servers(engines):
+    late, _ = _import({"description": "slow [b]close[/b]", "status": "waiting", "late_after": 1,
+                       "alerts": [{"user": "ops", "late": True, "popup": True},
+                                  {"user": "boss", "late": True, "error": True, "email": False},
+                                  {"user": "carol", "ended": True, "popup": True}],
+                       "tasks": [{"key": "a", "description": "a", "class": "Sleep", "params": {"seconds": 3}}]})
+    on_time, _ = _import({"description": "quick", "status": "waiting", "late_after": 30,
+                          "alerts": [{"user": "ops", "late": True, "popup": True}],
+                          "tasks": [{"key": "a", "description": "a", "class": "Noop"}]})
+    engines(poll=0.05)
+    engines(poll=0.05)
+    wait_for(lambda: job_status(late) in FINAL and job_status(on_time) in FINAL)
+    rows = list(m.Alert.select().where(m.Alert.event == "late").order_by(m.Alert.user))
+    assert [(a.user, a.job_id, a.popup) for a in rows] == [("boss", late, False), ("ops", late, True)]
+    assert "is late" in rows[0].message and "[b]close[/b]" in rows[0].message
+    (run,) = runs_of(late)
+    assert run.late_alerted and rows[0].run_id == run.id
+    assert not runs_of(on_time)[0].late_alerted
+    # carol asked for Ended only: her alert is the end's, not a late one.
+    assert [a.event for a in m.Alert.select().where(m.Alert.user == "carol")] == ["ended"]

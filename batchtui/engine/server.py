@@ -546,6 +546,8 @@ class BatchServerEngine:
             self._flush_logs()
         if now_mono - self._last_mail >= MAIL_EVERY:
             self._last_mail = now_mono
+            if self.store.raise_late_alerts():  # issue 14: runs past their job's late_after
+                changed = True
             send_alert_mails(self.store, self.name)
         return changed
 

@@ -806,6 +806,43 @@ class EngineStore:
         if alerts:
             m.Alert.insert_many(alerts).execute()
 
+    def raise_late_alerts(self, now: datetime | None = None) -> int:
+        """The `late` alerts of runs not over `late_after` seconds after their scheduled start.
+
+        Once per run, however many batch servers look: the run's late_alerted
+        flag is set by a compare-and-set, and only the server whose update
+        changed it writes the alerts, in the same transaction. One alert per
+        user whose alert asks for `late`, as a pop-up and e-mail as it says.
+        Returns how many runs were found late.
+        """
+        now = now or _utcnow()
+        x = self.d.x
+        rows = x("SELECT r.id, r.job_id, r.run_no, r.scheduled, j.late_after, j.description "
+                 "FROM batch_job j JOIN job_run r ON r.id = j.current_run "
+                 f"WHERE j.status IN ({sql_in(RUNNING_JOB_STATUSES)}) AND j.late_after IS NOT NULL "
+                 "AND r.ended IS NULL AND r.late_alerted = ?", (False,)).fetchall()
+        late = [r for r in rows if (as_datetime(r[3]) or now) + timedelta(seconds=float(r[4])) <= now]
+        if not late:
+            return 0
+        count = 0
+        with write():
+            for run_id, job_id, run_no, _, late_after, description in late:
+                if x("UPDATE job_run SET late_alerted = ? WHERE id = ? AND late_alerted = ? AND ended IS NULL",
+                     (True, run_id, False)).rowcount != 1:
+                    continue  # another server raised them, or the run ended meanwhile
+                count += 1
+                seconds = int(late_after) if late_after == int(late_after) else late_after
+                message = (f"Batch job {job_id} '{description}' is late: run {run_no} has not ended "
+                           f"{seconds} s after its scheduled start.")
+                alerts = [{"user": user, "job": job_id, "run": run_id, "event": "late", "message": message,
+                           "created": now, "read": False, "popup": bool(popup), "email": bool(email)}
+                          for user, popup, email in x(
+                              'SELECT "user", popup, email FROM job_alert WHERE job_id = ? AND late = ? '
+                              'ORDER BY "user"', (job_id, True))]
+                if alerts:
+                    m.Alert.insert_many(alerts).execute()
+        return count
+
     def _subscriptions(self, job_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
         """The alert settings of these jobs: job id -> [(user, ended, error, canceled, popup, email)]."""
         out: dict[int, list[tuple[Any, ...]]] = {}
