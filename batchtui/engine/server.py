@@ -506,7 +506,6 @@ class BatchServerEngine:
         if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
             self._last_cancel_check = now_mono
             self._check_cancels()
-        if self._running:
             self._check_time_limits(now_mono)
         if now_mono - self._last_settings >= self.poll:
             self._apply_settings()
@@ -546,9 +545,7 @@ class BatchServerEngine:
             self._flush_logs()
         if now_mono - self._last_mail >= MAIL_EVERY:
             self._last_mail = now_mono
-            if self.store.raise_late_alerts():  # issue 14: runs past their job's late_after
-                changed = True
-            send_alert_mails(self.store, self.name)
+            changed = self._alerts() or changed
         return changed
 
     def _claim(self, free: int, claimed: list[Claimed] | None = None) -> list[Claimed]:
@@ -739,6 +736,12 @@ class BatchServerEngine:
         for r in self._running.values():
             if r.claimed.task_id in canceling:
                 r.cancel.set()
+
+    def _alerts(self) -> bool:
+        """Raise the late alerts that are due (issue 14), then e-mail what waits; True if any was raised."""
+        raised = bool(self.store.raise_late_alerts())
+        send_alert_mails(self.store, self.name)
+        return raised
 
     def _check_time_limits(self, now_mono: float) -> None:
         """Stop the attempts of this server that have run past their task's time limit.
