@@ -4,6 +4,7 @@ The real batch server threads on a real SQLite file and a real PostgreSQL server
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -234,3 +235,57 @@ def test_a_late_run_raises_one_late_alert_per_user_across_two_servers(engines):
     assert not runs_of(on_time)[0].late_alerted
     # carol asked for Ended only: her alert is the end's, not a late one.
     assert [a.event for a in m.Alert.select().where(m.Alert.user == "carol")] == ["ended"]
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+
+def test_the_command_line_runs_now_reruns_and_refuses_in_one_line(capsys, monkeypatch, tmp_path, database):
+    from .test_cli import run
+
+    database.close()
+    job = {"description": "cli", "status": "withhold", "late_after": 0.3,
+           "alerts": [{"user": "ops", "late": True}],
+           "tasks": [{"key": "slow", "description": "slow", "class": "Sleep", "params": {"seconds": 2.5},
+                      "time_limit": 30},
+                     {"key": "bad", "description": "bad", "class": "Fail", "params": {"message": "no"}}]}
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+    code, out, err = run(capsys, "job", "import", str(path), "--json")
+    assert code == 0, err
+    job_id = json.loads(out)["jobs"][0]["id"]
+    for bad in (0, -1, "x", 10**12):
+        path.write_text(json.dumps({**job, "tasks": [{**job["tasks"][0], "time_limit": bad}]}))
+        code, out, err = run(capsys, "job", "import", str(path))
+        assert (code, len(err)) == (2, 1) and "field time_limit" in err[0], err
+        path.write_text(json.dumps({**job, "late_after": bad}))
+        code, out, err = run(capsys, "job", "import", str(path))
+        assert (code, len(err)) == (2, 1) and "field late_after" in err[0], err
+    code, out, err = run(capsys, "job", "rerun", str(job_id))
+    assert (code, err) == (2, [f"batchtui: error: job {job_id} has not run yet: there is no run to rerun"])
+    code, out, err = run(capsys, "job", "run", str(job_id), "--json")
+    assert code == 0 and json.loads(out) == {"id": job_id, "status": "withhold", "requested": "run"}
+    # `server --exit-when-idle` counts the request as due work: it runs it, then exits.
+    code, out, err = run(capsys, "server", "--exit-when-idle", "--poll", "0.1", "--name", "cli-idle")
+    assert code == 0, err
+    exported = json.loads(run(capsys, "job", "export", str(job_id))[1])
+    assert exported["status"] == "withhold" and exported["last_run"]["status"] == "error"
+    assert exported["late_after"] == 0.3 and exported["tasks"][0]["time_limit"] == 30
+    assert exported["alerts"][0]["late"] is True
+    alerts = json.loads(run(capsys, "alerts", "--json")[1])
+    assert [a["event"] for a in alerts] == ["late"]
+    code, out, err = run(capsys, "job", "rerun", str(job_id))
+    assert code == 0, err
+    code, out, err = run(capsys, "job", "rerun", str(job_id))
+    assert (code, len(err)) == (2, 1) and "requested already" in err[0]
+    code, out, err = run(capsys, "server", "--exit-when-idle", "--poll", "0.1", "--name", "cli-idle")
+    assert code == 0, err
+    newest = json.loads(run(capsys, "job", "history", str(job_id), "--json")[1])[0]
+    assert newest["requested"] == "rerun"
+    assert {t["key"]: (t["kept"], len(t["attempts"])) for t in newest["tasks"]} == {"slow": (True, 0),
+                                                                                     "bad": (False, 1)}
+    assert "(kept: ended in the run before; not run again)" in run(capsys, "job", "history", str(job_id))[1]
+    # What export printed imports as a new job (kept and the run-time fields ignored).
+    path.write_text(run(capsys, "job", "export", str(job_id))[1])
+    code, out, err = run(capsys, "job", "import", str(path), "--json")
+    assert code == 0, err

@@ -20,6 +20,8 @@ from .jobs import (
     cmd_job_history,
     cmd_job_import,
     cmd_job_list,
+    cmd_job_rerun,
+    cmd_job_run,
     cmd_job_set,
     cmd_job_status,
     cmd_job_wait,
@@ -100,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a server whose heartbeat is older than this is declared dead and its "
                         f"tasks taken back (default {ALIVE_WITHIN:g})")
 
-    job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
-                              "wait, history", None)
+    job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, run, rerun, copy, "
+                              "delete, wait, history", None)
     jobs_sub = job.add_subparsers(dest="job_command", metavar="ACTION", parser_class=_Parser, required=True)
 
     p = command(jobs_sub, "import", "create the jobs of a job file (- reads stdin)", cmd_job_import)
@@ -135,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
 
     p = command(jobs_sub, "cancel", "change status to Canceling", cmd_job_cancel)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "run", "run now: one run as soon as a batch server sees it; the recurrence "
+                                 "does not move", cmd_job_run)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "rerun", "rerun from the failed tasks: a new run now that keeps the tasks that "
+                                   "ended in the last run (Error or Canceled)", cmd_job_rerun)
     p.add_argument("id", type=_job_id, metavar="ID")
     _json_option(p)
 
