@@ -23,12 +23,14 @@ class AlertSettings:
     canceled: bool = False
     popup: bool = False
     email: bool = False
+    late: bool = False  # the run has not ended the job's Late after seconds after its scheduled start
 
     @classmethod
     def from_row(cls, row: Any) -> AlertSettings:
         if row is None:
             return cls()
-        return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email))
+        return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email),
+                   bool(row.late))
 
 
 class AlertsDialog(OkCancelDialog[AlertSettings | None]):
@@ -55,6 +57,7 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
             yield Checkbox("Ended", c.ended, id="alert-ended", compact=True)
             yield Checkbox("Has an error", c.error, id="alert-error", compact=True)
             yield Checkbox("Is canceled", c.canceled, id="alert-canceled", compact=True)
+            yield Checkbox("Is late (see Late after on the job)", c.late, id="alert-late", compact=True)
             yield Label("Notify by", classes="group-title")
             yield Checkbox("Show pop-up", c.popup, id="alert-popup", compact=True)
             yield Checkbox("Send e-mail", c.email, id="alert-email", compact=True)
@@ -66,14 +69,14 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
 
     def result(self) -> AlertSettings:
         return AlertSettings(*(self.query_one(f"#alert-{name}", Checkbox).value
-                               for name in ("ended", "error", "canceled", "popup", "email")))
+                               for name in ("ended", "error", "canceled", "popup", "email", "late")))
 
     def action_ok(self) -> None:
         r = self.result()
         line = self.query_one("#alert-error-line", Static)
         try:
             hint = validators.alert_choice(ended=r.ended, error=r.error, canceled=r.canceled, popup=r.popup,
-                                           email=r.email)
+                                           email=r.email, late=r.late)
         except validators.Invalid as exc:
             line.update(safe(exc.reason))
             return
