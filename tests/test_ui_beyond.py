@@ -13,7 +13,10 @@ from batchtui.actor import Actor  # noqa: E402
 from batchtui.ui.widgets.paged_grid import PagedGrid  # noqa: E402
 from batchtui.vocabulary import BatchStatus  # noqa: E402
 
-from .test_ui import USER, grid_rows, make_app, message, sync, ui_db, wait_for  # noqa: F401, E402
+from . import test_ui  # noqa: E402
+from .test_ui import USER, grid_rows, make_app, message, sync, wait_for  # noqa: E402
+
+ui_db = test_ui.ui_db  # the same isolated database per test
 
 
 def _job(**extra) -> tuple[int, dict[str, int]]:
