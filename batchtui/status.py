@@ -106,11 +106,12 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
         current = BatchStatus(job.status)
         if current == BatchStatus.CANCELLING:
             raise Refused(f"job {job_id} is already Canceling")
+        # A pending run now or rerun is canceled with the job (it would start the job again).
         if JOB_MOVES["cancel_idle"].allows(current):
-            move_job(job_id, JOB_MOVES["cancel_idle"], current)
+            move_job(job_id, JOB_MOVES["cancel_idle"], current, run_request=None)
             move_tasks(job_id, TASK_MOVES["cancel_idle"])
         elif JOB_MOVES["cancel_running"].allows(current):
-            move_job(job_id, JOB_MOVES["cancel_running"], current)
+            move_job(job_id, JOB_MOVES["cancel_running"], current, run_request=None)
             move_tasks(job_id, TASK_MOVES["cancel_pending"])
             move_tasks(job_id, TASK_MOVES["cancel_executing"])
             EngineStore().advance_jobs([], [job_id], utcnow())

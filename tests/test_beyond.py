@@ -289,3 +289,13 @@ def test_the_command_line_runs_now_reruns_and_refuses_in_one_line(capsys, monkey
     path.write_text(run(capsys, "job", "export", str(job_id))[1])
     code, out, err = run(capsys, "job", "import", str(path), "--json")
     assert code == 0, err
+
+
+def test_a_cancel_drops_a_pending_run_now(engines):
+    job_id, ids = make_job([{"key": "a"}], status=S.WAITING, start=utcnow() + timedelta(days=1))
+    st.run_now(job_id, OPS())
+    st.cancel_job(job_id, OPS())
+    engines()
+    time.sleep(0.5)  # a server that polls sees no request
+    assert m.BatchJob.get_by_id(job_id).run_request is None and not runs_of(job_id)
+    assert job_status(job_id) == S.CANCELED
