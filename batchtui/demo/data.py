@@ -280,8 +280,10 @@ def catalogue() -> list[J]:
           created_by="ops", runs=[(3, "05:10", {"fail": {"release13": 1}})]),
         # -- withheld ---------------------------------------------------------------------------
         J("Foreign currency revaluation - EUR, GBP (waiting for rates)",
+          # The exchange rate provider hangs (seconds: an hour): the time limit stops the task after
+          # 20 s, and it is tried once more (issue 14). Run it now (n) to see it.
           [T("revalue", "Revalue open transactions in EUR and GBP", "ForeignCurrencyRevaluation",
-             {"currencies": "EUR,GBP"})],
+             {"currencies": "EUR,GBP", "seconds": 3600}, max_retries=1, time_limit=20)],
           created_by=ME, scheduled=(-1, "20:00"), final="withhold"),
         J("Inventory close - trial run (do not post)",
           [T("recalc", "Recalculate inventory", "InventoryRecalculation", {"failures": 0}, group="INV"),
@@ -291,10 +293,6 @@ def catalogue() -> list[J]:
           [T("post", "Post sales invoices for customer group 30", "SalesInvoicePosting",
              {"customer_group": "30", "orders": 10})],
           scheduled=(-1, "06:00"), final="withhold"),
-        J("Bank statement import (the bank's SFTP server hangs)",
-          [T("import", "Import bank statements from the bank's SFTP server", "WorkflowMessageProcessing",
-             {"messages": 3, "seconds": 3600}, max_retries=1, time_limit=20)],
-          created_by="ops", scheduled=(-1, "07:00"), final="withhold"),
         J("Master planning - scenario test (copy of DynPlan)",
           [T("plan", "Run master planning for a scenario plan", "MasterPlanning", {"plan": "Scenario1"})],
           created_by="ops", scheduled=(-2, "22:00"), final="withhold"),

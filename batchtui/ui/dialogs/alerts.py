@@ -57,10 +57,11 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
             yield Checkbox("Ended", c.ended, id="alert-ended", compact=True)
             yield Checkbox("Has an error", c.error, id="alert-error", compact=True)
             yield Checkbox("Is canceled", c.canceled, id="alert-canceled", compact=True)
-            yield Checkbox("Is late (see Late after on the job)", c.late, id="alert-late", compact=True)
             yield Label("Notify by", classes="group-title")
             yield Checkbox("Show pop-up", c.popup, id="alert-popup", compact=True)
             yield Checkbox("Send e-mail", c.email, id="alert-email", compact=True)
+            yield Label("Alert me also when a run", classes="group-title")
+            yield Checkbox("Is late (Late after on the job form)", c.late, id="alert-late", compact=True)
             yield Static("", id="alert-error-line", classes="error-line")
             yield from self.compose_buttons()
 

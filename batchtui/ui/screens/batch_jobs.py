@@ -90,7 +90,7 @@ class BatchJobsScreen(BatchJobMenu):
         yield Static(
             "New [dim]^N[/] Save [dim]^S[/] Delete [dim]Alt+F9[/] │ [b]Batch job:[/b] "
             "Tasks [dim]⏎[/] Recurrence [dim]r[/] Alerts [dim]a[/] Change status [dim]t[/] "
-            "Cancel [dim]x[/] Run now [dim]n[/] Rerun failed [dim]f[/] Copy [dim]c[/] History [dim]h[/]",
+            "Cancel [dim]x[/] Copy [dim]c[/] History [dim]h[/]",
             id="action-pane", classes="action-pane",
         )
         with Horizontal(id="filter-bar", classes="filter-bar"):
