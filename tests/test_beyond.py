@@ -299,3 +299,13 @@ def test_a_cancel_drops_a_pending_run_now(engines):
     time.sleep(0.5)  # a server that polls sees no request
     assert m.BatchJob.get_by_id(job_id).run_request is None and not runs_of(job_id)
     assert job_status(job_id) == S.CANCELED
+
+
+def test_the_demo_has_a_time_limit_on_a_task_that_hangs_and_a_late_alert_on_master_planning(database):
+    from batchtui.demo import load_demo
+
+    load_demo()
+    planning = m.BatchJob.get(m.BatchJob.description == "Master planning - DynPlan (nightly)")
+    assert planning.late_after and m.JobAlert.get(m.JobAlert.job == planning.id).late
+    hangs = m.BatchTask.get(m.BatchTask.time_limit.is_null(False))
+    assert hangs.params["seconds"] > 10 * hangs.time_limit and hangs.max_retries == 1

@@ -129,3 +129,29 @@ async def test_run_now_is_not_offered_while_the_job_runs(ui_db):
         assert m.BatchJob.get_by_id(job_id).run_request is None
         assert screen.check_action("run_now", ()) is None and screen.check_action("rerun", ()) is None
     assert app._exception is None
+
+
+@sync
+async def test_a_late_run_pops_up_once_and_is_listed_in_the_action_center(ui_db):
+    job_id, _ = _job(late_after=0.5, alerts=[{"user": USER, "late": True, "popup": True}],
+                     tasks=[{"key": "s", "description": "Slow [b]close[/b]", "class": "Sleep",
+                             "params": {"seconds": 4}}])
+    app = make_app(server=True, poll_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+
+        def late_toasts():
+            return [n for n in app._notifications if "is late" in n.message]
+
+        assert await wait_for(pilot, late_toasts, timeout=20), [n.message for n in app._notifications]
+        assert await wait_for(pilot, lambda: m.BatchJob.get_by_id(job_id).status == BatchStatus.HOLD, timeout=20)
+        await pilot.pause(0.5)
+        assert len(late_toasts()) == 1, [n.message for n in app._notifications]
+        await pilot.press("f4")
+        await pilot.pause()
+        center = app.screen
+        assert type(center).__name__ == "ActionCenterScreen"
+        rows = grid_rows(center.query_one(PagedGrid))
+        assert sum("is late" in " ".join(r) for r in rows) == 1, rows
+    assert app._exception is None
