@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -17,7 +20,7 @@ from batchtui import history, jobs
 from batchtui import models as m
 from batchtui import status as st
 from batchtui.actor import Actor
-from batchtui.errors import Refused
+from batchtui.errors import NotAllowed, Refused
 from batchtui.timeutil import utcnow
 from batchtui.vocabulary import BatchStatus as S
 
@@ -309,3 +312,39 @@ def test_the_demo_has_a_time_limit_on_a_task_that_hangs_and_a_late_alert_on_mast
     assert planning.late_after and m.JobAlert.get(m.JobAlert.job == planning.id).late
     hangs = m.BatchTask.get(m.BatchTask.time_limit.is_null(False))
     assert hangs.params["seconds"] > 10 * hangs.time_limit and hangs.max_retries == 1
+
+
+def test_a_killed_server_s_time_limited_attempt_is_taken_back_and_its_retry_has_the_limit(database, db_url):
+    job_id, ids = make_job([{"key": "hang", "class_name": "Sleep", "params": {"seconds": 60}, "max_retries": 1}])
+    m.BatchTask.update(time_limit=3).where(m.BatchTask.id == ids["hang"]).execute()
+    env = dict(os.environ, BATCHTUI_DB=db_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from batchtui import db; db.open_database();"
+         "from batchtui.engine import serve; serve(name='aos1', poll=0.1, retry_base=0)"],
+        env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: task_statuses(ids)["hang"] == S.EXECUTING)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    from batchtui.engine import BatchServerEngine
+
+    engine = BatchServerEngine(name="aos1", retry_base=0, poll=0.1)
+    engine.start()
+    try:
+        wait_for(lambda: job_status(job_id) in FINAL, timeout=30)
+        first, second = attempts(ids["hang"])
+        assert first.status == S.ERROR and "aos1 restarted" in first.log and "time limit" not in first.log
+        assert second.status == S.ERROR and "time limit of 3 s exceeded" in second.log
+    finally:
+        engine.stop(grace=1)
+
+
+def test_only_the_owner_or_a_manager_may_run_now_or_rerun(database):
+    job_id, _ = make_job([{"key": "a"}], status=S.HOLD)
+    for service in (st.run_now, st.rerun_job):
+        with pytest.raises(NotAllowed):
+            service(job_id, Actor.current("mallory"))
+    assert m.BatchJob.get_by_id(job_id).run_request is None
+    st.run_now(job_id, Actor.current("boss"))  # the batch job manager of the test config
+    assert m.BatchJob.get_by_id(job_id).run_request == "run"
