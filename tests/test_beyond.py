@@ -348,3 +348,27 @@ def test_only_the_owner_or_a_manager_may_run_now_or_rerun(database):
     assert m.BatchJob.get_by_id(job_id).run_request is None
     st.run_now(job_id, Actor.current("boss"))  # the batch job manager of the test config
     assert m.BatchJob.get_by_id(job_id).run_request == "run"
+
+
+def test_a_late_alert_that_asks_for_e_mail_is_mailed_once(database, db_url, tmp_path):
+    from .smtpsink import SmtpSink
+    from .test_security import MAIL_CONFIG, ROOT, env_for
+
+    job_id, _ = _import({"description": "slow close", "status": "waiting", "late_after": 0.5,
+                         "alerts": [{"user": "ops", "late": True, "email": True}],
+                         "tasks": [{"key": "a", "description": "a", "class": "Sleep", "params": {"seconds": 3}}]})
+    database.close()
+    with SmtpSink() as sink:
+        config = tmp_path / "mail.toml"
+        config.write_text(MAIL_CONFIG.format(port=sink.port))
+        server = subprocess.Popen([sys.executable, "-m", "batchtui", "server", "--name", "MAILER", "--poll", "0.1"],
+                                  env=env_for(db_url, BATCHTUI_CONFIG=str(config)), cwd=str(ROOT),
+                                  stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: job_status(job_id) in FINAL and sink.recipients(), timeout=30)
+            time.sleep(1.5)  # what else it would send, it has sent by now
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        assert sink.recipients() == ["ops@example.com"]
+        assert "is late" in str(sink.messages[0][1])
