@@ -78,6 +78,17 @@ async def test_time_limit_late_after_and_the_late_alert_are_set_in_the_forms(ui_
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert m.BatchTask.get_by_id(tasks["a"]).time_limit is None
+        # Run now with no batch server running: the job says it is requested.
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+        screen.grid.focus()
+        await pilot.press("n")
+        await pilot.pause()
+        assert m.BatchJob.get_by_id(job_id).run_request == "run"
+        assert "Run now requested" in message(screen, "#job-waiting")
     assert app._exception is None
 
 

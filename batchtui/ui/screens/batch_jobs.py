@@ -274,7 +274,8 @@ class BatchJobsScreen(BatchJobMenu):
         self.job_status = job.status if job is not None else None
         for wid, text in zip(("#job-id", "#job-status", "#job-created-by", "#job-recurrence"), texts, strict=True):
             self.set_text(wid, safe(text))
-        self.set_text("#job-waiting", safe(job_waiting_reason(job) or "") if job is not None else "")
+        waiting = (_request_text(job) or job_waiting_reason(job) or "") if job is not None else ""
+        self.set_text("#job-waiting", safe(waiting))
 
     # -- grid events --------------------------------------------------------
 
@@ -564,3 +565,11 @@ def job_waiting_reason(job: Any) -> str | None:
         return None
     tasks = list(m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
     return next((r for r in job_reasons(job, tasks).values() if r), None)
+
+
+def _request_text(job: Any) -> str | None:
+    """A pending Run now or Rerun (issue 14), shown where the job says why it waits."""
+    if job.run_request is None or job.status in (BatchStatus.EXECUTING, BatchStatus.CANCELLING):
+        return None
+    what = "Rerun from the failed tasks" if job.run_request == "rerun" else "Run now"
+    return f"{what} requested: a batch server starts it shortly"
