@@ -35,7 +35,7 @@ class AlertInfo:
 
     id: int
     job_id: int | None
-    event: str  # ended, error, canceled
+    event: str  # ended, error, canceled, late
     message: str
     created: datetime
     read: bool

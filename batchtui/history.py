@@ -226,7 +226,7 @@ def stream_job_history(job_id, last: int | None = None) -> Iterator[dict]:
     job = get_job(job_id)
     tz = job.time_zone
     tasks = list(m.tuples(m.BatchTask.select(m.BatchTask.id, m.BatchTask.key, m.BatchTask.description,
-                                             m.BatchTask.retries_used)
+                                             m.BatchTask.retries_used, m.BatchTask.kept)
                           .where(m.BatchTask.job == job.id).order_by(m.BatchTask.id)))
     query = m.JobRun.select().where(m.JobRun.job == job.id).order_by(m.JobRun.run_no.desc())
     runs = list(query if last is None else query.limit(int(last)))
@@ -236,8 +236,11 @@ def stream_job_history(job_id, last: int | None = None) -> Iterator[dict]:
 def _run_history(run: m.JobRun, tasks: list[tuple[Any, ...]], tz: str) -> dict:
     statuses = task_status_for_run(run)
     retries = {}
+    kept: dict[int, bool] = {}
     if run.ended is not None:
-        retries = {r.task_id: r.retries_used for r in m.RunTask.select().where(m.RunTask.run == run.id)}
+        for r in m.RunTask.select().where(m.RunTask.run == run.id):
+            retries[r.task_id] = r.retries_used
+            kept[r.task_id] = bool(r.kept)
     # The attempts of the run without their logs: (id, task, attempt, status, started, ended, server, length).
     attempts: dict[int, list[tuple[Any, ...]]] = {}
     a = m.TaskAttempt
@@ -248,11 +251,14 @@ def _run_history(run: m.JobRun, tasks: list[tuple[Any, ...]], tz: str) -> dict:
     logs = _LogReader([at for tid, *_ in tasks if tid in statuses for at in attempts.get(tid, [])])
     row = run_dict(run, tz)
     assert row is not None  # a run, so a row
+    row["requested"] = run.requested  # "run" (run now), "rerun", or null: an occurrence
     row["tasks"] = [
         {"id": tid, "key": key, "description": description, "status": BatchStatus(statuses[tid]).cli,
          "retries_used": retries.get(tid, retries_used) if run.ended is not None else retries_used,
+         # A rerun kept its Ended status from the run before: no attempt in this run.
+         "kept": kept.get(tid, False) if run.ended is not None else bool(task_kept),
          "attempts": _attempts(attempts.get(tid, []), logs, tz)}
-        for tid, key, description, retries_used in tasks
+        for tid, key, description, retries_used, task_kept in tasks
         if tid in statuses  # else added after this run
     ]
     return row

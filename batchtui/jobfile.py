@@ -38,7 +38,7 @@ from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 JOB_KEYS = frozenset({
     "description", "company", "scheduled_start", "time_zone", "status", "priority",
-    "recurrence", "alerts", "tasks", "active_period",
+    "recurrence", "alerts", "tasks", "active_period", "late_after",
 })
 #: Read-only fields that `job export` adds; accepted and ignored on import so
 #: that `job export N | job import -` makes a copy.
@@ -48,12 +48,12 @@ JOB_RUNTIME_KEYS = frozenset({"id", "created_by", "run_by", "last_run", "version
 RUNTIME_STATUSES = frozenset(s.cli for s in BatchStatus) - frozenset(FILE_STATUSES)
 TASK_KEYS = frozenset({
     "key", "description", "class", "params", "company", "batch_group", "ignore_failure",
-    "max_retries", "condition_type", "conditions",
+    "max_retries", "condition_type", "conditions", "time_limit",
 })
 TASK_RUNTIME_KEYS = frozenset({"id", "status", "retries_used", "waiting_reason", "kept"})
 CONDITION_KEYS = frozenset({"task", "status"})
-ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email", "notify"})
-ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email", "notify")
+ALERT_KEYS = frozenset({"user", "ended", "error", "canceled", "popup", "email", "notify", "late"})
+ALERT_FLAGS = ("ended", "error", "canceled", "popup", "email", "notify", "late")
 
 
 class FieldError(UserError):
@@ -109,6 +109,7 @@ class TaskSpec:
     max_retries: int = 0
     condition_type: ConditionType = ConditionType.ALL
     conditions: list[ConditionSpec] = field(default_factory=list)
+    time_limit: float | None = None  # seconds an attempt may run
 
 
 @dataclass
@@ -120,6 +121,7 @@ class AlertSpec:
     popup: bool = False
     email: bool = False
     notify: bool = False  # chat and webhooks: the config's notify_urls (Apprise)
+    late: bool = False
 
 
 @dataclass
@@ -136,6 +138,7 @@ class JobSpec:
     alerts: list[AlertSpec] = field(default_factory=list)
     tasks: list[TaskSpec] = field(default_factory=list)
     active_period: str | None = None  # a name; that it exists is checked when the job is created
+    late_after: float | None = None  # seconds after its scheduled start by which a run should be over
 
 
 # -- reading --------------------------------------------------------------------
@@ -321,6 +324,10 @@ def parse_job(obj: Any, *, index: int = 1, now: datetime | None = None) -> JobSp
             raise FieldError(f"an active period is a name, not {kind(period)}", job=label, field="active_period")
         spec.active_period = period
 
+    late_after = _opt(obj, "late_after")
+    if late_after is not None:
+        spec.late_after = check_seconds(late_after, job=label, field="late_after")
+
     recurrence = _opt(obj, "recurrence")
     if recurrence is not None:
         if isinstance(recurrence, dict):
@@ -426,6 +433,8 @@ def _parse_task(item: Any, index: int, keys: dict[str, int], *, job: str) -> Tas
         spec.max_retries = check_max_retries(item["max_retries"], job=job, task=tlabel)
     if item.get("condition_type") is not None:
         spec.condition_type = check_condition_type(item["condition_type"], job=job, task=tlabel)
+    if item.get("time_limit") is not None:
+        spec.time_limit = check_seconds(item["time_limit"], job=job, task=tlabel, field="time_limit")
     return spec
 
 
@@ -539,6 +548,11 @@ def check_bool(value: Any, *, job=None, task=None, field: str) -> bool:
 def check_max_retries(value: Any, *, job=None, task=None, field: str = "max_retries") -> int:
     with _naming(job, task, field):
         return validators.max_retries(value)
+
+
+def check_seconds(value: Any, *, job=None, task=None, field: str) -> float:
+    with _naming(job, task, field):
+        return validators.seconds(value)
 
 
 def check_priority(value: Any, *, job=None, task=None, field: str = "priority") -> Priority:

@@ -47,7 +47,7 @@ class _Unset:
 _UNSET: Any = _Unset()
 
 TASK_FIELDS = ("description", "class_name", "params", "company", "batch_group", "ignore_failure",
-               "max_retries", "condition_type", "key")
+               "max_retries", "condition_type", "key", "time_limit")
 
 
 # -- helpers -------------------------------------------------------------------
@@ -207,7 +207,8 @@ def _job_values(job: m.BatchJob) -> dict[str, Any]:
     """The job form's fields as the audit trail shows them (the job file's names and values)."""
     return {"description": job.description, "company": job.company_id,
             "scheduled_start": iso_scheduled(job.scheduled_start, job.time_zone), "time_zone": job.time_zone,
-            "priority": Priority(job.priority).cli, "active_period": job.active_period}
+            "priority": Priority(job.priority).cli, "active_period": job.active_period,
+            "late_after": job.late_after}
 
 
 def _task_values(task: m.BatchTask) -> dict[str, Any]:
@@ -215,13 +216,13 @@ def _task_values(task: m.BatchTask) -> dict[str, Any]:
     return {"key": task.key, "description": task.description, "class": task.class_name,
             "params": task.params or {}, "company": task.company_id, "batch_group": task.batch_group,
             "ignore_failure": task.ignore_failure, "max_retries": task.max_retries,
-            "condition_type": ConditionType(task.condition_type).cli}
+            "condition_type": ConditionType(task.condition_type).cli, "time_limit": task.time_limit}
 
 
 def _alert_flags(row: m.JobAlert | None) -> list[str] | None:
     if row is None:
         return None
-    return [name for name in ("ended", "error", "canceled", "popup", "email", "notify") if getattr(row, name)]
+    return [name for name in ("ended", "error", "canceled", "popup", "email", "notify", "late") if getattr(row, name)]
 
 
 def _condition_value(row: m.BatchConstraint) -> dict[str, str]:
@@ -238,13 +239,14 @@ def task_key_for(task_id: int) -> str:
 
 
 def create_job(*, actor: Actor, description, company=None, scheduled_start=None, time_zone=None,
-               priority="normal", status="withhold", active_period=None) -> m.BatchJob:
+               priority="normal", status="withhold", active_period=None, late_after=None) -> m.BatchJob:
     """A new batch job (the Batch jobs form's New); it starts in Withhold unless asked otherwise."""
     description = jobfile.check_description(description)
     label = q(description)
     time_zone = machine_zone() if time_zone is None else jobfile.check_time_zone(time_zone, job=label)
     start = _start(scheduled_start, time_zone, job=label)
     prio = jobfile.check_priority(priority, job=label)
+    late = None if late_after is None else jobfile.check_seconds(late_after, job=label, field="late_after")
     if isinstance(status, BatchStatus):
         status = status.cli
     try:
@@ -259,7 +261,7 @@ def create_job(*, actor: Actor, description, company=None, scheduled_start=None,
             description=description, company=company, scheduled_start=start, time_zone=time_zone,
             status=initial, priority=int(prio), recurrence=None, recurrence_text="",
             created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
-            active_period=_period(active_period, job=label),
+            active_period=_period(active_period, job=label), late_after=late,
         )
         audit.record(actor, job.id, "created", None, None, description)
     if initial == BatchStatus.WAITING:
@@ -268,7 +270,8 @@ def create_job(*, actor: Actor, description, company=None, scheduled_start=None,
 
 
 def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, company=_UNSET,
-               scheduled_start=_UNSET, time_zone=_UNSET, priority=_UNSET, active_period=_UNSET) -> m.BatchJob:
+               scheduled_start=_UNSET, time_zone=_UNSET, priority=_UNSET, active_period=_UNSET,
+               late_after=_UNSET) -> m.BatchJob:
     """Save the job form; refused if someone else saved the job since `version` was read."""
     with write():
         job = st.get_job(job_id)
@@ -291,6 +294,9 @@ def update_job(job_id, *, actor: Actor, version: int, description=_UNSET, compan
             changes["company"] = _company(company, default=actor.default_company, job=label)
         if active_period is not _UNSET and (active_period or None) != job.active_period:
             changes.update(_period_changes(job, active_period, label))
+        if late_after is not _UNSET:
+            changes["late_after"] = (None if late_after is None
+                                     else jobfile.check_seconds(late_after, job=label, field="late_after"))
         if "scheduled_start" in changes and "deferred_from" not in changes:
             changes["deferred_from"] = None
         _editable(job, actor, version, **changes)
@@ -379,7 +385,7 @@ def set_recurrence(job_id, spec: dict | None, *, actor: Actor) -> m.BatchJob:
 
 
 def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, canceled=False, popup=False,
-              email=False, notify=False) -> m.JobAlert:
+              email=False, notify=False, late=False) -> m.JobAlert:
     """Save the Alerts dialog for one user of one job; saving again replaces it.
 
     Anyone may subscribe themselves to any job; setting another user's
@@ -393,7 +399,8 @@ def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, can
             st.check_can_manage(job, actor)
         flags = {}
         for name, value in (("ended", ended), ("error", error), ("canceled", canceled),
-                            ("popup", popup), ("email", email), ("notify", notify)):
+                            ("popup", popup), ("email", email), ("notify", notify),
+                            ("late", late)):
             flags[name] = jobfile.check_bool(value, job=label, field=f"alerts.{name}")
         _check_mail(actor, alert_user, flags["email"], job=label, field="alerts.user")
         before = m.JobAlert.get_or_none((m.JobAlert.job == job_id) & (m.JobAlert.user == alert_user))
@@ -408,7 +415,8 @@ def set_alert(job_id, *, actor: Actor, alert_user, ended=False, error=False, can
 
 
 def add_task(job_id, *, actor: Actor, description, class_name, params=None, company=None, batch_group="",
-             ignore_failure=False, max_retries=0, condition_type="all", key=None) -> m.BatchTask:
+             ignore_failure=False, max_retries=0, condition_type="all", key=None,
+             time_limit=None) -> m.BatchTask:
     """A new task of a job (the Batch tasks form's New)."""
     with write():
         job = st.get_job(job_id)
@@ -431,10 +439,13 @@ def add_task(job_id, *, actor: Actor, description, class_name, params=None, comp
         ignore_failure = jobfile.check_bool(ignore_failure, job=label, task=tlabel, field="ignore_failure")
         max_retries = jobfile.check_max_retries(max_retries, job=label, task=tlabel)
         ctype = jobfile.check_condition_type(condition_type, job=label, task=tlabel)
+        limit = (None if time_limit is None
+                 else jobfile.check_seconds(time_limit, job=label, task=tlabel, field="time_limit"))
         task = m.BatchTask.create(
             job=job.id, key=key, description=description, company=company, class_name=class_name,
             params=params, batch_group=batch_group, status=_new_task_status(job),
             ignore_failure=ignore_failure, max_retries=max_retries, condition_type=int(ctype), version=1,
+            time_limit=limit,
         )
         audit.record(actor, job.id, "task_added", key, None, {"description": description, "class": class_name})
     return _get_task(task.id)
@@ -481,6 +492,10 @@ def update_task(task_id, *, actor: Actor, version: int, **fields) -> m.BatchTask
         if "condition_type" in fields:
             changes["condition_type"] = int(jobfile.check_condition_type(fields["condition_type"], job=label,
                                                                          task=tlabel))
+        if "time_limit" in fields:
+            value = fields["time_limit"]
+            changes["time_limit"] = (None if value is None
+                                     else jobfile.check_seconds(value, job=label, task=tlabel, field="time_limit"))
         changes["version"] = m.BatchTask.version + 1
         done = m.BatchTask.update(**changes).where(
             (m.BatchTask.id == task_id) & (m.BatchTask.version == task.version)).execute()
@@ -588,7 +603,7 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
                 time_zone=spec.time_zone, status=int(spec.status), priority=int(spec.priority),
                 recurrence=spec.recurrence, recurrence_text=spec.recurrence_text[:300],
                 created_by=actor.user, run_by=actor.user, created=now, modified=now, version=1,
-                active_period=_period(spec.active_period, job=spec.label),
+                active_period=_period(spec.active_period, job=spec.label), late_after=spec.late_after,
             )
             ids: dict[str, int] = {}
             for t in spec.tasks:
@@ -596,14 +611,14 @@ def import_jobs(data, *, actor: Actor) -> list[dict]:
                     job=job.id, key=t.key, description=t.description, company=t.company,
                     class_name=t.class_name, params=t.params, batch_group=t.batch_group,
                     status=int(spec.status), ignore_failure=t.ignore_failure, max_retries=t.max_retries,
-                    condition_type=int(t.condition_type), version=1,
+                    condition_type=int(t.condition_type), version=1, time_limit=t.time_limit,
                 ).id
             for t in spec.tasks:
                 for c in t.conditions:
                     m.BatchConstraint.create(task=ids[t.key], parent=ids[c.task], expected=int(c.status))
             for a in spec.alerts:
                 m.JobAlert.create(job=job.id, user=a.user, ended=a.ended, error=a.error,
-                                  canceled=a.canceled, popup=a.popup, email=a.email, notify=a.notify)
+                                  canceled=a.canceled, popup=a.popup, email=a.email, notify=a.notify, late=a.late)
             audit.record(actor, job.id, "created", None, None, spec.description)
             created.append({"id": job.id, "tasks": ids})
     if any(s.status == BatchStatus.WAITING for s in specs):
@@ -616,6 +631,11 @@ def run_dict(run: m.JobRun | None, tz: str) -> dict | None:
         return None
     return {"run": run.run_no, "status": BatchStatus(run.status).cli, "scheduled": iso_scheduled(run.scheduled, tz),
             "started": iso(run.started, tz), "ended": iso(run.ended, tz), "server": run.server}
+
+
+def seconds_json(value: float | None) -> float | int | None:
+    """Seconds as a job file writes them: a whole number as one (30, not 30.0)."""
+    return None if value is None else (int(value) if value == int(value) else value)
 
 
 def export_job(job_id) -> dict:
@@ -638,7 +658,7 @@ def export_job(job_id) -> dict:
         recurrence = dict(job.recurrence)
         recurrence["text"] = job.recurrence_text
     alerts = [{"user": a.user, "ended": a.ended, "error": a.error, "canceled": a.canceled,
-               "popup": a.popup, "email": a.email, "notify": a.notify}
+               "popup": a.popup, "email": a.email, "notify": a.notify, "late": a.late}
               for a in m.JobAlert.select().where(m.JobAlert.job == job.id).order_by(m.JobAlert.user)]
     return {
         "id": job.id,
@@ -649,6 +669,7 @@ def export_job(job_id) -> dict:
         "status": BatchStatus(job.status).cli,
         "priority": Priority(job.priority).cli,
         "active_period": job.active_period,
+        "late_after": seconds_json(job.late_after),
         "recurrence": recurrence,
         "alerts": alerts,
         "created_by": job.created_by,
@@ -666,11 +687,13 @@ def export_job(job_id) -> dict:
                 "batch_group": t.batch_group,
                 "ignore_failure": t.ignore_failure,
                 "max_retries": t.max_retries,
+                "time_limit": seconds_json(t.time_limit),
                 "condition_type": ConditionType(t.condition_type).cli,
                 "conditions": conditions[t.id],
                 "status": BatchStatus(t.status).cli,
                 "retries_used": t.retries_used,
                 "waiting_reason": reasons[t.id],
+                "kept": t.kept,
             }
             for t in tasks
         ],
@@ -708,7 +731,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None, company=None
             description=new_description, company=new_company, scheduled_start=scheduled,
             time_zone=job.time_zone, status=int(BatchStatus.HOLD), priority=job.priority,
             recurrence=recurrence, recurrence_text=text, created_by=actor.user, run_by=actor.user,
-            created=now, modified=now, version=1, active_period=job.active_period,
+            created=now, modified=now, version=1, active_period=job.active_period, late_after=job.late_after,
         )
         ids: dict[int, int] = {}
         for t in m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id):
@@ -717,7 +740,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None, company=None
                 company=new_company if t.company_id == job.company_id else t.company_id,
                 class_name=t.class_name, params=t.params, batch_group=t.batch_group,
                 status=int(BatchStatus.HOLD), ignore_failure=t.ignore_failure, max_retries=t.max_retries,
-                condition_type=t.condition_type, version=1,
+                condition_type=t.condition_type, version=1, time_limit=t.time_limit,
             ).id
         for c in (m.BatchConstraint.select().where(m.BatchConstraint.task << list(ids))
                   .order_by(m.BatchConstraint.id)):
@@ -726,7 +749,7 @@ def copy_job(job_id, *, actor: Actor, description=None, start=None, company=None
         for a in alerts:
             _check_mail(actor, a.user, a.email, job=label, field="alerts.user")
             m.JobAlert.create(job=copy.id, user=a.user, ended=a.ended, error=a.error, canceled=a.canceled,
-                              popup=a.popup, email=a.email, notify=a.notify)
+                              popup=a.popup, email=a.email, notify=a.notify, late=a.late)
         audit.record(actor, copy.id, "created", "copy_of", None, job.id)
     return st.get_job(copy.id)
 

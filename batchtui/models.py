@@ -171,6 +171,12 @@ class BatchJob(BaseModel):
     # The occurrence an active period held back: the scheduled start then
     # moved to the period's next opening (None when nothing is held back).
     deferred_from = DateTimeField(null=True)
+    # Beyond the ERP (migrations/v8_beyond_erp.py): a run not ended this many seconds after its
+    # scheduled start raises the `late` alerts; an operator's pending "run" or "rerun" request;
+    # the status a Withhold or Waiting job goes back to after such a run.
+    late_after = FloatField(null=True)
+    run_request = CharField(null=True, max_length=8)
+    run_return = IntegerField(null=True)
     company_id: Field[str]
 
     class Meta:
@@ -203,6 +209,8 @@ class BatchTask(BaseModel):
     # next Ready task to run by walking one index (see migrations/v1_tables.py).
     job_priority = IntegerField(default=1)
     job_start = DateTimeField(null=True)
+    time_limit = FloatField(null=True)  # seconds an attempt may run; None: no limit
+    kept = BooleanField(default=False)  # its Ended status was kept by the rerun now running
     job_id: Field[int]
     company_id: Field[str]
 
@@ -237,6 +245,7 @@ class JobAlert(BaseModel):
     popup = BooleanField(default=False)
     email = BooleanField(default=False)
     notify = BooleanField(default=False)  # chat and webhooks (config notify_urls, Apprise)
+    late = BooleanField(default=False)
     job_id: Field[int]
 
     class Meta:
@@ -254,6 +263,8 @@ class JobRun(BaseModel):
     ended = DateTimeField(null=True, index=True)
     status = IntegerField()
     server = CharField(default="", max_length=80)
+    late_alerted = BooleanField(default=False)  # its late alerts were raised (compare-and-set)
+    requested = CharField(null=True, max_length=8)  # "run" (run now), "rerun"; None: an occurrence
     job_id: Field[int]
 
     class Meta:
@@ -268,6 +279,7 @@ class RunTask(BaseModel):
     task = ForeignKeyField(BatchTask, on_delete="CASCADE")
     status = IntegerField()
     retries_used = IntegerField(default=0)
+    kept = BooleanField(default=False)  # a rerun kept its Ended status: no attempt in this run
     run_id: Field[int]
     task_id: Field[int]
 

@@ -72,6 +72,10 @@ JOB_MOVES: dict[str, Move] = {m.name: m for m in (
     _move("edit", IDLE_JOB, None, By.OPERATOR),
     _move("delete", IDLE_JOB, None, By.OPERATOR),
     _move("record_history", IDLE_JOB, None, By.OPERATOR),
+    # An operator asks for a run now, or a rerun from the failed tasks (a request on the row)...
+    _move("request_run", IDLE_JOB, None, By.OPERATOR),
+    # ... which a batch server starts, whatever the job's idle status.
+    _move("start_requested_run", IDLE_JOB, S.EXECUTING, By.SERVER),
     # The batch server: a due Waiting job starts a run...
     _move("start_run", {S.WAITING}, S.EXECUTING, By.SERVER),
     # ... and a run whose tasks have all settled ends with its outcome, or a

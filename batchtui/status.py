@@ -107,12 +107,13 @@ def cancel_job(job_id: int, actor: Actor) -> m.BatchJob:
         current = BatchStatus(job.status)
         if current == BatchStatus.CANCELLING:
             raise Refused(f"job {job_id} is already Canceling")
+        # A pending run now or rerun is canceled with the job (it would start the job again).
         if JOB_MOVES["cancel_idle"].allows(current):
-            new = move_job(job_id, JOB_MOVES["cancel_idle"], current)
+            new = move_job(job_id, JOB_MOVES["cancel_idle"], current, run_request=None)
             audit.record(actor, job_id, "canceled", "status", current.cli, new.cli)
             move_tasks(job_id, TASK_MOVES["cancel_idle"])
         elif JOB_MOVES["cancel_running"].allows(current):
-            new = move_job(job_id, JOB_MOVES["cancel_running"], current)
+            new = move_job(job_id, JOB_MOVES["cancel_running"], current, run_request=None)
             audit.record(actor, job_id, "canceled", "status", current.cli, new.cli)
             move_tasks(job_id, TASK_MOVES["cancel_pending"])
             move_tasks(job_id, TASK_MOVES["cancel_executing"])
@@ -153,3 +154,67 @@ def task_status_for_run(run: m.JobRun) -> dict[int, int]:
                 .where(m.BatchTask.job == run.job_id)}
     return {r.task_id: r.status for r in m.RunTask.select().where(m.RunTask.run == run.id)}
 
+
+
+# -- run now, rerun from the failed tasks (issue 14) ----------------------------------------
+
+RUN_REQUESTS = {"run": "a run now", "rerun": "a rerun"}
+
+
+def run_now(job_id: int, actor: Actor) -> m.BatchJob:
+    """Run now: one run of the job as soon as a batch server sees it (within its poll interval).
+
+    Refused for a job that is Executing or Canceling. The job's scheduled
+    start and recurrence do not move, and a Withhold or Waiting job is back in
+    that status after the run (engine/store.py, start_requested_runs). The
+    request is the job row's run_request, written by a compare-and-set.
+    The audit trail's run_now entry is written in the same transaction.
+    """
+    return _request_run(job_id, actor, "run")
+
+
+def rerun_job(job_id: int, actor: Actor) -> m.BatchJob:
+    """Rerun from the failed tasks, for a job whose last run ended Error or Canceled.
+
+    The new run keeps the tasks that Ended in the last run and runs the
+    others again. Two operators asking at once get one rerun: the request is
+    a compare-and-set on the job's row (its status, its run count, and no
+    request pending), and the second one is refused.
+    The audit trail's rerun entry is written in the same transaction.
+    """
+    return _request_run(job_id, actor, "rerun")
+
+
+def _request_run(job_id: int, actor: Actor, kind: str) -> m.BatchJob:
+    move = JOB_MOVES["request_run"]
+    what = RUN_REQUESTS[kind]
+
+    def step() -> None:
+        job = get_job(job_id)
+        check_can_manage(job, actor)
+        current = BatchStatus(job.status)
+        if not move.allows(current):
+            raise Refused(f"job {job_id} is {current.label}: {what} is refused while it runs")
+        if job.run_request is not None:
+            raise Refused(f"job {job_id} has {RUN_REQUESTS.get(job.run_request, 'a run')} requested already: "
+                          "a batch server starts it shortly")
+        if kind == "rerun":
+            last = (m.JobRun.select().where(m.JobRun.job == job_id).order_by(m.JobRun.run_no.desc()).first())
+            if last is None:
+                raise Refused(f"job {job_id} has not run yet: there is no run to rerun")
+            if last.ended is None or last.status not in (BatchStatus.ERROR, BatchStatus.CANCELED):
+                raise Refused(f"job {job_id}: its last run (run {last.run_no}) ended "
+                              f"{BatchStatus(last.status).label}; a rerun is for a run that ended Error or Canceled")
+        changed = (m.BatchJob.update(run_request=kind, modified=utcnow(), version=m.BatchJob.version + 1)
+                   .where((m.BatchJob.id == job_id) & (m.BatchJob.status == int(current))
+                          & (m.BatchJob.run_count == job.run_count) & m.BatchJob.run_request.is_null())
+                   .execute())
+        if changed != 1:
+            raise Refused(f"job {job_id} changed meanwhile (a batch server or another user): "
+                          f"{what} was not requested; look at it again")
+        audit.record(actor, job_id, "run_now" if kind == "run" else "rerun", None, None,
+                     None if kind == "run" else {"run": job.run_count})
+
+    retried(step)
+    events.changed()
+    return get_job(job_id)

@@ -30,6 +30,8 @@ MAX_USER = 80
 MAX_GROUP = 40
 MAX_COMPANY = 8
 MAX_RETRIES = 5
+#: The longest time limit or late-after a job may set: a year, in seconds.
+MAX_SECONDS = 366 * 24 * 3600
 FILE_STATUSES = ("withhold", "waiting")
 
 
@@ -195,6 +197,35 @@ def max_retries_text(value: str) -> int:
     return max_retries(whole_number(value, minimum=0, maximum=MAX_RETRIES))
 
 
+def seconds(value: Any) -> float:
+    """A duration in seconds (a task's time limit, a job's late-after): a number more than 0,
+    at most MAX_SECONDS; a whole number stays one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"expected a number of seconds more than 0, got {shown(value)}")
+    if value != value or not 0 < value <= MAX_SECONDS:
+        raise Invalid(f"{shown(value)} is out of range: more than 0 and at most {MAX_SECONDS} seconds (a year)")
+    return value
+
+
+def seconds_text(value: str) -> float | None:
+    """Seconds as typed in a form: blank for none."""
+    raw = value.strip()
+    if not raw:
+        return None
+    try:
+        number: float = int(raw) if raw.lstrip("-").isdigit() else float(raw)
+    except ValueError:
+        raise Invalid(f"enter a number of seconds, or leave it blank for none, not {q(value)}") from None
+    return seconds(number)
+
+
+def seconds_shown(value: float | None) -> str:
+    """Seconds as a form and a message show them: 90, 2.5, or "" for none."""
+    if value is None:
+        return ""
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
 def choice(value: Any, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
         what = q(value) if isinstance(value, str) else shown(value)
@@ -325,12 +356,12 @@ def param_text(value: str, ptype: str) -> Any:
 
 
 def alert_choice(*, ended: bool, error: bool, canceled: bool, popup: bool, email: bool,
-                 notify: bool = False) -> str | None:
+                 notify: bool = False, late: bool = False) -> str | None:
     """Alerts that say how but not when are refused; the reverse is allowed (the Action
     center lists them) and returns a hint."""
-    when = ended or error or canceled
+    when = ended or error or canceled or late
     if (popup or email or notify) and not when:
-        raise Invalid("Choose when to be alerted: Ended, Has an error or Is canceled.")
+        raise Invalid("Choose when to be alerted: Ended, Has an error, Is canceled or Is late.")
     if when and not (popup or email or notify):
         return ("Choose how to be alerted: Show pop-up, Send e-mail and/or Send to chat (alerts also go to "
                 "the Action center).")

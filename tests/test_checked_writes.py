@@ -185,7 +185,7 @@ def test_the_move_table_is_closed_and_every_target_a_status():
             with pytest.raises(ValueError):
                 move.result(other)
     # An operator never starts or finishes a run; a batch server never deletes or edits a job.
-    assert {m.name for m in JOB_MOVES.values() if m.by is By.SERVER} == {"start_run", "end_run"}
+    assert {m.name for m in JOB_MOVES.values() if m.by is By.SERVER} == {"start_run", "start_requested_run", "end_run"}
     assert not any(JOB_MOVES[n].allows(s) for n in ("edit", "delete") for s in (S.EXECUTING, S.CANCELLING))
 
 

@@ -301,8 +301,8 @@ def test_copy_job_brings_everything_and_starts_withhold(svc):
         "description": "Source", "status": "waiting", "priority": "high", "time_zone": "UTC",
         "scheduled_start": "2026-06-01T08:00:00",
         "recurrence": {"pattern": "days", "every": 2},
-        "alerts": [{"user": "cfo", "error": True, "notify": True}],
-        "tasks": [{"key": "a", "description": "A", "class": "Noop"},
+        "alerts": [{"user": "cfo", "error": True, "notify": True, "late": True}], "late_after": 120,
+        "tasks": [{"key": "a", "description": "A", "class": "Noop", "time_limit": 5},
                   {"key": "b", "description": "B", "class": "Noop", "conditions": [{"task": "a", "status": "error"}]}],
     }, actor=Actor.current("ops"))
     copy = jobs.copy_job(created["id"], actor=Actor.current("eve"))
@@ -313,7 +313,8 @@ def test_copy_job_brings_everything_and_starts_withhold(svc):
     assert [t["status"] for t in exported["tasks"]] == ["withhold", "withhold"]
     assert exported["tasks"][1]["conditions"] == [{"task": "a", "status": "error"}]
     assert exported["alerts"] == [{"user": "cfo", "ended": False, "error": True, "canceled": False,
-                                   "popup": False, "email": False, "notify": True}]
+                                   "popup": False, "email": False, "notify": True, "late": True}]
+    assert exported["late_after"] == 120 and [t["time_limit"] for t in exported["tasks"]] == [5, None]
     moved = jobs.copy_job(created["id"], actor=Actor.current("ops"), description="Moved", start="2026-07-01T09:30:00")
     assert moved.scheduled_start == datetime(2026, 7, 1, 9, 30)
     assert moved.recurrence["start"] == "2026-07-01T09:30:00"

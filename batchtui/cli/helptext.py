@@ -35,6 +35,8 @@ EXAMPLES: dict[str, str] = {
     "job set": "batchtui job set 7 --priority high --if-version 3",
     "job status": "batchtui job status 7 waiting",
     "job cancel": "batchtui job cancel 7",
+    "job run": "batchtui job run 7",
+    "job rerun": "batchtui job rerun 7 --json",
     "job copy": 'batchtui job copy 7 --description "Month-end close (USRT)" --start 2027-01-31T22:00',
     "job delete": "batchtui job delete 7",
     "job wait": "batchtui job wait 7 --timeout 600 && echo ended",

@@ -1,4 +1,4 @@
-"""`batchtui job ...`: import, export, list, set, change status, cancel, copy, delete, wait, history."""
+"""`batchtui job ...`: import, export, list, set, change status, cancel, run, rerun, copy, delete, wait, history."""
 
 from __future__ import annotations
 
@@ -107,6 +107,25 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
     actor = connect(args)
     job = st.cancel_job(args.id, actor)
     return _status_result(args, job)
+
+
+def cmd_job_run(args: argparse.Namespace) -> int:
+    actor = connect(args)
+    return _requested(args, st.run_now(args.id, actor), "run now")
+
+
+def cmd_job_rerun(args: argparse.Namespace) -> int:
+    actor = connect(args)
+    return _requested(args, st.rerun_job(args.id, actor), "rerun from the failed tasks")
+
+
+def _requested(args: argparse.Namespace, job: m.BatchJob, what: str) -> int:
+    status = BatchStatus(job.status).cli
+    if args.json:
+        emit_json({"id": job.id, "status": status, "requested": job.run_request})
+    else:
+        emit(f"job {job.id}: {what} requested; a batch server starts it within its poll interval")
+    return EXIT_OK
 
 
 def cmd_job_copy(args: argparse.Namespace) -> int:
@@ -261,7 +280,7 @@ def cmd_job_history(args: argparse.Namespace) -> int:
                      f"ended {a['ended'] or '-'}  server {visible(a['server']) or '-'}")
                 _emit_log(a.pop("log"))
             if not started:
-                emit("    (did not start)")
+                emit("    (kept: ended in the run before; not run again)" if t.get("kept") else "    (did not start)")
     if empty:
         note(f"job {args.id} has not run yet")
     return EXIT_OK

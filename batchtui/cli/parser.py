@@ -23,6 +23,8 @@ from .jobs import (
     cmd_job_history,
     cmd_job_import,
     cmd_job_list,
+    cmd_job_rerun,
+    cmd_job_run,
     cmd_job_set,
     cmd_job_status,
     cmd_job_wait,
@@ -115,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                    help="the address the metrics are served on (default 127.0.0.1, this machine only)")
 
-    job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, copy, delete, "
-                              "wait, history, audit", None)
+    job = command(sub, "job", "batch jobs: import, export, list, set, change status, cancel, run, rerun, copy, "
+                              "delete, wait, history, audit", None)
     jobs_sub = job.add_subparsers(dest="job_command", metavar="ACTION", parser_class=_Parser, required=True)
 
     p = command(jobs_sub, "import", "create the jobs of a job file (- reads stdin)", cmd_job_import)
@@ -153,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
 
     p = command(jobs_sub, "cancel", "change status to Canceling", cmd_job_cancel)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "run", "run now: one run as soon as a batch server sees it; the recurrence "
+                                 "does not move", cmd_job_run)
+    p.add_argument("id", type=_job_id, metavar="ID")
+    _json_option(p)
+
+    p = command(jobs_sub, "rerun", "rerun from the failed tasks: a new run now that keeps the tasks that "
+                                   "ended in the last run (Error or Canceled)", cmd_job_rerun)
     p.add_argument("id", type=_job_id, metavar="ID")
     _json_option(p)
 

@@ -93,6 +93,10 @@ class Running:
     pgid_key: str | None = None
     recorded: threading.Event | None = None  # made when a command reports its group (most tasks start none)
     dropped: bool = False  # its server was fenced: nothing more is recorded for it
+    # Its task's time limit (issue 14): when, on this server's monotonic clock, the attempt is
+    # stopped; set once the stop is asked for (the attempt then ends in Error, not Canceled).
+    deadline: float | None = None
+    timed_out: bool = False
 
 
 def default_name() -> str:
@@ -542,6 +546,7 @@ class BatchServerEngine:
         if self._running and now_mono - self._last_cancel_check >= CANCEL_CHECK_EVERY:
             self._last_cancel_check = now_mono
             self._check_cancels()
+            self._check_time_limits(now_mono)
         if now_mono - self._last_settings >= self.poll:
             self._apply_settings()
         busy = len(self._running) - len(self._ended) + len(self._abandoned)
@@ -580,6 +585,7 @@ class BatchServerEngine:
             self._flush_logs()
         if now_mono - self._last_mail >= self._delivery.policy.every:
             self._last_mail = now_mono
+            changed = self._late_alerts() or changed
             self._delivery.round(self.name)
         return changed
 
@@ -618,6 +624,7 @@ class BatchServerEngine:
         if not due:
             return False
         started = self.store.start_due_jobs(self.name)
+        started += self.store.start_requested_runs(self.name)  # run now, rerun (issue 14)
         if started or self.store.deferred:
             self._due_dirty = True
         return bool(started)
@@ -773,6 +780,28 @@ class BatchServerEngine:
             if r.claimed.task_id in canceling:
                 r.cancel.set()
 
+    def _late_alerts(self) -> bool:
+        """Raise the late alerts that are due (issue 14); True if any was raised.
+
+        They are delivered (e-mail, notices) like every other alert, by the delivery
+        round that follows (engine/delivery.py)."""
+        return bool(self.store.raise_late_alerts())
+
+    def _check_time_limits(self, now_mono: float) -> None:
+        """Stop the attempts of this server that have run past their task's time limit.
+
+        Keyed on the attempt (this server's _running, by attempt id): only that attempt's
+        cancel flag is set, and a ShellCommand then kills its own process group. It ends
+        in Error (see _run), and its task's Maximum retries apply as for any error.
+        """
+        for r in self._running.values():
+            if r.deadline is not None and not r.timed_out and now_mono >= r.deadline:
+                r.timed_out = True
+                limit = r.claimed.time_limit
+                log.warning("batch server %s: job %d task %d attempt %d: time limit of %s s exceeded; stopping it",
+                            self.name, r.claimed.job_id, r.claimed.task_id, r.claimed.attempt, _seconds(limit))
+                r.cancel.set()
+
     def _flush_logs(self) -> None:
         """Write what running attempts logged and their progress, so it shows live."""
         for r in list(self._running.values()):
@@ -861,6 +890,8 @@ class BatchServerEngine:
 
     def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
         r = Running(claimed, refused=refused)
+        if claimed.time_limit is not None:
+            r.deadline = time.monotonic() + float(claimed.time_limit)
         self._running[claimed.attempt_id] = r
         attempt_started(self, claimed)
         if refused is not None:
@@ -895,6 +926,9 @@ class BatchServerEngine:
             r.lines.append(traceback.format_exc().rstrip())
         if r.cancel.is_set() and result != "ended":
             result = "handback" if r.handback else "canceled"
+            if r.timed_out and not r.handback:
+                result = "error"
+                r.lines.append(f"Error: time limit of {_seconds(c.time_limit)} s exceeded")
         if result == "handback":
             r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
         r.result = result
@@ -914,6 +948,10 @@ def _close_quietly() -> None:
         m.database.close()
     except Exception:  # noqa: BLE001  (closing a connection that is already broken)
         pass
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else (str(int(value)) if value == int(value) else f"{value:g}")
 
 
 def _join(lines: list[str]) -> str:

@@ -50,7 +50,15 @@ from .. import procs
 from ..controls import Period, Window, make_period, schedule_from_json
 from ..db import write
 from ..errors import UserError
-from ..rules import JOB_MOVES, TASK_MOVES, evaluate_conditions, retry_delay, run_outcome, sql_in
+from ..rules import (
+    JOB_MOVES,
+    RUNNING_JOB_STATUSES,
+    TASK_MOVES,
+    evaluate_conditions,
+    retry_delay,
+    run_outcome,
+    sql_in,
+)
 from ..timeutil import utcnow as _utcnow
 from ..vocabulary import ACTIVE_TASK, EVENT_OF, TASK_FINAL, BatchStatus, Priority
 from .dialect import Dialect, as_datetime, chunks, exactly, in_marks
@@ -64,6 +72,8 @@ _RUNNING_TASK = (_EXECUTING, _CANCELLING)
 _ACTIVE = sql_in(ACTIVE_TASK)
 _START = JOB_MOVES["start_run"]
 _END = JOB_MOVES["end_run"]
+_START_REQUESTED = JOB_MOVES["start_requested_run"]
+_HOLD = int(BatchStatus.HOLD)
 assert _START.sources == {BatchStatus.WAITING} and _START.target == BatchStatus.EXECUTING
 assert TASK_MOVES["claim"].sources == {BatchStatus.READY}
 
@@ -87,6 +97,7 @@ class Claimed:
     # When it was due: the later of its run's scheduled start and a retry's not-before
     # (a datetime, or SQLite's text of one); for the start-delay metric (engine/metrics.py).
     due: Any = None
+    time_limit: float | None = None  # seconds this attempt may run (its server stops it then)
 
 
 @dataclass(slots=True)
@@ -162,7 +173,7 @@ _PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHER
 
 _CLAIM = (
     "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
-    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start, t.not_before "
+    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start, t.not_before, t.time_limit "
     "FROM batch_task t JOIN batch_job j ON j.id = t.job_id "
     # The literal status lets the planner use the partial index. A task of a
     # job being canceled is never claimed (the cancel makes it Didn't run).
@@ -284,16 +295,77 @@ class EngineStore:
                 # A task without conditions is Ready at once, the others wait.
                 x("UPDATE batch_task SET status = CASE WHEN EXISTS "
                   "(SELECT 1 FROM batch_constraint c WHERE c.task_id = batch_task.id) THEN ? ELSE ? END, "
-                  "retries_used = 0, attempts = 0, not_before = NULL, server = NULL, attempt = NULL, "
+                  "retries_used = 0, attempts = 0, not_before = NULL, server = NULL, attempt = NULL, kept = ?, "
                   "job_priority = (SELECT j.priority FROM batch_job j WHERE j.id = batch_task.job_id), "
                   "job_start = (SELECT j.scheduled_start FROM batch_job j WHERE j.id = batch_task.job_id) "
-                  f"WHERE job_id IN ({marks})", (_WAITING, _READY, *ids))
+                  f"WHERE job_id IN ({marks})", (_WAITING, _READY, False, *ids))
                 empty = [r[0] for r in x(
                     f"SELECT j.id FROM batch_job j WHERE j.id IN ({marks}) "
                     "AND NOT EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id)", ids)]
                 if empty:
                     self._finalize(empty, now)
         return started
+
+    def start_requested_runs(self, server: str, now: datetime | None = None) -> list[int]:
+        """Start the runs operators asked for (status.run_now, status.rerun_job), each once.
+
+        A request is a row's run_request ("run" or "rerun"), consumed by the
+        compare-and-set that starts its run: one server wins it, however many
+        look (PostgreSQL: the rows are locked, SKIP LOCKED; SQLite: one writer).
+        A job that runs (Executing, Canceling) keeps its request until its run
+        is over. The run is for now; the job's scheduled start, recurrence and
+        "End after N" count are not touched, and a Withhold or Waiting job goes
+        back to that status when the run is over (run_return, see _finalize).
+
+        A rerun keeps the tasks that Ended in the job's last run (Ended, kept,
+        no attempt); every other task runs again, its conditions evaluated
+        against the kept statuses (advance_jobs).
+        """
+        now = now or _utcnow()
+        x = self.d.x
+        started: list[int] = []
+        with write():
+            rows = x(f"SELECT id, status, run_request FROM batch_job WHERE run_request IS NOT NULL "
+                     f"AND status NOT IN ({sql_in(RUNNING_JOB_STATUSES)}) ORDER BY id" + self.d.lock()).fetchall()
+            at = self.d.when(now)
+            for job_id, status, kind in rows:
+                if not _START_REQUESTED.allows(status):
+                    continue
+                kept: list[int] = []
+                if kind == "rerun":
+                    last = x("SELECT id FROM job_run WHERE job_id = ? ORDER BY run_no DESC LIMIT 1",
+                             (job_id,)).fetchone()
+                    if last is not None:
+                        kept = [r[0] for r in x(
+                            "SELECT task_id FROM run_task WHERE run_id = ? AND status = ?", (last[0], _FINISHED))]
+                x("INSERT INTO job_run (job_id, run_no, scheduled, started, status, server, requested) "
+                  f"SELECT id, run_count + 1, ?, ?, {_EXECUTING}, ?, run_request FROM batch_job WHERE id = ?",
+                  (at, at, server, job_id))
+                back = status if status in (_HOLD, _WAITING) else None
+                exactly(x(
+                    f"UPDATE batch_job SET status = {_EXECUTING}, run_count = run_count + 1, run_request = NULL, "
+                    "run_return = ?, version = version + 1, modified = ?, "
+                    "current_run = (SELECT r.id FROM job_run r "
+                    "WHERE r.job_id = batch_job.id AND r.run_no = batch_job.run_count + 1) "
+                    "WHERE id = ? AND status = ? AND run_request = ?",
+                    (back, at, job_id, status, kind)).rowcount, 1)
+                x("UPDATE batch_task SET status = CASE WHEN EXISTS "
+                  "(SELECT 1 FROM batch_constraint c WHERE c.task_id = batch_task.id) THEN ? ELSE ? END, "
+                  "retries_used = 0, attempts = 0, not_before = NULL, server = NULL, attempt = NULL, kept = ?, "
+                  "job_priority = (SELECT j.priority FROM batch_job j WHERE j.id = batch_task.job_id), job_start = ? "
+                  "WHERE job_id = ?", (_WAITING, _READY, False, at, job_id))
+                for ids in chunks(kept):
+                    x(f"UPDATE batch_task SET status = ?, kept = ? WHERE job_id = ? AND id IN ({in_marks(ids)})",
+                      (_FINISHED, True, job_id, *ids))
+                # The dependents of the kept tasks, and a run with nothing left to do, at once.
+                self.advance_jobs(kept, [job_id], now)
+                started.append(job_id)
+        return started
+
+    def has_requests(self) -> bool:
+        """An operator's run now or rerun that a batch server may start now."""
+        return self.d.x(f"SELECT 1 FROM batch_job WHERE run_request IS NOT NULL "
+                        f"AND status NOT IN ({sql_in(RUNNING_JOB_STATUSES)}) LIMIT 1").fetchone() is not None
 
     def _due_jobs(self, now: datetime, limit: int) -> list[int]:
         """The Waiting jobs due by now, highest priority first, then by start (locked on PostgreSQL).
@@ -370,6 +442,8 @@ class EngineStore:
         retry = self.d.x("SELECT MIN(not_before) FROM batch_task WHERE status = ? AND not_before IS NOT NULL",
                          (_READY,)).fetchone()[0]
         times = [as_datetime(t) for t in (job, retry) if t is not None]
+        if self.has_requests():
+            times.append(_utcnow())
         return min(t for t in times if t is not None) if times else None
 
     def served_groups(self, server: str) -> list[str]:
@@ -421,9 +495,9 @@ class EngineStore:
         return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
                         run_by, description, priority, group,
                         job_start if not_before is None or (job_start is not None and job_start > not_before)
-                        else not_before)
+                        else not_before, time_limit)
                 for attempt_id, (tid, class_name, params, company, attempts, description, job_id, run_by, run_id,
-                                 priority, group, job_start, not_before)
+                                 priority, group, job_start, not_before, time_limit)
                 in zip(attempt_ids, rows, strict=True)]
 
     def _claim_limited(self, claim: str, groups: list[str], limited: list[str], limit: int,
@@ -734,7 +808,8 @@ class EngineStore:
                 "j.run_count, j.description, EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id "
                 f"AND t.status = {_ERROR} AND NOT t.ignore_failure), "
                 "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id), j.recurrence_runs, "
-                "(SELECT r.started FROM job_run r WHERE r.id = j.current_run) "
+                "(SELECT r.started FROM job_run r WHERE r.id = j.current_run), "
+                "(SELECT r.requested FROM job_run r WHERE r.id = j.current_run), j.run_return "
                 f"FROM batch_job j WHERE j.id IN ({in_marks(ids)}) AND NOT EXISTS "
                 f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
                 + self.d.lock("j"), ids,
@@ -749,10 +824,13 @@ class EngineStore:
         snapshots: list[int] = []
         alerts: list[dict[str, Any]] = []
         for (job_id, status, run_id, rec, tz_name, scheduled, run_count, description, failed, _, recurrence_runs,
-             started) in rows:
+             started, requested, run_return) in rows:
             outcome = run_outcome(status, failed)
-            next_start = _next_start(rec, tz_name, scheduled, started, recurrence_runs, outcome, now) if rec else None
-            if next_start is None:
+            if requested:
+                # A run now or rerun: the recurrence is not moved; a Withhold or Waiting job goes back.
+                ended.append((int(outcome if run_return is None else run_return), at, job_id, status))
+            elif (next_start := _next_start(rec, tz_name, scheduled, started, recurrence_runs, outcome, now)
+                  if rec else None) is None:
                 ended.append((int(outcome), at, job_id, status))
             else:
                 rescheduled.append((_WAITING, at, self.d.when(next_start), job_id, status))
@@ -764,8 +842,8 @@ class EngineStore:
                 alerts += _alerts(job_id, run_id, run_count, description, outcome, subscriptions[job_id], now)
         self.d.many_exactly("UPDATE job_run SET status = ?, ended = ? WHERE id = ?", run_updates)
         for ids in chunks(snapshots):
-            x("INSERT INTO run_task (run_id, task_id, status, retries_used) "
-              "SELECT j.current_run, t.id, t.status, t.retries_used FROM batch_task t "
+            x("INSERT INTO run_task (run_id, task_id, status, retries_used, kept) "
+              "SELECT j.current_run, t.id, t.status, t.retries_used, t.kept FROM batch_task t "
               f"JOIN batch_job j ON j.id = t.job_id WHERE t.job_id IN ({in_marks(ids)})", ids)
         # The start is written only when it moves: each column written is an
         # index entry rewritten (batch_job has two on scheduled_start).
@@ -775,6 +853,46 @@ class EngineStore:
                             "version = version + 1 WHERE id = ? AND status = ?", rescheduled)
         if alerts:
             m.Alert.insert_many(alerts).execute()
+
+    def raise_late_alerts(self, now: datetime | None = None) -> int:
+        """The `late` alerts of runs not over `late_after` seconds after their scheduled start.
+
+        Once per run, however many batch servers look: the run's late_alerted
+        flag is set by a compare-and-set, and only the server whose update
+        changed it writes the alerts, in the same transaction. One alert per
+        user whose alert asks for `late`, as a pop-up and e-mail as it says.
+        Returns how many runs were found late.
+        """
+        now = now or _utcnow()
+        x = self.d.x
+        rows = x("SELECT r.id, r.job_id, r.run_no, r.scheduled, j.late_after, j.description "
+                 "FROM batch_job j JOIN job_run r ON r.id = j.current_run "
+                 f"WHERE j.status IN ({sql_in(RUNNING_JOB_STATUSES)}) AND j.late_after IS NOT NULL "
+                 "AND r.ended IS NULL AND r.late_alerted = ?", (False,)).fetchall()
+        late = [r for r in rows if (as_datetime(r[3]) or now) + timedelta(seconds=float(r[4])) <= now]
+        if not late:
+            return 0
+        count = 0
+        with write():
+            for run_id, job_id, run_no, _, late_after, description in late:
+                if x("UPDATE job_run SET late_alerted = ? WHERE id = ? AND late_alerted = ? AND ended IS NULL",
+                     (True, run_id, False)).rowcount != 1:
+                    continue  # another server raised them, or the run ended meanwhile
+                count += 1
+                seconds = int(late_after) if late_after == int(late_after) else late_after
+                message = (f"Batch job {job_id} '{description}' is late: run {run_no} has not ended "
+                           f"{seconds} s after its scheduled start.")
+                alerts = [{"user": user, "job": job_id, "run": run_id, "event": "late", "message": message,
+                           "created": now, "read": False, "popup": bool(popup), "email": bool(email),
+                           # Kept until delivered (engine/delivery.py), as the other alerts.
+                           "email_state": "pending" if email else None,
+                           "notify_state": "pending" if notify else None}
+                          for user, popup, email, notify in x(
+                              'SELECT "user", popup, email, notify FROM job_alert WHERE job_id = ? AND late = ? '
+                              'ORDER BY "user"', (job_id, True))]
+                if alerts:
+                    m.Alert.insert_many(alerts).execute()
+        return count
 
     def _subscriptions(self, job_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
         """The alert settings of these jobs: job id -> [(user, ended, error, canceled, popup, email, notify)]."""
@@ -911,7 +1029,7 @@ class EngineStore:
                        (now,)).fetchone()
         mine = self.d.x(f"SELECT 1 FROM batch_task WHERE server = ? AND status IN ({sql_in(_RUNNING_TASK)}) "
                         "LIMIT 1", (name,)).fetchone()
-        return bool(ready or due or mine)
+        return bool(ready or due or mine or self.has_requests())
 
     def notify(self) -> None:
         """Wake the batch servers of other processes (PostgreSQL LISTEN/NOTIFY)."""

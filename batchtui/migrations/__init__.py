@@ -90,6 +90,7 @@ from . import (
     v7_scheduling_controls,
     v8_alert_delivery,
     v9_audit_calendars,
+    v10_beyond_erp,
 )
 
 Step = Callable[[Database, SchemaMigrator], None]
@@ -104,6 +105,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (7, v7_scheduling_controls.apply),
     (8, v8_alert_delivery.apply),
     (9, v9_audit_calendars.apply),
+    (10, v10_beyond_erp.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -52,6 +52,13 @@ class MaxRetries(FieldValidator):
         super().__init__(field, validators.max_retries_text)
 
 
+class Seconds(FieldValidator):
+    """A duration in seconds (Time limit, Late after); blank for none."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field, validators.seconds_text)
+
+
 class WallTime(FieldValidator):
     """A date and time as the forms show them: YYYY-MM-DD HH:MM."""
 

@@ -24,13 +24,14 @@ class AlertSettings:
     popup: bool = False
     email: bool = False
     notify: bool = False
+    late: bool = False  # the run has not ended the job's Late after seconds after its scheduled start
 
     @classmethod
     def from_row(cls, row: Any) -> AlertSettings:
         if row is None:
             return cls()
         return cls(bool(row.ended), bool(row.error), bool(row.canceled), bool(row.popup), bool(row.email),
-                   bool(row.notify))
+                   bool(row.notify), bool(row.late))
 
 
 class AlertsDialog(OkCancelDialog[AlertSettings | None]):
@@ -69,6 +70,8 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
             yield Checkbox("Show pop-up", c.popup, id="alert-popup", compact=True)
             yield Checkbox("Send e-mail", c.email, id="alert-email", compact=True)
             yield Checkbox("Send to chat/webhooks", c.notify, id="alert-notify", compact=True)
+            yield Label("Alert me also when a run", classes="group-title")
+            yield Checkbox("Is late (Late after on the job form)", c.late, id="alert-late", compact=True)
             yield Static("", id="alert-error-line", classes="error-line")
             yield from self.compose_buttons()
 
@@ -77,14 +80,14 @@ class AlertsDialog(OkCancelDialog[AlertSettings | None]):
 
     def result(self) -> AlertSettings:
         return AlertSettings(*(self.query_one(f"#alert-{name}", Checkbox).value
-                               for name in ("ended", "error", "canceled", "popup", "email", "notify")))
+                               for name in ("ended", "error", "canceled", "popup", "email", "notify", "late")))
 
     def action_ok(self) -> None:
         r = self.result()
         line = self.query_one("#alert-error-line", Static)
         try:
             hint = validators.alert_choice(ended=r.ended, error=r.error, canceled=r.canceled, popup=r.popup,
-                                           email=r.email, notify=r.notify)
+                                           email=r.email, notify=r.notify, late=r.late)
         except validators.Invalid as exc:
             line.update(safe(exc.reason))
             return

@@ -21,7 +21,7 @@ from ...vocabulary import BatchStatus, Priority
 from ..format import status_label, wall
 from ..guard import guarded
 from ..safe_text import safe, safe_options, visible
-from ..validation import Description, TimeZone, WallTime, refusal
+from ..validation import Description, Seconds, TimeZone, WallTime, refusal
 from ..widgets.fields import chosen
 from ..widgets.paged_grid import PagedGrid
 from .base import Breadcrumb, MessageLine
@@ -32,7 +32,7 @@ from .record_form import record_bindings
 __all__ = ["BatchJobsScreen", "JobsSource", "SORT_FIELDS"]
 
 EMPTY_FORM = {"description": "", "start": "", "time_zone": "", "company": None, "priority": "normal",
-              "active_period": None}
+              "active_period": None, "late_after": ""}
 
 
 def _zones() -> list[str]:
@@ -58,6 +58,8 @@ class BatchJobsScreen(BatchJobMenu):
         Binding("a", "alerts", "Alerts", id="jobs.alerts"),
         Binding("t", "change_status", "Change status", id="jobs.change_status"),
         Binding("x", "cancel_job", "Cancel job", id="jobs.cancel"),
+        Binding("n", "run_now", "Run now", id="jobs.run_now"),
+        Binding("f", "rerun", "Rerun failed", id="jobs.rerun"),
         Binding("c", "copy", "Copy", id="jobs.copy"),
         Binding("h", "history", "View history", id="jobs.history"),
         Binding("u", "audit", "Audit trail", id="jobs.audit"),
@@ -131,6 +133,9 @@ class BatchJobsScreen(BatchJobMenu):
             with Horizontal(classes="form-row"):
                 yield Label("Recurrence", classes="field-label")
                 yield Label("", id="job-recurrence", classes="read-only wide")
+                yield Label("Late after", classes="field-label-short")
+                yield Input(id="job-late", placeholder="seconds", compact=True, classes="seconds-input",
+                            validators=[Seconds("Late after")], valid_empty=True)
             with Horizontal(classes="form-row"):
                 yield Label("Active period", classes="field-label")
                 yield Select([], id="job-period", compact=True, allow_blank=True, prompt="(none)")
@@ -191,10 +196,12 @@ class BatchJobsScreen(BatchJobMenu):
             "company": chosen(company),
             "priority": chosen(priority),
             "active_period": period if isinstance(period, str) else None,
+            "late_after": self.query_one("#job-late", Input).value.strip(),
         }
 
     def _set_form(self, values: dict[str, Any]) -> None:
-        for wid, key in (("#job-description", "description"), ("#job-start", "start"), ("#job-tz", "time_zone")):
+        for wid, key in (("#job-description", "description"), ("#job-start", "start"), ("#job-tz", "time_zone"),
+                         ("#job-late", "late_after")):
             field = self.query_one(wid, Input)
             with field.prevent(Input.Changed):
                 field.value = values[key]
@@ -230,6 +237,7 @@ class BatchJobsScreen(BatchJobMenu):
             "company": job.company_id,
             "priority": Priority(job.priority).cli,
             "active_period": job.active_period,
+            "late_after": validators.seconds_shown(job.late_after),
         }
 
     def load_record(self, job_id: Any) -> None:
@@ -257,7 +265,8 @@ class BatchJobsScreen(BatchJobMenu):
     def _refresh_actions(self) -> None:
         # The footer is rebuilt when this changes: only what greys a key out belongs here.
         cancellable = self.job_status in (BatchStatus.HOLD, BatchStatus.WAITING, BatchStatus.EXECUTING)
-        self.refresh_bindings_if((self._new, self.job_id is None, cancellable, type(self.focused).__name__))
+        running = self.job_status in (BatchStatus.EXECUTING, BatchStatus.CANCELLING)
+        self.refresh_bindings_if((self._new, self.job_id is None, cancellable, running, type(self.focused).__name__))
 
     def on_descendant_focus(self) -> None:
         self._refresh_actions()
@@ -272,7 +281,8 @@ class BatchJobsScreen(BatchJobMenu):
         for wid, text in zip(("#job-id", "#job-status", "#job-created-by", "#job-run-by", "#job-recurrence"), texts,
                              strict=True):
             self.set_text(wid, safe(text))
-        self.set_text("#job-waiting", safe(job_waiting_reason(job) or "") if job is not None else "")
+        waiting = (_request_text(job) or job_waiting_reason(job) or "") if job is not None else ""
+        self.set_text("#job-waiting", safe(waiting))
 
     # -- grid events --------------------------------------------------------
 
@@ -389,14 +399,16 @@ class BatchJobsScreen(BatchJobMenu):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("view_tasks", "recurrence", "alerts", "change_status", "cancel_job", "copy",
-                      "history", "delete"):
+                      "history", "delete", "run_now", "rerun"):
             if self._new or self.job_id is None:
                 return None  # shown greyed: no saved job selected
+        if action in ("run_now", "rerun") and self.job_status in (BatchStatus.EXECUTING, BatchStatus.CANCELLING):
+            return None  # refused while it runs
         if action == "cancel_job" and self.job_id is not None:
             if self.job_status not in (BatchStatus.HOLD, BatchStatus.WAITING, BatchStatus.EXECUTING):
                 return None
         if action in ("filter", "status_filter", "view_tasks", "recurrence", "alerts", "change_status",
-                      "cancel_job", "copy", "history", "sort_next", "sort_reverse"):
+                      "cancel_job", "copy", "history", "sort_next", "sort_reverse", "run_now", "rerun"):
             if isinstance(self.focused, (Input, Select)) and action != "filter":
                 return None
         return True
@@ -418,7 +430,7 @@ class BatchJobsScreen(BatchJobMenu):
         tz = machine_zone()
         self._set_form({"description": "", "start": wall(utcnow(), tz), "time_zone": tz,
                         "company": self.console.default_company, "priority": "normal",
-                        "active_period": None})
+                        "active_period": None, "late_after": ""})
         self.set_text("#job-id", "(new)")
         self.set_text("#job-status", "Withhold")
         self.set_text("#job-created-by", safe(self.user))
@@ -446,6 +458,11 @@ class BatchJobsScreen(BatchJobMenu):
             fields["priority"] = values["priority"] or "normal"
         if "active_period" in changed:
             fields["active_period"] = values["active_period"] or ""
+        if "late_after" in changed:
+            try:
+                fields["late_after"] = validators.seconds_text(values["late_after"])
+            except validators.Invalid as exc:
+                raise exc.named("Late after") from None
         return fields
 
     def save(self) -> bool:
@@ -455,7 +472,8 @@ class BatchJobsScreen(BatchJobMenu):
         if not self._new and not self.is_dirty():
             return True
         values = self.form_values()
-        refused = refusal(*(self.query_one(w, Input) for w in ("#job-description", "#job-start", "#job-tz")))
+        refused = refusal(*(self.query_one(w, Input) for w in ("#job-description", "#job-start", "#job-tz",
+                                                               "#job-late")))
         if refused is None and values["company"] is None:
             refused = "Company: choose the company the job runs in"
         if refused is not None:
@@ -574,3 +592,11 @@ def job_waiting_reason(job: Any) -> str | None:
         return None
     tasks = list(m.BatchTask.select().where(m.BatchTask.job == job.id).order_by(m.BatchTask.id))
     return next((r for r in job_reasons(job, tasks).values() if r), None)
+
+
+def _request_text(job: Any) -> str | None:
+    """A pending Run now or Rerun (issue 14), shown where the job says why it waits."""
+    if job.run_request is None or job.status in (BatchStatus.EXECUTING, BatchStatus.CANCELLING):
+        return None
+    what = "Rerun from the failed tasks" if job.run_request == "rerun" else "Run now"
+    return f"{what} requested: a batch server starts it shortly"

@@ -19,7 +19,7 @@ from ...vocabulary import ConditionStatus, ConditionType
 from ..format import status_label
 from ..guard import guarded
 from ..safe_text import safe, safe_options, visible
-from ..validation import Description, MaxRetries, refusal
+from ..validation import Description, MaxRetries, Seconds, refusal
 from ..widgets.fields import chosen
 from ..widgets.paged_grid import CallableSource, GridRow, PagedGrid
 from ..widgets.parameters import ParametersForm
@@ -120,6 +120,9 @@ class BatchTasksScreen(RecordForm):
                 yield Input("0", id="task-retries", compact=True, classes="count-input", restrict=r"[0-9]*",
                             max_length=2, validators=[MaxRetries("Maximum retries")])
                 yield Label(f"(0 to {validators.MAX_RETRIES})", classes="dim")
+                yield Label("Time limit", classes="field-label-short")
+                yield Input(id="task-limit", placeholder="seconds", compact=True, classes="seconds-input",
+                            validators=[Seconds("Time limit")], valid_empty=True)
 
     def _compose_conditions(self) -> ComposeResult:
         with Vertical(id="conditions-pane"):
@@ -211,12 +214,14 @@ class BatchTasksScreen(RecordForm):
             "batch_group": self._select_value("#task-group") or "",
             "ignore_failure": self.query_one("#task-ignore", Checkbox).value,
             "max_retries": self.query_one("#task-retries", Input).value.strip(),
+            "time_limit": self.query_one("#task-limit", Input).value.strip(),
             "condition_type": self._select_value("#task-ctype") or "all",
             "params": self.parameters.texts(),
         }
 
     def _set_form(self, values: dict[str, Any], params: dict[str, Any]) -> None:
-        for wid, key in (("#task-description", "description"), ("#task-retries", "max_retries")):
+        for wid, key in (("#task-description", "description"), ("#task-retries", "max_retries"),
+                         ("#task-limit", "time_limit")):
             field = self.query_one(wid, Input)
             with field.prevent(Input.Changed):
                 field.value = values[key]
@@ -249,7 +254,8 @@ class BatchTasksScreen(RecordForm):
         self.query_one("#task-tabs").disabled = task is None
         if task is None:
             self._set_form({"description": "", "company": None, "class_name": None, "batch_group": "",
-                            "ignore_failure": False, "max_retries": "0", "condition_type": "all"}, {})
+                            "ignore_failure": False, "max_retries": "0", "condition_type": "all",
+                            "time_limit": ""}, {})
             self._loaded = None
         else:
             self._set_form({
@@ -259,6 +265,7 @@ class BatchTasksScreen(RecordForm):
                 "batch_group": task.batch_group or "",
                 "ignore_failure": bool(task.ignore_failure),
                 "max_retries": str(task.max_retries),
+                "time_limit": validators.seconds_shown(task.time_limit),
                 "condition_type": ConditionType(task.condition_type).cli,
             }, task.params or {})
         self._show_read_only(task)
@@ -387,7 +394,8 @@ class BatchTasksScreen(RecordForm):
         self._load_lists()
         self.query_one(TabbedContent).active = "general"
         self._set_form({"description": "", "company": self.job_company, "class_name": None, "batch_group": "",
-                        "ignore_failure": False, "max_retries": "0", "condition_type": "all"}, {})
+                        "ignore_failure": False, "max_retries": "0", "condition_type": "all",
+                            "time_limit": ""}, {})
         for wid, text in (("#task-id", "(new)"), ("#task-status", ""), ("#task-used", "")):
             self.set_text(wid, text)
         self.conditions_grid.reload(keep_key=False, reset=True)
@@ -427,7 +435,8 @@ class BatchTasksScreen(RecordForm):
     def _task_fields(self) -> dict[str, Any]:
         """The task form as the service takes it; Invalid or UserError name the field."""
         v = self.form_values()
-        refused = refusal(self.query_one("#task-description", Input), self.query_one("#task-retries", Input))
+        refused = refusal(self.query_one("#task-description", Input), self.query_one("#task-retries", Input),
+                          self.query_one("#task-limit", Input))
         if refused is not None:
             raise UserError(refused)
         if v["company"] is None:
@@ -437,7 +446,7 @@ class BatchTasksScreen(RecordForm):
         return dict(description=v["description"], company=v["company"], class_name=v["class_name"],
                     params=self.parameters.values(v["params"], self._saved_params), batch_group=v["batch_group"],
                     ignore_failure=v["ignore_failure"], max_retries=validators.max_retries_text(v["max_retries"]),
-                    condition_type=v["condition_type"])
+                    condition_type=v["condition_type"], time_limit=_time_limit(v["time_limit"]))
 
     def save_task(self) -> bool:
         from ... import jobs
@@ -581,3 +590,11 @@ class BatchTasksScreen(RecordForm):
     def _leave(self) -> None:
         self.discard()
         self.app.pop_screen()
+
+
+def _time_limit(text: str) -> float | None:
+    """The Time limit field: seconds, blank for none (a refusal names the field)."""
+    try:
+        return validators.seconds_text(text)
+    except validators.Invalid as exc:
+        raise exc.named("Time limit") from None

@@ -153,9 +153,14 @@ class HistoryScreen(BaseScreen):
             return []
         statuses = st.task_status_for_run(run)
         retries: dict[int, int] = {}
+        kept: set[int] = set()  # tasks a rerun kept from the run before (issue 14): no attempt
         if run.ended is not None:
-            query: Any = m.RunTask.select(m.RunTask.task, m.RunTask.retries_used).where(m.RunTask.run == run.id)
-            retries = dict(query.tuples())
+            query: Any = m.RunTask.select(m.RunTask.task, m.RunTask.retries_used, m.RunTask.kept).where(
+                m.RunTask.run == run.id)
+            for task_id, used, was_kept in query.tuples():
+                retries[task_id] = used
+                if was_kept:
+                    kept.add(task_id)
         A = m.TaskAttempt
         counted: Any = A.select(A.task, fn.COUNT(A.id)).where(A.run == run.id).group_by(A.task)
         counts: dict[int, int] = dict(counted.tuples())
@@ -165,8 +170,9 @@ class HistoryScreen(BaseScreen):
             if t.id not in statuses:
                 continue
             used = retries.get(t.id, t.retries_used)
+            is_kept = t.id in kept if run.ended is not None else bool(t.kept)
             rows.append(GridRow(t.id, [str(t.id), one_line(t.description), status_label(statuses[t.id]),
-                                       str(used), str(counts.get(t.id, 0))],
+                                       str(used), "kept" if is_kept else str(counts.get(t.id, 0))],
                                 {2: status_style(statuses[t.id])}))
         return rows
 

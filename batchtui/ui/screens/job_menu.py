@@ -1,5 +1,5 @@
 """The Batch job menu of the Batch jobs page: View tasks, History, Recurrence, Alerts,
-Change status, Cancel and Copy.
+Change status, Cancel, Run now, Rerun and Copy.
 
 Each works on the saved job (a job with unsaved changes is saved first, as the
 ERP does), opens its dialog, and saves what the dialog returns through the
@@ -119,7 +119,7 @@ class BatchJobMenu(RecordForm):
                 try:
                     jobs.set_alert(job_id, actor=self.actor, alert_user=self.user, ended=result.ended,
                                    error=result.error, canceled=result.canceled, popup=result.popup,
-                                   email=result.email, notify=result.notify)
+                                   email=result.email, notify=result.notify, late=result.late)
                 except UserError as exc:
                     self.show_message(str(exc))
                     return
@@ -185,6 +185,28 @@ class BatchJobMenu(RecordForm):
             "Cancel batch job", f"Cancel batch job {job_id}? Tasks not started will not run; "
             "running tasks are stopped.",
             [("cancel_job", "Cancel job"), ("keep", "Keep running")], default="keep"), answered)
+
+    # -- Run now, Rerun from the failed tasks (issue 14) -------------------------------------------
+
+    def action_run_now(self) -> None:
+        self.with_saved_job(lambda job_id: self._request(job_id, st.run_now, "Run now"))
+
+    def action_rerun(self) -> None:
+        self.with_saved_job(lambda job_id: self._request(job_id, st.rerun_job, "Rerun"))
+
+    def _request(self, job_id: int, service: Callable[..., Any], what: str) -> None:
+        """Ask for a run now or a rerun; a refusal (the job runs, nothing to rerun) is one line."""
+        with self.service_call(f"{what} not requested") as call:
+            try:
+                service(job_id, self.actor)
+            except UserError as exc:
+                self.show_message(f"{what} refused: {exc}")
+                notify_plain(self.app, exc, title=what, severity="error")
+                return
+        if call.ok:
+            with self.service_call():
+                self._changed(job_id, f"Batch job {job_id}: {what.lower()} requested; a batch server starts it "
+                                      "shortly.", wake=True)
 
     # -- Copy ---------------------------------------------------------------------------------------
 
