@@ -17,7 +17,16 @@ from typing import Any
 
 from . import jobfile
 from .recurrence import NTHS, PATTERNS, WEEKDAYS
-from .validators import FILE_STATUSES, MAX_COMPANY, MAX_DESCRIPTION, MAX_GROUP, MAX_KEY, MAX_RETRIES, MAX_USER
+from .validators import (
+    FILE_STATUSES,
+    MAX_COMPANY,
+    MAX_DESCRIPTION,
+    MAX_GROUP,
+    MAX_KEY,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    MAX_USER,
+)
 from .vocabulary import BatchStatus, ConditionStatus, ConditionType, Priority
 
 SCHEMA_ID = "https://batchtui.invalid/jobfile.schema.json"
@@ -28,6 +37,11 @@ def _text(limit: int, description: str, *, empty: bool = False) -> dict[str, Any
     if not empty:
         out["minLength"] = 1
     return out
+
+
+def _seconds(description: str) -> dict[str, Any]:
+    return {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_SECONDS,
+            "description": f"{description} (seconds)."}
 
 
 def _read_only(description: str, kind: Any = None) -> dict[str, Any]:
@@ -96,6 +110,7 @@ def schema() -> dict[str, Any]:
         "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
         "condition_type": {"enum": [c.cli for c in ConditionType]},
         "conditions": {"type": "array", "items": condition},
+        "time_limit": _seconds("Time limit: an attempt still running after it is stopped and ends Error"),
         "id": _read_only("Task ID.", "integer"),
         "status": _read_only("The task's status.", "string"),
         "retries_used": _read_only("Retries used in the current run.", "integer"),
@@ -122,6 +137,7 @@ def schema() -> dict[str, Any]:
         "tasks": {"type": "array", "items": {"type": "object", "additionalProperties": False,
                                              "required": ["description", "class"], "properties": task_props}},
         "active_period": {"type": ["string", "null"], "description": "an active period's name"},
+        "late_after": _seconds("Late after: a run not over that long after its scheduled start raises `late` alerts"),
         "id": _read_only("Job ID.", "integer"),
         "created_by": _read_only("Who created the job.", "string"),
         "run_by": _read_only("Who the tasks run as.", "string"),

@@ -192,7 +192,7 @@ _RESERVED = int(Priority.RESERVED)
 # to its job, then sorted" (10,000 buffer reads a claim with 3,300 Ready tasks).
 _PG_CLAIM = (
     "SELECT t.id, t.class_name, t.params, t.company_id, t.attempts, t.description, t.job_id, "
-    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start, t.not_before "
+    "j.run_by, j.current_run, t.job_priority, t.batch_group, t.job_start, t.not_before, t.time_limit "
     "FROM (SELECT c.id FROM batch_task c "
     f"WHERE c.status = {_READY} AND (c.not_before IS NULL OR c.not_before <= ?) "
     "AND c.batch_group IN ({in}) "
