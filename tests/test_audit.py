@@ -41,6 +41,10 @@ def _every_change(job_id):
     jobs.set_alert(job_id, actor=OPS, alert_user="ops", error=True, popup=True)
     jobs.delete_task(a.id, actor=OPS)
     st.set_job_status(job_id, BatchStatus.WAITING, BOSS)
+    st.run_now(job_id, OPS)
+    for refused in (st.run_now, st.rerun_job):  # one is pending already; and it never ran: no entry
+        with pytest.raises(Refused):
+            refused(job_id, OPS)
     st.cancel_job(job_id, OPS)
     st.delete_job(job_id, OPS)
 
@@ -60,6 +64,7 @@ def _expected(job_id):
         ("ops", "alerts", "ops", None, ["error", "popup"]),
         ("ops", "task_deleted", "post", {"description": "Post", "class": "Noop"}, None),
         ("boss", "status", "status", "withhold", "waiting"),
+        ("ops", "run_now", None, None, None),
         ("ops", "canceled", "status", "waiting", "canceled"),
         ("ops", "deleted", None, "Close [b]books", None),
     ]
