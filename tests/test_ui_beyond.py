@@ -56,7 +56,7 @@ async def test_time_limit_late_after_and_the_late_alert_are_set_in_the_forms(ui_
         await pilot.press("a")
         await pilot.pause()
         assert type(app.screen).__name__ == "AlertsDialog"
-        await pilot.press("tab", "tab", "tab", "space", "tab", "tab", "space", "ctrl+s")  # pop-up, Is late
+        await pilot.press("tab", "tab", "tab", "space", "tab", "tab", "tab", "space", "ctrl+s")  # pop-up, Is late
         await pilot.pause()
         alert = m.JobAlert.get((m.JobAlert.job == job_id) & (m.JobAlert.user == USER))
         assert alert.late and alert.popup and not (alert.ended or alert.error or alert.canceled)
