@@ -47,6 +47,11 @@ class Dialect:
             cursor.execute(self.sql(text), params)
         return cursor
 
+    def rows_after(self, setup: str, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run setup (no parameters), then text; text's rows. PostgreSQL: one round trip for both."""
+        self.x(setup)
+        return list(self.x(text, params).fetchall())
+
     def many(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
         """executemany; returns how many rows it changed."""
         if not rows:
@@ -132,6 +137,19 @@ class PgDialect(Dialect):
         if out is None:
             out = self._sql[text] = text.replace("?", "%s")
         return out
+
+    def rows_after(self, setup: str, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run setup (no parameters: SET LOCAL ...) then text, sent together in
+        one round trip (a psycopg pipeline: one Sync for both); text's rows."""
+        obj: Database = self.database.obj
+        with __exception_wrapper__:
+            conn = obj.connection()
+            cursor = conn.cursor()
+            with conn.pipeline():
+                for statement in setup.split("; "):  # a pipeline takes one command a statement
+                    conn.execute(statement)
+                cursor.execute(self.sql(text), params)
+            return list(cursor.fetchall())
 
     def when(self, value: datetime | None) -> Any:
         return value
