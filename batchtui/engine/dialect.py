@@ -141,6 +141,8 @@ class PgDialect(Dialect):
     def rows_after(self, setup: str, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run setup (no parameters: SET LOCAL ...) then text, sent together in
         one round trip (a psycopg pipeline: one Sync for both); text's rows."""
+        if not _pipelines():
+            return super().rows_after(setup, text, params)
         obj: Database = self.database.obj
         with __exception_wrapper__:
             conn = obj.connection()
@@ -197,6 +199,18 @@ class PgDialect(Dialect):
                 lost(exc)
                 stop.wait(delay)
                 delay = min(30.0, delay * 2)
+
+
+_PIPELINES: list[bool] = []
+
+
+def _pipelines() -> bool:
+    """Whether psycopg can pipeline here (its libpq must be 14 or later; the binary wheel's is)."""
+    if not _PIPELINES:
+        import psycopg
+
+        _PIPELINES.append(bool(psycopg.Pipeline.is_supported()))
+    return _PIPELINES[0]
 
 
 def exactly(changed: int, expected: int) -> None:
