@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from peewee import fn
+from peewee import SQL, fn
 
 from . import models as m
 from .controls import Period
@@ -73,10 +73,13 @@ class WaitingContext:
         ctx = cls(now or utcnow())
         ctx.limits = {g: int(n) for g, n in m.tuples(m.BatchGroup.select(m.BatchGroup.name,
                                                                           m.BatchGroup.max_concurrent))}
-        running = [int(s) for s in RUNNING]
+        # The statuses written into the SQL, as the partial index batch_task_running_group
+        # is (a bound "IN (?, ?)" cannot use it: every task of the table was read, 0.2 s
+        # a Batch jobs page open with 2,000,000 tasks).
+        running = SQL(f"status IN ({', '.join(str(int(s)) for s in RUNNING)})")
         ctx.running = {str(g): int(n) for g, n in m.tuples(
             m.BatchTask.select(m.BatchTask.batch_group, fn.COUNT(m.BatchTask.id))
-            .where(m.BatchTask.status << running).group_by(m.BatchTask.batch_group))}
+            .where(running).group_by(m.BatchTask.batch_group))}
         configs = {c.name: c for c in m.ServerConfig.select()}
         for s in m.BatchServer.select():
             if not is_alive(s.stopped, s.heartbeat, ctx.now):
@@ -88,7 +91,7 @@ class WaitingContext:
                 ctx.servers_of.setdefault(g, []).append(s.name)
         for server, priority, n in m.tuples(
                 m.BatchTask.select(m.BatchTask.server, m.BatchTask.job_priority, fn.COUNT(m.BatchTask.id))
-                .where((m.BatchTask.status << running) & m.BatchTask.server.is_null(False))
+                .where(running & m.BatchTask.server.is_null(False))
                 .group_by(m.BatchTask.server, m.BatchTask.job_priority)):
             srv = ctx.servers.get(server)
             if srv is not None:

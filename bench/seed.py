@@ -60,6 +60,30 @@ def insert_rows(model, rows: Sequence[dict], chunk: int = CHUNK) -> None:
             cursor.executemany(sql, batch)
 
 
+def insert_select(model, exprs: dict[str, str], tail_sql: str) -> None:
+    """INSERT INTO model (the fields of exprs, then every other field with a default) SELECT ... tail_sql.
+
+    exprs maps a field name to an SQL expression over the FROM clause in tail_sql; the
+    fields not named take their model default (as parameters), like insert_rows. For
+    millions of rows the database makes them itself: no Python object per row.
+    """
+    fields = {f.name: f for f in model._meta.sorted_fields}
+    constants: dict[str, object] = {}
+    for name, f in fields.items():
+        if name in exprs or isinstance(f, AutoField):
+            continue
+        if f.default is not None:
+            constants[name] = f.db_value(f.default() if callable(f.default) else f.default)
+        elif not f.null:
+            raise ValueError(f"{model.__name__}.{name} needs a value")
+    db = m.database
+    columns = ", ".join(f'"{fields[n].column_name}"' for n in list(exprs) + list(constants))
+    values = ", ".join(list(exprs.values()) + [db.param] * len(constants))
+    with write():
+        db.execute_sql(f'INSERT INTO "{model._meta.table_name}" ({columns}) SELECT {values} {tail_sql}',
+                       tuple(constants.values()))
+
+
 def next_ids(model, count: int) -> range:
     """Ids for rows inserted with explicit ids (so tasks can name their job)."""
     first = (model.select(fn.MAX(model.id)).scalar() or 0) + 1

@@ -84,3 +84,21 @@ def test_the_claim_takes_tasks_in_claim_order_on_postgres(pg_database):
     claimed += store.claim_ready_tasks("S1", [""], 12, fence=Fence("S1", 1))
     assert [c.task_id for c in claimed] == expected
     assert [c.priority for c in claimed[:6]] == [3] * 6 and claimed[6].priority == 1
+
+
+def test_the_claim_itself_runs_under_the_plan_settings(pg_database):
+    """The settings that keep the index walk are sent with the claim (one round trip, a
+    pipeline) and hold in the claim's own transaction: read back from inside it."""
+    store = EngineStore()
+    _ready_backlog(store)
+    with m.database.atomic() as tx:  # the claim joins this transaction (write() nests without a savepoint)
+        claimed = store.claim_ready_tasks("S1", [""], 8, fence=Fence("S1", 1))
+        settings = m.database.execute_sql(
+            "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan'), "
+            "current_setting('enable_sort')").fetchone()
+        tx.rollback()
+    assert len(claimed) == 8
+    assert settings == ("off", "off", "off")
+    # SET LOCAL: the settings end with the transaction, the connection's other statements keep theirs
+    after = m.database.execute_sql("SELECT current_setting('enable_seqscan'), current_setting('enable_sort')")
+    assert after.fetchone() == ("on", "on")

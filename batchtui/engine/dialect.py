@@ -47,6 +47,11 @@ class Dialect:
             cursor.execute(self.sql(text), params)
         return cursor
 
+    def rows_after(self, setup: str, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run setup (no parameters), then text; text's rows. PostgreSQL: one round trip for both."""
+        self.x(setup)
+        return list(self.x(text, params).fetchall())
+
     def many(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
         """executemany; returns how many rows it changed."""
         if not rows:
@@ -133,6 +138,21 @@ class PgDialect(Dialect):
             out = self._sql[text] = text.replace("?", "%s")
         return out
 
+    def rows_after(self, setup: str, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run setup (no parameters: SET LOCAL ...) then text, sent together in
+        one round trip (a psycopg pipeline: one Sync for both); text's rows."""
+        if not _pipelines():
+            return super().rows_after(setup, text, params)
+        obj: Database = self.database.obj
+        with __exception_wrapper__:
+            conn = obj.connection()
+            cursor = conn.cursor()
+            with conn.pipeline():
+                for statement in setup.split("; "):  # a pipeline takes one command a statement
+                    conn.execute(statement)
+                cursor.execute(self.sql(text), params)
+            return list(cursor.fetchall())
+
     def when(self, value: datetime | None) -> Any:
         return value
 
@@ -179,6 +199,18 @@ class PgDialect(Dialect):
                 lost(exc)
                 stop.wait(delay)
                 delay = min(30.0, delay * 2)
+
+
+_PIPELINES: list[bool] = []
+
+
+def _pipelines() -> bool:
+    """Whether psycopg can pipeline here (its libpq must be 14 or later; the binary wheel's is)."""
+    if not _PIPELINES:
+        import psycopg
+
+        _PIPELINES.append(bool(psycopg.Pipeline.is_supported()))
+    return _PIPELINES[0]
 
 
 def exactly(changed: int, expected: int) -> None:
