@@ -27,6 +27,7 @@ from textual.widgets import (
 
 from ...errors import UserError
 from ..format import wall
+from ..outage import DB_ERRORS
 from ..safe_text import safe, visible
 from ..validation import DateText, TimeText, TimeZone, WholeNumber, failure
 from .base import OkCancelDialog
@@ -84,7 +85,12 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
     def _calendar_options(self) -> list[tuple[str, str]]:
         from ...calendars import calendar_names
 
-        names = calendar_names()
+        try:
+            names = calendar_names()
+        except DB_ERRORS:
+            # The database is away (the dialog reopens with what was typed during an outage):
+            # the calendar already named stays choosable; the others come back with the database.
+            names = []
         named = self.spec.get("calendar")
         if isinstance(named, str) and named and named not in names:
             names.append(named)  # gone since (by hand): shown, and the preview says so
@@ -284,7 +290,15 @@ class RecurrenceDialog(OkCancelDialog[RecurrenceResult | None]):
 
             check_zone(tz)
             normalized = recurrence.normalize(spec, default_start=spec["start"], time_zone=tz)
-            closed = self._closed_days(spec["calendar"]) if spec.get("calendar") else None
+            try:
+                closed = self._closed_days(spec["calendar"]) if spec.get("calendar") else None
+            except DB_ERRORS:
+                self.valid_spec = spec
+                error.update("")
+                sentence.update("")
+                warning.update("")
+                preview.update("(the database is not available: no preview of the calendar's closed days)")
+                return
             occurrences = recurrence.occurrences(normalized, tz, count=self.preview_count, closed=closed)
             moved = self._moved(recurrence, normalized, tz, occurrences)
             text = recurrence.describe(normalized)
