@@ -152,25 +152,9 @@ class CalendarsScreen(KeyedRecordForm):
 
     @guarded
     def action_delete(self) -> None:
-        if self._new:
-            self._new = False
-            self.load_record(self.grid.cursor_key)
+        if self.drop_new():
             return
         name = self.calendar
         if name is None:
             return
-
-        def delete() -> None:
-            with self.service_call("Not deleted") as call:
-                try:
-                    delete_calendar(name, actor=self.actor)
-                except UserError as exc:
-                    self.show_message(str(exc))
-                    return
-            if call.ok:
-                with self.service_call():
-                    self.grid.reload(keep_key=False)
-                    self.load_record(self.grid.cursor_key)
-                    self.show_message(f"Deleted calendar {name}.", "note")
-
-        self.confirm_delete(f"Delete calendar {name}?", delete)
+        self.confirm_and_delete(f"calendar {name}", lambda: delete_calendar(name, actor=self.actor))

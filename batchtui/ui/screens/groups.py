@@ -165,25 +165,9 @@ class BatchGroupsScreen(KeyedRecordForm):
 
     @guarded
     def action_delete(self) -> None:
-        if self._new:
-            self._new = False
-            self.load_record(self.grid.cursor_key)
+        if self.drop_new():
             return
         name = self.group
         if name is None or self._refused():
             return
-
-        def delete() -> None:
-            with self.service_call("Not deleted") as call:
-                try:
-                    delete_group(name, actor=self.actor)
-                except UserError as exc:
-                    self.show_message(str(exc))
-                    return
-            if call.ok:
-                with self.service_call():
-                    self.grid.reload(keep_key=False)
-                    self.load_record(self.grid.cursor_key)
-                    self.show_message(f"Deleted batch group {name}.", "note")
-
-        self.confirm_delete(f"Delete batch group {name or '(Empty)'}?", delete)
+        self.confirm_and_delete(f"batch group {name or '(Empty)'}", lambda: delete_group(name, actor=self.actor))

@@ -153,25 +153,9 @@ class ActivePeriodsScreen(KeyedRecordForm):
 
     @guarded
     def action_delete(self) -> None:
-        if self._new:
-            self._new = False
-            self.load_record(self.grid.cursor_key)
+        if self.drop_new():
             return
         name = self.period
         if name is None:
             return
-
-        def delete() -> None:
-            with self.service_call("Not deleted") as call:
-                try:
-                    delete_period(name, actor=self.actor)
-                except UserError as exc:
-                    self.show_message(str(exc))
-                    return
-            if call.ok:
-                with self.service_call():
-                    self.grid.reload(keep_key=False)
-                    self.load_record(self.grid.cursor_key)
-                    self.show_message(f"Deleted active period {name}.", "note")
-
-        self.confirm_delete(f"Delete active period {name}?", delete)
+        self.confirm_and_delete(f"active period {name}", lambda: delete_period(name, actor=self.actor))

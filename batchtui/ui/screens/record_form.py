@@ -11,7 +11,7 @@ from textual import on
 from textual.binding import Binding
 from textual.widgets import Input
 
-from ...errors import Conflict
+from ...errors import Conflict, UserError
 from ..guard import guarded
 from ..validation import live_failure
 from ..widgets.paged_grid import PagedGrid
@@ -223,6 +223,33 @@ class KeyedRecordForm(RecordForm):
                              stay=lambda: key is not None and self.grid.move_to_key(key))
             return
         self.load_record(event.key)
+
+    def drop_new(self) -> bool:
+        """Alt+F9 on a new record not saved yet: it is dropped, and the form shows the grid's record."""
+        if not self._new:
+            return False
+        self._new = False
+        self.load_record(self.grid.cursor_key)
+        return True
+
+    def confirm_and_delete(self, label: str, delete: Callable[[], object]) -> None:
+        """Alt+F9 on a saved record: "Delete <label>?", then ``delete`` (a service call; its
+        refusal is shown on the message line), then the grid read again."""
+
+        def deleted() -> None:
+            with self.service_call("Not deleted") as call:
+                try:
+                    delete()
+                except UserError as exc:
+                    self.show_message(str(exc))
+                    return
+            if call.ok:
+                with self.service_call():
+                    self.grid.reload(keep_key=False)
+                    self.load_record(self.grid.cursor_key)
+                    self.show_message(f"Deleted {label}.", "note")
+
+        self.confirm_delete(f"Delete {label}?", deleted)
 
     def show_saved(self, key: Any, text: str) -> None:
         """After a save: the grid read again, the cursor and the form on the saved record."""
