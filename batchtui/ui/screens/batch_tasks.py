@@ -380,10 +380,7 @@ class BatchTasksScreen(RecordForm):
         if self._in_conditions():
             self._start_new_condition()
             return
-        if self.is_dirty() and not self._new:
-            self.ask_unsaved(then=self._start_new, stay=lambda: None)
-            return
-        self._start_new()
+        self.new_record(self._start_new)
 
     def _start_new(self) -> None:
         self._new = True

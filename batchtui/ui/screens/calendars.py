@@ -121,10 +121,7 @@ class CalendarsScreen(KeyedRecordForm):
         return self.calendar
 
     def action_new(self) -> None:
-        if self.is_dirty() and not self._new:
-            self.ask_unsaved(then=self._start_new, stay=lambda: None)
-            return
-        self._start_new()
+        self.new_record(self._start_new)
 
     def _start_new(self) -> None:
         self._new = True

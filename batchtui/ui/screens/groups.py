@@ -129,10 +129,7 @@ class BatchGroupsScreen(KeyedRecordForm):
     def action_new(self) -> None:
         if self._refused():
             return
-        if self.is_dirty() and not self._new:
-            self.ask_unsaved(then=self._start_new, stay=lambda: None)
-            return
-        self._start_new()
+        self.new_record(self._start_new)
 
     def _start_new(self) -> None:
         self._new = True

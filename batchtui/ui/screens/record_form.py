@@ -114,6 +114,14 @@ class RecordForm(BaseScreen):
             [("save", "Save"), ("discard", "Discard"), ("cancel", "Keep editing")], default="save",
         ), answered)
 
+    def new_record(self, start: Callable[[], None]) -> None:
+        """Ctrl+N: ``start`` a new record in the form, asking first when the record it shows
+        has unsaved changes."""
+        if self.is_dirty() and not self._new:
+            self.ask_unsaved(then=start, stay=lambda: None)
+            return
+        start()
+
     def confirm_delete(self, question: str, delete: Callable[[], None]) -> None:
         """Delete only after a confirmation (Cancel is the default)."""
         from ..dialogs.confirm import ConfirmDialog

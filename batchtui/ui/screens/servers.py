@@ -156,10 +156,7 @@ class BatchServersScreen(KeyedRecordForm):
         return self.server
 
     def action_new(self) -> None:
-        if self.is_dirty() and not self._new:
-            self.ask_unsaved(then=self._start_new, stay=lambda: None)
-            return
-        self._start_new()
+        self.new_record(self._start_new)
 
     def _start_new(self) -> None:
         self._new = True
