@@ -20,10 +20,57 @@ from peewee import Database, PostgresqlDatabase, __exception_wrapper__  # type: 
 NOTIFY_CHANNEL = "batchtui"
 
 
+class Bulk:
+    """An UPDATE of many rows, each with its own values, written once for both databases.
+
+    ``sets`` are (column, PostgreSQL type, expression), the expression naming
+    the row's value as ``{v}`` (None: the value itself; a type of None: the
+    expression alone, no value, as ``attempt = NULL``); ``keys`` are (column,
+    type) compared for equality; ``where`` is a further condition (no
+    parameters). A row gives the set values, then the key values, in order.
+
+    SQLite runs it as one executemany (in-process: a row costs a few
+    microseconds). PostgreSQL runs it as one statement, whatever the number of
+    rows: ``UPDATE ... FROM unnest(arrays)``, a column an array. Sent as an
+    executemany, each row was a statement of its own, executed apart by the
+    server: a round of 8 tasks took 4 such batches (issue 17: 74 µs a row,
+    the largest cost of a PostgreSQL round). The keys must name each row at
+    most once (an id), so that the rows changed can be counted as with
+    executemany.
+    """
+
+    def __init__(self, table: str, sets: Sequence[tuple[str, str | None, str | None]],
+                 keys: Sequence[tuple[str, str]], where: str = "") -> None:
+        extra = f" AND {where}" if where else ""
+        valued = [(col, typ) for col, typ, _ in sets if typ is not None]
+        columns: list[tuple[str, str]] = [*valued, *keys]
+        names = [f"v{i}" for i in range(len(columns))]
+
+        def assignments(mark: Callable[[int], str]) -> str:
+            out, i = [], 0
+            for col, typ, expr in sets:
+                if typ is None:
+                    out.append(f"{col} = {expr}")
+                else:
+                    out.append(f"{col} = {(expr or '{v}').format(v=mark(i))}")
+                    i += 1
+            return ", ".join(out)
+
+        self.sqlite = (f"UPDATE {table} SET {assignments(lambda i: '?')}"
+                       + " WHERE " + " AND ".join(f"{col} = ?" for col, _ in keys) + extra)
+        self.pg = (f"UPDATE {table} SET {assignments(lambda i: f'v.{names[i]}')}"
+                   + " FROM unnest(" + ", ".join(f"%s::{typ}[]" for _, typ in columns) + f") AS v({', '.join(names)})"
+                   + " WHERE " + " AND ".join(f"{table}.{col} = v.{name}"
+                                              for (col, _), name in zip(keys, names[len(valued):], strict=True))
+                   + extra)
+        self.width = len(columns)
+
+
 class Dialect:
     """SQLite: the write lock is taken up front (BEGIN IMMEDIATE), so nothing needs row locks."""
 
     pg = False
+    per_row = ""  # see PgDialect.per_row (SQLite runs an EXISTS per row as written)
 
     def __init__(self, database: Any) -> None:
         self.database = database  # the models' DatabaseProxy
@@ -66,6 +113,14 @@ class Dialect:
         """executemany of compare-and-set updates that must all apply."""
         exactly(self.many(text, rows), len(rows))
 
+    def bulk(self, update: Bulk, rows: Sequence[Sequence[Any]]) -> int:
+        """Run a Bulk update for these rows; how many rows it changed."""
+        return self.many(update.sqlite, rows)
+
+    def bulk_exactly(self, update: Bulk, rows: Sequence[Sequence[Any]]) -> None:
+        """A Bulk of compare-and-set updates that must all apply."""
+        exactly(self.bulk(update, rows), len(rows))
+
     def marked(self, template: str, n: int) -> str:
         """template with "{in}" replaced by n placeholders, made once per (template, n).
 
@@ -95,8 +150,8 @@ class Dialect:
         """SQLite's planner, without statistics, sometimes picks the wrong index."""
         return f"{table} INDEXED BY {index}"
 
-    def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
-        """Insert rows and return their new ids, in order.
+    def insert_ids(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Insert rows and return their new ids, in order. columns: (name, PostgreSQL type).
 
         SQLite: the write lock is held, so the ids after the highest ever given
         are ours to give, in one executemany. That is the table's AUTOINCREMENT
@@ -112,9 +167,12 @@ class Dialect:
             f"COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1", (table,)).fetchone()[0]
         ids = list(range(first, first + len(rows)))
         marks = ", ".join("?" * (len(columns) + 1))
-        self.many(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
+        self.many(f"INSERT INTO {table} (id, {', '.join(name for name, _ in columns)}) VALUES ({marks})",
                   [(i, *row) for i, row in zip(ids, rows, strict=True)])
         return ids
+
+    def engine_session(self) -> None:
+        """Settings of a batch server's own connection, once it is opened (PostgreSQL only)."""
 
     def notify(self) -> None:
         """Wake the batch servers of other processes (PostgreSQL only)."""
@@ -127,10 +185,17 @@ class PgDialect(Dialect):
     """PostgreSQL: rows are locked with SKIP LOCKED, ids come from the sequences, LISTEN/NOTIFY wakes."""
 
     pg = True
+    # Ends an EXISTS subquery that must stay one lookup per outer row (by an
+    # index on the row's key): PostgreSQL turns a NOT EXISTS into an anti join,
+    # and without statistics it estimated a few active tasks and joined every
+    # job checked to all of them (47,744 rows compared to finish 16 runs,
+    # 5 ms; issue 17). OFFSET 0 keeps the subquery as it is written.
+    per_row = " OFFSET 0"
 
     def __init__(self, database: Any) -> None:
         super().__init__(database)
         self._sql: dict[str, str] = {}
+        self._inserts: dict[str, str] = {}
 
     def sql(self, text: str) -> str:
         out = self._sql.get(text)
@@ -153,6 +218,18 @@ class PgDialect(Dialect):
                 cursor.execute(self.sql(text), params)
             return list(cursor.fetchall())
 
+    def bulk(self, update: Bulk, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        if len(columns) != update.width:
+            raise ValueError(f"a row of {len(columns)} values for an update of {update.width}")
+        obj: Database = self.database.obj
+        with __exception_wrapper__:
+            cursor = obj.cursor()
+            cursor.execute(update.pg, columns)  # its own placeholders (%s): not through sql()
+        return int(cursor.rowcount)
+
     def when(self, value: datetime | None) -> Any:
         return value
 
@@ -162,18 +239,44 @@ class PgDialect(Dialect):
     def hint(self, table: str, index: str) -> str:
         return table
 
-    def insert_ids(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
-        # The ids are taken from the table's sequence in one statement, then
-        # the rows inserted with them in one executemany (a pipeline).
+    def insert_ids(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[int]:
+        # One statement (an executemany was a statement per row for the
+        # server; see Bulk): the rows come as arrays, a column an array; each
+        # takes an id from the table's sequence in a CTE that is worked out
+        # once (nextval is volatile), which the INSERT reads and whose ids come
+        # back in the rows' order.
         if not rows:
             return []
-        ids = [r[0] for r in self.x(
-            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, ?)",
-            (len(rows),)).fetchall()]
-        marks = ", ".join("?" * (len(columns) + 1))
-        self.many(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
-                  [(i, *row) for i, row in zip(ids, rows, strict=True)])
+        text = self._inserts.get(table)
+        if text is None:
+            names = [name for name, _ in columns]
+            cols = ", ".join(names)
+            text = self._inserts[table] = (
+                f"WITH v AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id, u.* "
+                "FROM unnest(" + ", ".join(f"%s::{typ}[]" for _, typ in columns) + f") WITH ORDINALITY "
+                f"AS u({cols}, ord)), "
+                f"ins AS (INSERT INTO {table} (id, {cols}) SELECT id, {cols} FROM v) "
+                "SELECT id FROM v ORDER BY ord")
+        values = [list(column) for column in zip(*rows, strict=True)]
+        obj: Database = self.database.obj
+        with __exception_wrapper__:
+            cursor = obj.cursor()
+            cursor.execute(text, values)
+            ids = [r[0] for r in cursor.fetchall()]
+        exactly(len(ids), len(rows))
         return ids
+
+    def engine_session(self) -> None:
+        # The batch server's statements each touch a few rows by key; the
+        # plans that suit them are index scans and nested loops, whatever the
+        # statistics say. Tables filled since their last ANALYZE (a backlog
+        # loaded at once, a new database) were planned as sequential scans and
+        # hash joins of the whole table, a cost growing with the table, every
+        # round (issue 17). Only where no index serves does a scan remain, and
+        # its cost, made huge by these settings, must not start JIT
+        # compilation (tens of milliseconds a statement).
+        for setting in ("jit = off", "enable_seqscan = off", "enable_hashjoin = off", "enable_mergejoin = off"):
+            self.x(f"SET {setting}")
 
     def notify(self) -> None:
         self.x(f"NOTIFY {NOTIFY_CHANNEL}")

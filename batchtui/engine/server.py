@@ -484,10 +484,11 @@ class BatchServerEngine:
         # after an error it is closed and opened again.
         self._connect()
         changed = self._round(stopping)
-        if changed:
-            self.store.notify()
-            if self._checkpointer is not None:
-                self._checkpointer.poke()
+        if self.store.readied:
+            self.store.readied = False
+            self.store.notify()  # other servers may have work now (PostgreSQL; see EngineStore.readied)
+        if changed and self._checkpointer is not None:
+            self._checkpointer.poke()
         timeout = self._timeout()
         if self._checkpointer is not None:
             self._checkpointer.quiet_for(timeout)
@@ -505,6 +506,7 @@ class BatchServerEngine:
                 # Not connecting: SQLite would make a new, empty file there.
                 raise DatabaseUnavailable("the database file is missing")
             m.database.connect()
+            self.store.d.engine_session()
             self._db_identity = file_identity()
         elif file_identity() != self._db_identity:
             raise DatabaseUnavailable("the database file was removed or replaced; reconnecting")

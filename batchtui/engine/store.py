@@ -61,7 +61,7 @@ from ..rules import (
 )
 from ..timeutil import utcnow as _utcnow
 from ..vocabulary import ACTIVE_TASK, EVENT_OF, TASK_FINAL, BatchStatus, Priority
-from .dialect import Dialect, as_datetime, chunks, exactly, in_marks
+from .dialect import Bulk, Dialect, as_datetime, chunks, exactly, in_marks
 
 # Plain ints for the statement parameters of the hot path (an IntEnum member
 # goes through int() for every row otherwise).
@@ -164,9 +164,31 @@ _OWNED = ("ended IS NULL AND EXISTS (SELECT 1 FROM batch_server s WHERE s.name =
           "AND s.epoch = task_attempt.epoch AND s.stopped IS NULL)")
 _FENCE = "EXISTS (SELECT 1 FROM batch_server s WHERE s.name = ? AND s.epoch = ? AND s.stopped IS NULL)"
 # The fenced writes, made once (one string object: see Dialect.marked).
-_CLOSE_OWNED = ("UPDATE task_attempt SET status = COALESCE(?, status), ended = ?, log = log || ? "
-                f"WHERE id = ? AND {_OWNED}")
 _LOG_OWNED = f"UPDATE task_attempt SET log = log || ? WHERE id = ? AND {_OWNED}"
+# The updates of many rows a round makes (see Bulk: one statement on PostgreSQL).
+_TASK_KEY = (("id", "bigint"), ("status", "int"))  # compare-and-set: the task is still in the state read
+# The claim clears not_before: the retry index then holds only the Ready tasks that wait for a retry.
+_CLAIM_TASKS = Bulk("batch_task", (("status", "int", None), ("server", "text", None), ("attempt", "bigint", None),
+                                   ("attempts", "int", None), ("not_before", None, "NULL")), _TASK_KEY)
+_CLOSE_BULK = Bulk("task_attempt", (("status", "int", None), ("ended", "timestamp", None),
+                                    ("log", "text", "log || {v}")), (("id", "bigint"),), "ended IS NULL")
+_CLOSE_OWNED_BULK = Bulk("task_attempt", (("status", "int", "COALESCE({v}, status)"), ("ended", "timestamp", None),
+                                          ("log", "text", "log || {v}")), (("id", "bigint"),), _OWNED)
+_STALE = Bulk("task_attempt", (("ended", "timestamp", None), ("log", "text", "log || {v}")), (("id", "bigint"),))
+_SETTLE = Bulk("batch_task", (("status", "int", None), ("attempt", None, "NULL")), _TASK_KEY)
+_HANDBACK = Bulk("batch_task", (("status", "int", None), ("server", None, "NULL"), ("attempt", None, "NULL")),
+                 _TASK_KEY)
+_RETRY = Bulk("batch_task", (("status", None, str(_READY)), ("retries_used", None, "retries_used + 1"),
+                             ("not_before", "timestamp", None), ("server", None, "NULL"), ("attempt", None, "NULL")),
+              _TASK_KEY)
+_RUN_END = Bulk("job_run", (("status", "int", None), ("ended", "timestamp", None)), (("id", "bigint"),))
+_JOB_KEY = (("id", "bigint"), ("status", "int"))
+_JOB_END = Bulk("batch_job", (("status", "int", None), ("modified", "timestamp", None),
+                              ("version", None, "version + 1")), _JOB_KEY)
+_JOB_AGAIN = Bulk("batch_job", (("status", "int", None), ("modified", "timestamp", None),
+                                ("scheduled_start", "timestamp", None), ("version", None, "version + 1")), _JOB_KEY)
+_ATTEMPT_COLUMNS = (("run_id", "bigint"), ("task_id", "bigint"), ("attempt", "int"), ("status", "int"),
+                    ("started", "timestamp"), ("server", "text"), ("log", "text"), ("epoch", "int"))
 _PROGRESS_OWNED = f"UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ? AND {_OWNED}"
 _PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHERE id = ? AND {_OWNED}"
 
@@ -235,6 +257,20 @@ GROUP_LOCK = 7262013
 _RUNNING_IN_GROUPS = ("SELECT batch_group, COUNT(*) FROM batch_task WHERE batch_group IN ({in}) "
                       f"AND status IN ({_EXECUTING}, {_CANCELLING}) GROUP BY batch_group")
 
+# The jobs (of those asked) whose runs may finish: every task settled. One row each,
+# with what decides the run's outcome; "{per_row}" and "{lock}" are the dialect's (see
+# EngineStore.__init__). By id only: with a status term SQLite may pick the status
+# index and scan every Executing job.
+_SETTLED = (
+    "SELECT j.id, j.status, j.current_run, j.recurrence, j.time_zone, j.scheduled_start, "
+    "j.run_count, j.description, EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id "
+    f"AND t.status = {_ERROR} AND NOT t.ignore_failure), "
+    "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id), j.recurrence_runs, "
+    "(SELECT r.started FROM job_run r WHERE r.id = j.current_run), "
+    "(SELECT r.requested FROM job_run r WHERE r.id = j.current_run), j.run_return "
+    "FROM batch_job j WHERE j.id IN ({in}) AND NOT EXISTS "
+    f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}){{per_row}}){{lock}}")
+
 _TASKS_ENDING = (
     "SELECT t.id, t.job_id, t.status, t.attempt, t.retries_used, t.max_retries, j.status, "
     "EXISTS (SELECT 1 FROM batch_constraint c WHERE c.parent_id = t.id) "
@@ -256,6 +292,19 @@ class EngineStore:
                                              else _claim_text(reserved, fenced))
                         for reserved in (False, True) for fenced in (False, True)}
         self.deferred = 0  # jobs the last start_due_jobs held back for their active period
+        self._settled = _SETTLED.replace("{per_row}", self.d.per_row).replace("{lock}", self.d.lock("j"))
+        # The next retry's time, by the retry index (tasks with a not-before time: the
+        # claim clears it), never the claim index, which PostgreSQL picked and walked
+        # through every Ready task each time ("+status": an expression, which no index
+        # or index predicate matches).
+        self._next_retry = (f"SELECT MIN(not_before) FROM {self.d.hint('batch_task', 'batch_task_retry')} "
+                            f"WHERE not_before IS NOT NULL AND +status = {_READY}")
+        # Set when a write of this store may have given other batch servers work:
+        # tasks made Ready (a run started, conditions met, a retry, a hand-back) or
+        # a recurring job's next start. The batch server then NOTIFYs them
+        # (PostgreSQL) and clears it; a round that only claimed and finished tasks
+        # does not wake every other server (issue 17: a NOTIFY a round).
+        self.readied = False
 
     @property
     def pg(self) -> bool:
@@ -304,6 +353,7 @@ class EngineStore:
                     "AND NOT EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id)", ids)]
                 if empty:
                     self._finalize(empty, now)
+        self.readied = self.readied or bool(started)
         return started
 
     def start_requested_runs(self, server: str, now: datetime | None = None) -> list[int]:
@@ -360,6 +410,7 @@ class EngineStore:
                 # The dependents of the kept tasks, and a run with nothing left to do, at once.
                 self.advance_jobs(kept, [job_id], now)
                 started.append(job_id)
+        self.readied = self.readied or bool(started)
         return started
 
     def has_requests(self) -> bool:
@@ -439,8 +490,7 @@ class EngineStore:
     def next_due(self) -> datetime | None:
         """When the next Waiting job or pending retry becomes due (for the server's timer)."""
         job = self.d.x("SELECT MIN(scheduled_start) FROM batch_job WHERE status = ?", (_WAITING,)).fetchone()[0]
-        retry = self.d.x("SELECT MIN(not_before) FROM batch_task WHERE status = ? AND not_before IS NOT NULL",
-                         (_READY,)).fetchone()[0]
+        retry = self.d.x(self._next_retry).fetchone()[0]
         times = [as_datetime(t) for t in (job, retry) if t is not None]
         if self.has_requests():
             times.append(_utcnow())
@@ -491,12 +541,10 @@ class EngineStore:
                 return []
             epoch = fence.epoch if fence is not None else None
             attempt_ids = self.d.insert_ids(
-                "task_attempt", ("run_id", "task_id", "attempt", "status", "started", "server", "log", "epoch"),
-                [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "", epoch) for r in rows])
-            self.d.many_exactly(
-                "UPDATE batch_task SET status = ?, server = ?, attempt = ?, attempts = ? WHERE id = ? AND status = ?",
-                [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
-                 for aid, r in zip(attempt_ids, rows, strict=True)])
+                "task_attempt", _ATTEMPT_COLUMNS, [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "", epoch)
+                                                   for r in rows])
+            self.d.bulk_exactly(_CLAIM_TASKS, [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
+                                               for aid, r in zip(attempt_ids, rows, strict=True)])
         return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
                         run_by, description, priority, group,
                         job_start if not_before is None or (job_start is not None and job_start > not_before)
@@ -629,17 +677,14 @@ class EngineStore:
                     finished.append(tid)
             self.closed = {c[3]: c[0] for c in close}
             if fence is None:
-                self.d.many_exactly("UPDATE task_attempt SET status = ?, ended = ?, log = log || ? "
-                                    "WHERE id = ? AND ended IS NULL", close)
+                self.d.bulk_exactly(_CLOSE_BULK, close)
             else:
-                self._fenced(self.d.many(_CLOSE_OWNED, close), len(close), fence)
-            self.d.many("UPDATE task_attempt SET ended = ?, log = log || ? WHERE id = ?", stale)
-            self.d.many_exactly("UPDATE batch_task SET status = ?, attempt = NULL WHERE id = ? AND status = ?",
-                                settle)
-            self.d.many_exactly("UPDATE batch_task SET status = ?, server = NULL, attempt = NULL "
-                                "WHERE id = ? AND status = ?", handback)
-            self.d.many_exactly(f"UPDATE batch_task SET status = {_READY}, retries_used = retries_used + 1, "
-                                "not_before = ?, server = NULL, attempt = NULL WHERE id = ? AND status = ?", retry)
+                self._fenced(self.d.bulk(_CLOSE_OWNED_BULK, close), len(close), fence)
+            self.d.bulk(_STALE, stale)
+            self.d.bulk_exactly(_SETTLE, settle)
+            self.d.bulk_exactly(_HANDBACK, handback)
+            self.d.bulk_exactly(_RETRY, retry)
+            self.readied = self.readied or bool(handback or retry)
             self.advance_jobs(finished, jobs if finish_runs else (), now)
         return jobs
 
@@ -754,6 +799,7 @@ class EngineStore:
                     dead.append(tid)
                 elif verdict is True:
                     ready.append(tid)
+            self.readied = self.readied or bool(ready)
             for target, ids_all in ((_READY, ready), (_NOT_RUN, dead)):
                 for ids in chunks(ids_all):
                     exactly(x(f"UPDATE batch_task SET status = ? WHERE id IN ({in_marks(ids)}) AND status = ?",
@@ -806,19 +852,7 @@ class EngineStore:
         x = self.d.x
         rows: list[tuple[Any, ...]] = []
         for ids in chunks(job_ids):
-            # By id only: with a status term SQLite may pick the status index and
-            # scan every Executing job.
-            rows += [r for r in x(
-                "SELECT j.id, j.status, j.current_run, j.recurrence, j.time_zone, j.scheduled_start, "
-                "j.run_count, j.description, EXISTS (SELECT 1 FROM batch_task t WHERE t.job_id = j.id "
-                f"AND t.status = {_ERROR} AND NOT t.ignore_failure), "
-                "EXISTS (SELECT 1 FROM job_alert a WHERE a.job_id = j.id), j.recurrence_runs, "
-                "(SELECT r.started FROM job_run r WHERE r.id = j.current_run), "
-                "(SELECT r.requested FROM job_run r WHERE r.id = j.current_run), j.run_return "
-                f"FROM batch_job j WHERE j.id IN ({in_marks(ids)}) AND NOT EXISTS "
-                f"(SELECT 1 FROM batch_task t WHERE t.job_id = j.id AND t.status IN ({_ACTIVE}))"
-                + self.d.lock("j"), ids,
-            ).fetchall() if _END.allows(r[1])]
+            rows += [r for r in x(self.d.marked(self._settled, len(ids)), ids).fetchall() if _END.allows(r[1])]
         if not rows:
             return
         at = self.d.when(now)
@@ -845,17 +879,16 @@ class EngineStore:
             snapshots.append(job_id)
             if job_id in subscriptions:
                 alerts += _alerts(job_id, run_id, run_count, description, outcome, subscriptions[job_id], now)
-        self.d.many_exactly("UPDATE job_run SET status = ?, ended = ? WHERE id = ?", run_updates)
+        self.d.bulk_exactly(_RUN_END, run_updates)
         for ids in chunks(snapshots):
             x("INSERT INTO run_task (run_id, task_id, status, retries_used, kept) "
               "SELECT j.current_run, t.id, t.status, t.retries_used, t.kept FROM batch_task t "
               f"JOIN batch_job j ON j.id = t.job_id WHERE t.job_id IN ({in_marks(ids)})", ids)
         # The start is written only when it moves: each column written is an
         # index entry rewritten (batch_job has two on scheduled_start).
-        self.d.many_exactly("UPDATE batch_job SET status = ?, modified = ?, version = version + 1 "
-                            "WHERE id = ? AND status = ?", ended)
-        self.d.many_exactly("UPDATE batch_job SET status = ?, modified = ?, scheduled_start = ?, "
-                            "version = version + 1 WHERE id = ? AND status = ?", rescheduled)
+        self.d.bulk_exactly(_JOB_END, ended)
+        self.d.bulk_exactly(_JOB_AGAIN, rescheduled)
+        self.readied = self.readied or bool(rescheduled)
         if alerts:
             m.Alert.insert_many(alerts).execute()
 

@@ -91,6 +91,7 @@ from . import (
     v8_alert_delivery,
     v9_audit_calendars,
     v10_beyond_erp,
+    v11_pg_guard_when,
 )
 
 Step = Callable[[Database, SchemaMigrator], None]
@@ -106,6 +107,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (8, v8_alert_delivery.apply),
     (9, v9_audit_calendars.apply),
     (10, v10_beyond_erp.apply),
+    (11, v11_pg_guard_when.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
