@@ -38,6 +38,7 @@ from batchtui.classes import (
     get_class,
     list_classes,
     register_class,
+    unregister_class,
     validate_params,
 )
 from batchtui.errors import UserError
@@ -325,6 +326,11 @@ def test_register_class():
         register_class(Registered, "Sleep")
     with pytest.raises(TypeError):
         register_class(NotABatchClass)  # type: ignore[arg-type]
+    unregister_class("TestRegistered")
+    with pytest.raises(ClassNotFound):
+        get_class("TestRegistered")
+    unregister_class("Sleep")  # a built-in stays
+    assert get_class("Sleep").name == "Sleep"
 
 
 def test_param_rejects_unknown_type():

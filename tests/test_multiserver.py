@@ -73,12 +73,16 @@ def attempts_by_task():
 
 
 def test_three_servers_run_a_thousand_tasks_with_conditions_exactly_once(servers):
+    # The chains' steps take 20 ms, as real tasks take time: a server claims ahead only
+    # tasks shorter than AHEAD_UNDER (engine/server.py), and one that holds every Ready
+    # step of ten chains of no-op tasks may rightly keep them all (tests/test_claim_ahead.py).
+    step_task = {"class_name": "Sleep", "params": {"seconds": 0.02}}
     tasks = [{"key": "root"}]
     for chain in range(10):
         prev = "root"
         for step in range(99):
             key = f"c{chain}.{step}"
-            tasks.append({"key": key, "conditions": [(prev, "ended")]})
+            tasks.append({"key": key, "conditions": [(prev, "ended")], **step_task})
             prev = key
     tasks.append({"key": "join", "conditions": [(f"c{c}.98", "ended") for c in range(10)]})
     tasks += [{"key": f"free{i}"} for i in range(1000 - len(tasks))]

@@ -55,6 +55,7 @@ __all__ = [
     "validate_params",
     "describe_class",
     "register_class",
+    "unregister_class",
     "clear_cache",
     "Noop",
     "Sleep",
@@ -238,6 +239,13 @@ def register_class(cls: type[BatchClass], name: str | None = None) -> type[Batch
         _registered[key] = cls
         _cache.pop(key, None)
     return cls
+
+
+def unregister_class(name: str) -> None:
+    """Forget a class registered by name in this process (register_class); built-ins stay."""
+    with _lock:
+        _registered.pop(name, None)
+        _cache.pop(name, None)
 
 
 def clear_cache() -> None:

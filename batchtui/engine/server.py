@@ -1,7 +1,8 @@
 """The batch server loop.
 
 One thread (the loop) does every database write of the server: it starts due
-jobs, claims Ready tasks up to the free worker threads, records what the
+jobs, claims Ready tasks up to the free worker threads (more while its tasks
+are short: see AHEAD_UNDER), records what the
 workers report and advances conditions, one transaction a round (see
 ``_round``); the runs of jobs whose tasks have ended are finished in batches,
 while the workers run the next tasks. Workers only run batch class code and
@@ -69,6 +70,24 @@ RUNS_BATCH = 128  # runs whose tasks ended, finished together while tasks run (s
 RUNS_WITHIN = 0.02  # seconds such a run waits at most to be finished
 _RESERVED = 4  # vocabulary.Priority.RESERVED: tasks that may use the reserved threads
 
+# Claiming ahead (issue 17). While the attempts a server ends are short, it
+# claims more tasks than it has threads: those beyond its free threads wait
+# in its own queue and start as soon as a thread frees, without waiting for
+# the next round's commit. A round then records and claims more tasks at
+# once, and short tasks run back to back. How many: what its threads would
+# run in AHEAD_UNDER at the pace of the longest attempt it last recorded, at
+# most AHEAD_MAX times its threads (none once an attempt ran AHEAD_UNDER or
+# longer). Their attempts are committed before any of them starts, as
+# always; the end records when each really started. One that has not
+# started after AHEAD_WAIT (its threads got busy with longer tasks) is
+# handed back (Ready again, no retry used; its attempt says it never
+# started), and so is every one still waiting when the server stops. Not
+# with reserved threads or limited groups, whose counts of running tasks
+# stay exact. A crash takes the waiting ones back like the running ones.
+AHEAD_UNDER = 0.02
+AHEAD_MAX = 4
+AHEAD_WAIT = 0.25
+
 # Seconds a take-back gives an orphaned attempt's process group after SIGTERM
 # before SIGKILL. Short: the server that owned it is dead, the task is to run
 # again, and the loop waits meanwhile (this server's own heartbeat too).
@@ -97,6 +116,13 @@ class Running:
     # stopped; set once the stop is asked for (the attempt then ends in Error, not Canceled).
     deadline: float | None = None
     timed_out: bool = False
+    # When it was queued for a worker and when a worker started it (None: not yet, see
+    # AHEAD_UNDER), both on this server's monotonic clock, and the start as a time.
+    queued: float = 0.0
+    started_mono: float | None = None
+    started: datetime | None = None
+    ran: float | None = None  # seconds its class ran
+    withdrawn: bool = False  # handed back by the loop before a worker started it
 
 
 def default_name() -> str:
@@ -184,6 +210,8 @@ class BatchServerEngine:
         self.metrics: ServerMetrics | None = None
         self.on_registered: Callable[[], None] | None = None  # called once registered, before the loop starts
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
+        self._factor = 1  # how many times its threads it may hold claimed (see AHEAD_UNDER)
+        self._start_lock = threading.Lock()  # a worker starting an attempt, or the loop withdrawing it
 
     # -- life cycle ----------------------------------------------------------
 
@@ -264,7 +292,8 @@ class BatchServerEngine:
 
     @property
     def running_count(self) -> int:
-        return len(self._running)
+        """Attempts a worker runs now (not those claimed ahead that wait for a thread)."""
+        return sum(1 for r in list(self._running.values()) if r.started_mono is not None and r.result is None)
 
     @property
     def database_down(self) -> bool:
@@ -551,8 +580,9 @@ class BatchServerEngine:
             self._check_time_limits(now_mono)
         if now_mono - self._last_settings >= self.poll:
             self._apply_settings()
+        self._withdraw_waiting(stopping, now_mono)
         busy = len(self._running) - len(self._ended) + len(self._abandoned)
-        free = 0 if stopping or self._needs_register else self.capacity - busy
+        free = 0 if stopping or self._needs_register else self.capacity * self._ahead() - busy
         due = not stopping and self._is_due()
         claimed: list[Claimed] = []
         if self._ended or free > 0 or self._to_record:
@@ -590,6 +620,30 @@ class BatchServerEngine:
             changed = self._late_alerts() or changed
             self._delivery.round(self.name)
         return changed
+
+    def _ahead(self) -> int:
+        """How many times its threads the server may hold claimed now (see AHEAD_UNDER)."""
+        if self._limited or self.settings.reserved > 0:
+            return 1
+        return self._factor
+
+    def _withdraw_waiting(self, stopping: bool, now_mono: float) -> None:
+        """Hand back the attempts claimed ahead that no worker has started: all of them when
+        stopping, else those that waited AHEAD_WAIT (the threads are busy with longer tasks)."""
+        for r in self._running.values():
+            if r.started_mono is None and not r.withdrawn and not r.dropped and (
+                    stopping or now_mono - r.queued >= AHEAD_WAIT):
+                with self._start_lock:
+                    if r.started_mono is not None:
+                        continue
+                    r.withdrawn = True
+                why = "stopping" if stopping else f"its threads were busy for {AHEAD_WAIT:g} s"
+                r.result = "handback"
+                r.lines.append(f"Not started: batch server {self.name} had claimed it ahead and {why}; "
+                               "handed back (Ready again, no retry used)")
+                r.ended = utcnow()
+                self._ended.append(r)
+                self._factor = 1  # the threads are busy: claim no more than they can take
 
     def _claim(self, free: int, claimed: list[Claimed] | None = None) -> list[Claimed]:
         """Claim tasks for up to free threads, keeping the reserved threads for Reserved-capacity jobs.
@@ -705,6 +759,8 @@ class BatchServerEngine:
             r.flushed = len(r.lines)
             self._running.pop(r.claimed.attempt_id, None)
             attempt_ended(self, r)
+        if recorded:
+            self._factor = _ahead_factor([r.ran for r in recorded])
         self._ended = self._ended[len(recorded):]
         if self._to_record:
             recording, self._recording = self._recording, []
@@ -774,7 +830,8 @@ class BatchServerEngine:
     @staticmethod
     def _outcome(r: Running) -> Outcome:
         log = _join(r.lines[r.flushed:]) if len(r.lines) > r.flushed else ""
-        return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error", log=log, ended=r.ended)
+        return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error", log=log, ended=r.ended,
+                       started=r.started)
 
     def _check_cancels(self) -> None:
         canceling = self.store.canceling_tasks([r.claimed.task_id for r in self._running.values()])
@@ -891,9 +948,7 @@ class BatchServerEngine:
         return self._run_by_check.rule()
 
     def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
-        r = Running(claimed, refused=refused)
-        if claimed.time_limit is not None:
-            r.deadline = time.monotonic() + float(claimed.time_limit)
+        r = Running(claimed, refused=refused, queued=time.monotonic())
         self._running[claimed.attempt_id] = r
         attempt_started(self, claimed)
         if refused is not None:
@@ -904,6 +959,13 @@ class BatchServerEngine:
 
     def _run(self, r: Running) -> None:
         c = r.claimed
+        with self._start_lock:
+            if r.withdrawn:
+                return  # handed back by the loop before it started (see _withdraw_waiting)
+            r.started_mono = start = time.monotonic()
+        r.started = utcnow()
+        if c.time_limit is not None:
+            r.deadline = start + float(c.time_limit)
         ctx = TaskContext(
             params=c.params, company=c.company, job_id=c.job_id, task_id=c.task_id,
             run_id=c.run_id, attempt=c.attempt, run_by=c.run_by, server=self.name,
@@ -913,6 +975,8 @@ class BatchServerEngine:
         )
         result = "error"
         try:
+            if r.cancel.is_set():
+                raise TaskCanceled  # canceled, handed back or dropped while it waited for a thread
             if r.refused is not None:
                 raise BatchClassError(r.refused)
             cls = get_class(c.class_name)
@@ -934,8 +998,20 @@ class BatchServerEngine:
         if result == "handback":
             r.lines.append(f"batch server {self.name} stopped before the task ended: handed back")
         r.result = result
+        r.ran = time.monotonic() - start
         r.ended = utcnow()
         self._outcomes.put(r)
+
+
+def _ahead_factor(ran: list[float | None]) -> int:
+    """How many times its threads a server may hold claimed after attempts that ran so long
+    (None: never started): see AHEAD_UNDER."""
+    if any(seconds is None for seconds in ran):
+        return 1
+    longest = max(seconds for seconds in ran if seconds is not None)
+    if longest >= AHEAD_UNDER:
+        return 1
+    return min(AHEAD_MAX, 1 + int(AHEAD_UNDER / max(longest, 1e-6)))
 
 
 @contextmanager

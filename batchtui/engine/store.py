@@ -109,6 +109,7 @@ class Outcome:
     result: str  # "ended", "error", "canceled", "handback"
     log: str = ""
     ended: datetime | None = None
+    started: datetime | None = None  # when its class began, if not when it was claimed (claimed ahead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +171,13 @@ _TASK_KEY = (("id", "bigint"), ("status", "int"))  # compare-and-set: the task i
 # The claim clears not_before: the retry index then holds only the Ready tasks that wait for a retry.
 _CLAIM_TASKS = Bulk("batch_task", (("status", "int", None), ("server", "text", None), ("attempt", "bigint", None),
                                    ("attempts", "int", None), ("not_before", None, "NULL")), _TASK_KEY)
-_CLOSE_BULK = Bulk("task_attempt", (("status", "int", None), ("ended", "timestamp", None),
-                                    ("log", "text", "log || {v}")), (("id", "bigint"),), "ended IS NULL")
-_CLOSE_OWNED_BULK = Bulk("task_attempt", (("status", "int", "COALESCE({v}, status)"), ("ended", "timestamp", None),
-                                          ("log", "text", "log || {v}")), (("id", "bigint"),), _OWNED)
+_CLOSE_BULK = Bulk("task_attempt", (("status", "int", None), ("started", "timestamp", "COALESCE({v}, started)"),
+                                    ("ended", "timestamp", None), ("log", "text", "log || {v}")),
+                   (("id", "bigint"),), "ended IS NULL")
+_CLOSE_OWNED_BULK = Bulk("task_attempt", (("status", "int", "COALESCE({v}, status)"),
+                                          ("started", "timestamp", "COALESCE({v}, started)"),
+                                          ("ended", "timestamp", None), ("log", "text", "log || {v}")),
+                         (("id", "bigint"),), _OWNED)
 _STALE = Bulk("task_attempt", (("ended", "timestamp", None), ("log", "text", "log || {v}")), (("id", "bigint"),))
 _SETTLE = Bulk("batch_task", (("status", "int", None), ("attempt", None, "NULL")), _TASK_KEY)
 _HANDBACK = Bulk("batch_task", (("status", "int", None), ("server", None, "NULL"), ("attempt", None, "NULL")),
@@ -653,19 +657,19 @@ class EngineStore:
                 jobs.add(job_id)
                 if o.result == "handback":
                     # Handed back by a stopping server: not a failure, no retry used up.
-                    close.append((_CANCELED, ended, o.log, o.attempt_id))
+                    close.append((_CANCELED, self.d.when(o.started), ended, o.log, o.attempt_id))
                     new = _CANCELED if current == _CANCELLING else _READY
                     handback.append((new, tid, current))
                 elif current == _CANCELLING or o.result == "canceled":
-                    close.append((_CANCELED, ended, o.log, o.attempt_id))
+                    close.append((_CANCELED, self.d.when(o.started), ended, o.log, o.attempt_id))
                     new = _CANCELED
                     settle.append((new, tid, current))
                 elif o.result == "ended":
-                    close.append((_FINISHED, ended, o.log, o.attempt_id))
+                    close.append((_FINISHED, self.d.when(o.started), ended, o.log, o.attempt_id))
                     new = _FINISHED
                     settle.append((new, tid, current))
                 else:
-                    close.append((_ERROR, ended, o.log, o.attempt_id))
+                    close.append((_ERROR, self.d.when(o.started), ended, o.log, o.attempt_id))
                     if retries_used < max_retries and job_status == _EXECUTING:
                         delay = retry_delay(retries_used + 1, retry_base)
                         retry.append((self.d.when(now + timedelta(seconds=delay)) if delay else None, tid, current))
@@ -675,7 +679,7 @@ class EngineStore:
                         settle.append((new, tid, current))
                 if dependents and new in TASK_FINAL:
                     finished.append(tid)
-            self.closed = {c[3]: c[0] for c in close}
+            self.closed = {c[4]: c[0] for c in close}
             if fence is None:
                 self.d.bulk_exactly(_CLOSE_BULK, close)
             else:
