@@ -238,6 +238,45 @@ def test_a_thread_that_dies_is_one_json_line_too(database, tmp_path):
     assert "\x1b" not in proc.stderr
 
 
+def test_the_server_s_log_keeps_the_order_writes_warnings_at_once_and_loses_nothing_at_exit(tmp_path):
+    """`batchtui server` hands its info lines to a writer thread (logs._Buffered, issue 17): a
+    warning is out when log.warning returns, after every line logged before it; closing the
+    log writes what is still queued; a process that exits normally has written every line."""
+    import io
+    import logging
+    import threading
+
+    from batchtui import logs
+
+    stream = io.StringIO()
+    log = logging.getLogger("batchtui.engine")
+    with logs.configured("info", "json", stream, buffered=True):
+        writer = [t for t in threading.enumerate() if t.name == "batchtui-log-writer"]
+        assert writer
+        for i in range(500):
+            log.info("line %d", i, extra={"event": "attempt_started", "task": i})
+        log.warning("then a warning", extra={"event": "database_down"})
+        seen = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [r["message"] for r in seen] == [f"line {i}" for i in range(500)] + ["then a warning"]
+        log.info("queued at the end")
+    assert stream.getvalue().splitlines()[-1].startswith('{"time"')
+    assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "queued at the end"
+
+    code = """if True:
+        import logging, sys
+        from batchtui import logs
+        logs.configure("info", "text", buffered=True)
+        log = logging.getLogger("batchtui.engine")
+        for i in range(2000):
+            log.info("attempt line %d", i)
+        sys.exit(0)
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2000 and lines[-1].endswith("attempt line 1999"), lines[-3:]
+
+
 def test_the_console_s_embedded_server_logs_to_a_file_not_the_terminal(database, tmp_path, monkeypatch, capfd):
     import logging
 

@@ -24,7 +24,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         level = config_log_level() or "info"
     else:
         level = fixed
-    with logs.configured(level, args.log_format):
+    with logs.configured(level, args.log_format, buffered=True):
         metrics = _metrics(args.metrics_port, args.metrics_host) if args.metrics_port is not None else None
         try:
             open_database(args)
