@@ -17,7 +17,8 @@ import pytest
 
 from batchtui import models as m
 from batchtui.classes import BatchClass, Param, TaskContext, register_class, unregister_class
-from batchtui.engine.server import AHEAD_MAX, AHEAD_WAIT, _ahead_factor
+from batchtui.engine.server import AHEAD_MAX, AHEAD_WAIT, BatchServerEngine, Running, _ahead_factor
+from batchtui.engine.store import Claimed
 from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
@@ -149,3 +150,30 @@ def test_a_stopping_server_hands_back_what_it_claimed_ahead_at_once(engine_facto
         assert m.BatchTask.get_by_id(ids[key]).status == S.READY
     assert not any(a.status == S.FINISHED for k in ids if k.startswith("b") for a in attempts[k])
     assert m.BatchTask.get_by_id(ids["long"]).status == S.READY  # handed back after the grace
+
+
+def test_a_worker_never_starts_a_task_claimed_ahead_that_waited_too_long(probe):
+    """After a stall (SIGSTOP, a frozen VM) the server may have been declared dead and its tasks
+    given to another server; only the loop's next write finds out. A task claimed ahead that has
+    waited AHEAD_WAIT is therefore never started by a worker: the loop hands it back (or, fenced,
+    drops it). A task claimed for a free thread is started whatever the wait (it never waits for
+    a thread; only the machine can delay it)."""
+    engine = BatchServerEngine(name="W", threads=1)
+    long_ago = time.monotonic() - AHEAD_WAIT - 0.1
+
+    def running(attempt_id: int, ahead: bool) -> Running:
+        c = Claimed(attempt_id, attempt_id, 1, 1, 1, "AheadProbe", {}, "DAT", "ops", "probe")
+        r = Running(c, queued=long_ago, ahead=ahead)
+        engine._running[attempt_id] = r
+        return r
+
+    stale, fresh = running(1, ahead=True), running(2, ahead=False)
+    engine._run(stale)
+    engine._run(fresh)
+    assert stale.started_mono is None and stale.result is None
+    assert probe.most == 1 and fresh.result == "ended"  # only the task claimed for a free thread ran
+    engine._withdraw_waiting(False, time.monotonic())
+    assert engine._ended == [stale] and stale.withdrawn and stale.result == "handback"
+    assert "Not started" in stale.lines[-1]
+    engine._run(stale)  # a worker that dequeues it afterwards leaves it alone
+    assert stale.started_mono is None and engine._drain() == [fresh]

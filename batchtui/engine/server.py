@@ -78,15 +78,16 @@ _RESERVED = 4  # vocabulary.Priority.RESERVED: tasks that may use the reserved t
 # run in AHEAD_UNDER at the pace of the longest attempt it last recorded, at
 # most AHEAD_MAX times its threads (none once an attempt ran AHEAD_UNDER or
 # longer). Their attempts are committed before any of them starts, as
-# always; the end records when each really started. One that has not
-# started after AHEAD_WAIT (its threads got busy with longer tasks) is
-# handed back (Ready again, no retry used; its attempt says it never
-# started), and so is every one still waiting when the server stops. Not
+# always; the end records when each really started. One claimed ahead that
+# has not started after AHEAD_WAIT (its threads got busy with longer tasks,
+# or the server stalled) is handed back (Ready again, no retry used; its
+# attempt says it never started), and so is every one still waiting when the
+# server stops. A task claimed for a free thread never waits. Not
 # with reserved threads or limited groups, whose counts of running tasks
 # stay exact. A crash takes the waiting ones back like the running ones.
 AHEAD_UNDER = 0.02
 AHEAD_MAX = 4
-AHEAD_WAIT = 0.25
+AHEAD_WAIT = 1.0
 
 # Seconds a take-back gives an orphaned attempt's process group after SIGTERM
 # before SIGKILL. Short: the server that owned it is dead, the task is to run
@@ -123,6 +124,7 @@ class Running:
     started: datetime | None = None
     ran: float | None = None  # seconds its class ran
     withdrawn: bool = False  # handed back by the loop before a worker started it
+    ahead: bool = False  # claimed beyond the free threads: it may wait for one (AHEAD_UNDER)
 
 
 def default_name() -> str:
@@ -598,8 +600,9 @@ class BatchServerEngine:
                     due = False
                     claimed += self._claim(free - len(claimed), claimed)
         rule = self.run_by_rule() if claimed else None
-        for c in claimed:
-            self._launch(c, rule.refusal(c.run_by) if rule is not None else None)
+        threads_free = self.capacity - busy  # the claims beyond these wait for a thread (claimed ahead)
+        for i, c in enumerate(claimed):
+            self._launch(c, rule.refusal(c.run_by) if rule is not None else None, ahead=i >= threads_free)
         # While the workers run: start the jobs that are due all the same, and
         # finish the runs that are over.
         finish = bool(self._unfinished) and (stopping or self._finish_runs_now())
@@ -631,7 +634,7 @@ class BatchServerEngine:
         """Hand back the attempts claimed ahead that no worker has started: all of them when
         stopping, else those that waited AHEAD_WAIT (the threads are busy with longer tasks)."""
         for r in self._running.values():
-            if r.started_mono is None and not r.withdrawn and not r.dropped and (
+            if r.ahead and r.started_mono is None and not r.withdrawn and not r.dropped and (
                     stopping or now_mono - r.queued >= AHEAD_WAIT):
                 with self._start_lock:
                     if r.started_mono is not None:
@@ -947,8 +950,8 @@ class BatchServerEngine:
             self._run_by_check = RunByCheck(m.database.obj.database)
         return self._run_by_check.rule()
 
-    def _launch(self, claimed: Claimed, refused: str | None = None) -> None:
-        r = Running(claimed, refused=refused, queued=time.monotonic())
+    def _launch(self, claimed: Claimed, refused: str | None = None, ahead: bool = False) -> None:
+        r = Running(claimed, refused=refused, queued=time.monotonic(), ahead=ahead)
         self._running[claimed.attempt_id] = r
         attempt_started(self, claimed)
         if refused is not None:
@@ -962,7 +965,14 @@ class BatchServerEngine:
         with self._start_lock:
             if r.withdrawn:
                 return  # handed back by the loop before it started (see _withdraw_waiting)
-            r.started_mono = start = time.monotonic()
+            start = time.monotonic()
+            if r.ahead and start - r.queued >= AHEAD_WAIT:
+                # Waited too long: the loop hands it back (_withdraw_waiting). Not started here
+                # even if the loop has not yet: after a stall (SIGSTOP, a frozen VM) this server
+                # may have been declared dead and the task given to another one meanwhile; only
+                # the loop's next write finds that out, and nothing must start before it.
+                return
+            r.started_mono = start
         r.started = utcnow()
         if c.time_limit is not None:
             r.deadline = start + float(c.time_limit)
