@@ -177,3 +177,22 @@ def test_a_worker_never_starts_a_task_claimed_ahead_that_waited_too_long(probe):
     assert "Not started" in stale.lines[-1]
     engine._run(stale)  # a worker that dequeues it afterwards leaves it alone
     assert stale.started_mono is None and engine._drain() == [fresh]
+
+
+def test_servers_sharing_a_sqlite_file_do_not_claim_ahead(engine_factory, probe):
+    """Two servers claiming ahead by turns left SQLite's one write lock too rarely free for an
+    operator's save; with another live server on the file, each claims only its free threads."""
+    job_id, ids = make_job([{"key": f"t{i}", "class_name": "AheadProbe"} for i in range(400)], status=S.HOLD)
+    engine_factory(threads=2, poll=0.05, name="share-1")
+    engine_factory(threads=2, poll=0.05, name="share-2")
+    time.sleep(0.3)  # both registered and each has seen the other in its first heartbeat
+    m.BatchJob.update(status=S.WAITING).where(m.BatchJob.id == job_id).execute()
+    most_claimed = 0
+    deadline = time.monotonic() + 60
+    while job_status(job_id) != S.FINISHED and time.monotonic() < deadline:
+        most_claimed = max(most_claimed, m.BatchTask.select().where(m.BatchTask.status == S.EXECUTING).count())
+        time.sleep(0.002)
+    assert job_status(job_id) == S.FINISHED
+    assert most_claimed <= 4, f"{most_claimed} tasks claimed at once by two servers of 2 threads"
+    servers = {a.server for a in m.TaskAttempt.select().where(m.TaskAttempt.task << list(ids.values()))}
+    assert servers == {"share-1", "share-2"}

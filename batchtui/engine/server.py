@@ -84,7 +84,10 @@ _RESERVED = 4  # vocabulary.Priority.RESERVED: tasks that may use the reserved t
 # attempt says it never started), and so is every one still waiting when the
 # server stops. A task claimed for a free thread never waits. Not
 # with reserved threads or limited groups, whose counts of running tasks
-# stay exact. A crash takes the waiting ones back like the running ones.
+# stay exact. On SQLite only while no other live batch server shares the
+# file: several servers claiming ahead by turns left its one write lock so
+# rarely free that an operator's save could wait out the busy timeout. A
+# crash takes the waiting ones back like the running ones.
 AHEAD_UNDER = 0.02
 AHEAD_MAX = 4
 AHEAD_WAIT = 1.0
@@ -213,6 +216,7 @@ class BatchServerEngine:
         self.on_registered: Callable[[], None] | None = None  # called once registered, before the loop starts
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
         self._factor = 1  # how many times its threads it may hold claimed (see AHEAD_UNDER)
+        self._alone = False  # no other live batch server (read with each heartbeat)
         self._start_lock = threading.Lock()  # a worker starting an attempt, or the loop withdrawing it
 
     # -- life cycle ----------------------------------------------------------
@@ -353,6 +357,8 @@ class BatchServerEngine:
         self.settings = self.store.server_settings(self.name)
         limits = self.store.group_limits(self._served)
         self._limited = sorted(limits)
+        if not self._pg:  # whether it may claim ahead (AHEAD_UNDER): not beside another server on the file
+            self._alone = not self.store.others_alive(self.name, utcnow() - timedelta(seconds=self.dead_after))
         threads = self.settings.threads if self.settings.threads is not None else self.threads
         capacity = threads_now(threads, self.settings.schedule, self.settings.paused,
                                datetime.now().astimezone().time())
@@ -626,7 +632,7 @@ class BatchServerEngine:
 
     def _ahead(self) -> int:
         """How many times its threads the server may hold claimed now (see AHEAD_UNDER)."""
-        if self._limited or self.settings.reserved > 0:
+        if self._limited or self.settings.reserved > 0 or not (self._pg or self._alone):
             return 1
         return self._factor
 

@@ -1032,6 +1032,11 @@ class EngineStore:
                     "AND stopped IS NULL", (at, threads, name, epoch)).rowcount != 1:
             self._check_fence(Fence(name, epoch))  # else a race with a declaration that did not commit
 
+    def others_alive(self, name: str, limit: datetime) -> bool:
+        """Whether another batch server has beaten since limit and is not marked stopped."""
+        return self.d.x("SELECT 1 FROM batch_server WHERE stopped IS NULL AND heartbeat >= ? AND name <> ? LIMIT 1",
+                        (self.d.when(limit), name)).fetchone() is not None
+
     def dead_servers(self, name: str, limit: datetime) -> list[DeadServer]:
         """Other servers whose last heartbeat is older than limit and that are not marked stopped."""
         return [DeadServer(s.name, s.heartbeat) for s in m.BatchServer.select().where(
