@@ -54,8 +54,10 @@ def attempt_ended(engine: BatchServerEngine, r: Running) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     if result == "handback":
-        log.info("job %d task %d attempt %d handed back: the server stopped before it ended; the task is Ready "
-                 "again, no retry used: %s", c.job_id, c.task_id, c.attempt, c.description,
+        why = ("it had not started" if r.started is None
+               else "the server stopped before it ended")
+        log.info("job %d task %d attempt %d handed back: %s; the task is Ready again, no retry used: %s",
+                 c.job_id, c.task_id, c.attempt, why, c.description,
                  extra=_fields(engine, c, status, "attempt_handed_back"))
         return
     log.info("job %d task %d attempt %d %s: %s", c.job_id, c.task_id, c.attempt, status, c.description,

@@ -216,7 +216,7 @@ class BatchServerEngine:
         self.on_registered: Callable[[], None] | None = None  # called once registered, before the loop starts
         self._run_by_check: RunByCheck | None = None  # a root server on SQLite: whose tasks it runs
         self._factor = 1  # how many times its threads it may hold claimed (see AHEAD_UNDER)
-        self._alone = False  # no other live batch server (read with each heartbeat)
+        self._alone = False  # no other live batch server (read every poll interval, see _apply_settings)
         self._start_lock = threading.Lock()  # a worker starting an attempt, or the loop withdrawing it
 
     # -- life cycle ----------------------------------------------------------
