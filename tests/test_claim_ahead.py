@@ -112,7 +112,7 @@ def test_a_task_claimed_ahead_behind_a_long_one_is_handed_back_unrun_and_runs_la
     # One thread. 30 short tasks let the server claim ahead; then a long one takes the
     # thread, and the short ones claimed behind it wait past AHEAD_WAIT: they go back.
     tasks = [{"key": f"a{i}", "class_name": "AheadProbe"} for i in range(30)]
-    tasks.append({"key": "long", "class_name": "Sleep", "params": {"seconds": 4 * AHEAD_WAIT + 0.5}})
+    tasks.append({"key": "long", "class_name": "Sleep", "params": {"seconds": 2 * AHEAD_WAIT}})
     tasks += [{"key": f"b{i}", "class_name": "AheadProbe"} for i in range(6)]
     job_id, ids = make_job(tasks, status=S.WAITING)
     engine_factory(threads=1, poll=0.05)
