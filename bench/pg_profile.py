@@ -74,16 +74,7 @@ def main() -> None:
     from tests.pgserver import PgServer, create_database
 
     server = PgServer()
-    start = server._run
-
-    def with_statements(command: list[str]) -> None:
-        if "-o" in command:
-            i = command.index("-o")
-            command[i + 1] += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
-        start(command)
-
-    server._run = with_statements  # type: ignore[method-assign]
-    admin = server.start()
+    admin = server.start("-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on")
     try:
         url = create_database(admin, "pg_profile")
         open_db(url)

@@ -31,20 +31,29 @@ def open_db(url: str):
     return db
 
 
-def insert_rows(model, rows: Sequence[dict], chunk: int = CHUNK) -> None:
-    """INSERT rows (dicts by field name, all with the same keys) with executemany."""
-    if not rows:
-        return
-    given = list(rows[0].keys())
+def _defaults(model, given: Iterable[str]) -> tuple[dict, dict[str, object]]:
+    """The model's fields by name, and the database values of the defaults of those not given.
+
+    A field with neither a value given nor a default nor NULL allowed is an error."""
+    named = set(given)
     fields = {f.name: f for f in model._meta.sorted_fields}
     constants: dict[str, object] = {}
     for name, f in fields.items():
-        if name in given or isinstance(f, AutoField):
+        if name in named or isinstance(f, AutoField):
             continue
         if f.default is not None:
             constants[name] = f.db_value(f.default() if callable(f.default) else f.default)
         elif not f.null:
             raise ValueError(f"{model.__name__}.{name} needs a value")
+    return fields, constants
+
+
+def insert_rows(model, rows: Sequence[dict], chunk: int = CHUNK) -> None:
+    """INSERT rows (dicts by field name, all with the same keys) with executemany."""
+    if not rows:
+        return
+    given = list(rows[0].keys())
+    fields, constants = _defaults(model, given)
     db = m.database
     names = given + list(constants)
     columns = ", ".join(f'"{fields[n].column_name}"' for n in names)  # SQLite and PostgreSQL quoting
@@ -67,15 +76,7 @@ def insert_select(model, exprs: dict[str, str], tail_sql: str) -> None:
     fields not named take their model default (as parameters), like insert_rows. For
     millions of rows the database makes them itself: no Python object per row.
     """
-    fields = {f.name: f for f in model._meta.sorted_fields}
-    constants: dict[str, object] = {}
-    for name, f in fields.items():
-        if name in exprs or isinstance(f, AutoField):
-            continue
-        if f.default is not None:
-            constants[name] = f.db_value(f.default() if callable(f.default) else f.default)
-        elif not f.null:
-            raise ValueError(f"{model.__name__}.{name} needs a value")
+    fields, constants = _defaults(model, exprs)
     db = m.database
     columns = ", ".join(f'"{fields[n].column_name}"' for n in list(exprs) + list(constants))
     values = ", ".join(list(exprs.values()) + [db.param] * len(constants))

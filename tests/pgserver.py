@@ -45,7 +45,8 @@ class PgServer:
             args = ["runuser", "-u", "postgres", "--"] + args
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def start(self) -> str:
+    def start(self, options: str = "") -> str:
+        """Start it; options: more server settings (``-c name=value ...``)."""
         self.dir = tempfile.mkdtemp(prefix="batchtui-pg-")
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
@@ -53,7 +54,7 @@ class PgServer:
         self.port = _free_port()
         self._run([self.initdb, "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
         opts = (f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=200 -c synchronous_commit=off")
+                f"-c max_connections=200 -c synchronous_commit=off {options}").strip()
         self._run([self.pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(self.dir, "log"), "-w", "start"])
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 

@@ -167,10 +167,10 @@ _FENCE = "EXISTS (SELECT 1 FROM batch_server s WHERE s.name = ? AND s.epoch = ? 
 # The fenced writes, made once (one string object: see Dialect.marked).
 _LOG_OWNED = f"UPDATE task_attempt SET log = log || ? WHERE id = ? AND {_OWNED}"
 # The updates of many rows a round makes (see Bulk: one statement on PostgreSQL).
-_TASK_KEY = (("id", "bigint"), ("status", "int"))  # compare-and-set: the task is still in the state read
+_ID_STATUS = (("id", "bigint"), ("status", "int"))  # compare-and-set: the row is still in the state read
 # The claim clears not_before: the retry index then holds only the Ready tasks that wait for a retry.
 _CLAIM_TASKS = Bulk("batch_task", (("status", "int", None), ("server", "text", None), ("attempt", "bigint", None),
-                                   ("attempts", "int", None), ("not_before", None, "NULL")), _TASK_KEY)
+                                   ("attempts", "int", None), ("not_before", None, "NULL")), _ID_STATUS)
 _CLOSE_BULK = Bulk("task_attempt", (("status", "int", None), ("started", "timestamp", "COALESCE({v}, started)"),
                                     ("ended", "timestamp", None), ("log", "text", "log || {v}")),
                    (("id", "bigint"),), "ended IS NULL")
@@ -179,18 +179,17 @@ _CLOSE_OWNED_BULK = Bulk("task_attempt", (("status", "int", "COALESCE({v}, statu
                                           ("ended", "timestamp", None), ("log", "text", "log || {v}")),
                          (("id", "bigint"),), _OWNED)
 _STALE = Bulk("task_attempt", (("ended", "timestamp", None), ("log", "text", "log || {v}")), (("id", "bigint"),))
-_SETTLE = Bulk("batch_task", (("status", "int", None), ("attempt", None, "NULL")), _TASK_KEY)
+_SETTLE = Bulk("batch_task", (("status", "int", None), ("attempt", None, "NULL")), _ID_STATUS)
 _HANDBACK = Bulk("batch_task", (("status", "int", None), ("server", None, "NULL"), ("attempt", None, "NULL")),
-                 _TASK_KEY)
+                 _ID_STATUS)
 _RETRY = Bulk("batch_task", (("status", None, str(_READY)), ("retries_used", None, "retries_used + 1"),
                              ("not_before", "timestamp", None), ("server", None, "NULL"), ("attempt", None, "NULL")),
-              _TASK_KEY)
+              _ID_STATUS)
 _RUN_END = Bulk("job_run", (("status", "int", None), ("ended", "timestamp", None)), (("id", "bigint"),))
-_JOB_KEY = (("id", "bigint"), ("status", "int"))
 _JOB_END = Bulk("batch_job", (("status", "int", None), ("modified", "timestamp", None),
-                              ("version", None, "version + 1")), _JOB_KEY)
+                              ("version", None, "version + 1")), _ID_STATUS)
 _JOB_AGAIN = Bulk("batch_job", (("status", "int", None), ("modified", "timestamp", None),
-                                ("scheduled_start", "timestamp", None), ("version", None, "version + 1")), _JOB_KEY)
+                                ("scheduled_start", "timestamp", None), ("version", None, "version + 1")), _ID_STATUS)
 _ATTEMPT_COLUMNS = (("run_id", "bigint"), ("task_id", "bigint"), ("attempt", "int"), ("status", "int"),
                     ("started", "timestamp"), ("server", "text"), ("log", "text"), ("epoch", "int"))
 _PROGRESS_OWNED = f"UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ? AND {_OWNED}"
@@ -643,6 +642,7 @@ class EngineStore:
             finished: list[int] = []  # settled tasks that have dependents
             for o in outcomes:
                 ended = self.d.when(o.ended or now)
+                started = self.d.when(o.started)
                 row = tasks.get(o.task_id)
                 if row is None or row[3] != o.attempt_id or row[2] not in _RUNNING_TASK:
                     # Taken back meanwhile: only from a server that was declared dead,
@@ -657,19 +657,19 @@ class EngineStore:
                 jobs.add(job_id)
                 if o.result == "handback":
                     # Handed back by a stopping server: not a failure, no retry used up.
-                    close.append((_CANCELED, self.d.when(o.started), ended, o.log, o.attempt_id))
+                    close.append((_CANCELED, started, ended, o.log, o.attempt_id))
                     new = _CANCELED if current == _CANCELLING else _READY
                     handback.append((new, tid, current))
                 elif current == _CANCELLING or o.result == "canceled":
-                    close.append((_CANCELED, self.d.when(o.started), ended, o.log, o.attempt_id))
+                    close.append((_CANCELED, started, ended, o.log, o.attempt_id))
                     new = _CANCELED
                     settle.append((new, tid, current))
                 elif o.result == "ended":
-                    close.append((_FINISHED, self.d.when(o.started), ended, o.log, o.attempt_id))
+                    close.append((_FINISHED, started, ended, o.log, o.attempt_id))
                     new = _FINISHED
                     settle.append((new, tid, current))
                 else:
-                    close.append((_ERROR, self.d.when(o.started), ended, o.log, o.attempt_id))
+                    close.append((_ERROR, started, ended, o.log, o.attempt_id))
                     if retries_used < max_retries and job_status == _EXECUTING:
                         delay = retry_delay(retries_used + 1, retry_base)
                         retry.append((self.d.when(now + timedelta(seconds=delay)) if delay else None, tid, current))
