@@ -57,10 +57,20 @@ class _BackendCpu(threading.Thread):
         return sum(t - since.get(pid, 0) for pid, t in self.ticks.items()) / os.sysconf("SC_CLK_TCK")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=5000)
-    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--jobs", type=_positive, default=5000, help="one-task jobs to run (default 5000)")
+    parser.add_argument("--top", type=_positive, default=20, help="statements to list (default 20)")
     parser.add_argument("--no-guards", action="store_true")
     args = parser.parse_args()
 
