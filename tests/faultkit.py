@@ -284,6 +284,7 @@ class ConsolePty:
                                      start_new_session=True, close_fds=True)
         os.close(slave)
         self._out = bytearray()
+        self._dropped = 0  # bytes dropped off the front of _out: offsets stay absolute
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
@@ -304,10 +305,21 @@ class ConsolePty:
                 self._out += data
                 if len(self._out) > 200_000:
                     del self._out[:100_000]
+                    self._dropped += 100_000
 
     def output(self) -> str:
         with self._lock:
             return bytes(self._out).decode(errors="replace")
+
+    def mark(self) -> int:
+        """An absolute offset into everything the console has written so far."""
+        with self._lock:
+            return self._dropped + len(self._out)
+
+    def since(self, mark: int) -> str:
+        """What the console wrote after ``mark``, even once older output was dropped."""
+        with self._lock:
+            return bytes(self._out[max(0, mark - self._dropped):]).decode(errors="replace")
 
     def type(self, data: bytes) -> None:
         os.write(self.master, data)

@@ -199,11 +199,12 @@ def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_databas
         deadline = time.monotonic() + 12
         typed = []
         confirmed = []
+        stopped = []  # why the typist stopped early, for a failure's message
 
         def shows(text, since, timeout=15.0):
             end = time.monotonic() + timeout
             while time.monotonic() < end:
-                if text in console.output()[since:]:
+                if text in console.since(since):
                     return True
                 time.sleep(0.02)
             return False
@@ -211,24 +212,28 @@ def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_databas
         def type_jobs():
             # As an operator does: each key once the screen shows its effect.
             if not shows("Batch jobs", 0, 30):
+                stopped.append("the console never showed Batch jobs")
                 return
             while time.monotonic() < deadline or len(confirmed) < 6:
-                mark = len(console.output())
+                mark = console.mark()
                 console.type(b"\x0e")  # Ctrl+N
                 if not shows("enter its description", mark):
+                    stopped.append(f"no new job form 15 s after Ctrl+N number {len(typed) + 1}")
                     return
                 typed.append(len(typed) + 1)
-                mark = len(console.output())
+                mark = console.mark()
                 console.type(f"console load {len(typed)}".encode() + b"\x13")  # Ctrl+S
                 if not shows("Saved batch job", mark):
+                    stopped.append(f"no 'Saved batch job' 15 s after Ctrl+S number {len(typed)}")
                     return
                 confirmed.append(len(typed))
                 time.sleep(0.3)
 
         typist = threading.Thread(target=type_jobs, daemon=True)
         typist.start()
-        # Meanwhile, real command-line processes, as a script over SSH would run them.
-        while time.monotonic() < deadline or typist.is_alive():
+        # Meanwhile, real command-line processes, as a script over SSH would run them (at least
+        # 12, however long a loaded machine takes to start each).
+        while time.monotonic() < deadline or typist.is_alive() or len(cli_results) < 12:
             for args in (["job", "list", "--json"], ["servers"], ["job", "import", "-"]):
                 stdin = None
                 if args[-1] == "-":
@@ -251,7 +256,7 @@ def test_console_two_servers_and_operators_on_one_sqlite_file_never_show_databas
     finally:
         procs.stop_all()
     print(f"{len(ops)} in-process operator commands, {len(cli_results)} command-line processes, "
-          f"{len(typed)} jobs typed at the console")
+          f"{len(typed)} jobs typed at the console, {console.mark()} bytes of console output")
     assert len(ops) > 50 and len(cli_results) > 10
     bad = [r for r in ops if r["rc"] != 0 or r["err"].strip()]
     assert not bad, bad[:5]
