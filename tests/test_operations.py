@@ -253,6 +253,7 @@ def test_the_server_s_log_keeps_the_order_writes_warnings_at_once_and_loses_noth
     with logs.configured("info", "json", stream, buffered=True):
         writer = [t for t in threading.enumerate() if t.name == "batchtui-log-writer"]
         assert writer
+        assert logging._srcfile is None and not logging.logThreads and not logging.logProcesses
         for i in range(500):
             log.info("line %d", i, extra={"event": "attempt_started", "task": i})
         log.warning("then a warning", extra={"event": "database_down"})
@@ -261,6 +262,9 @@ def test_the_server_s_log_keeps_the_order_writes_warnings_at_once_and_loses_noth
         log.info("queued at the end")
     assert stream.getvalue().splitlines()[-1].startswith('{"time"')
     assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "queued at the end"
+    # Its records skip what no format shows (caller, thread, process) for the block only:
+    # in-process code after it (a test, a command) gets logging's defaults back.
+    assert logging._srcfile is not None and logging.logThreads and logging.logProcesses
 
     code = """if True:
         import logging, sys
