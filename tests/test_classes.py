@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import random
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from batchtui.classes import (
     REQUIRED,
     BatchClass,
     BatchClassError,
+    CancelFlag,
     ClassNotFound,
     Fail,
     Flaky,
@@ -451,6 +453,25 @@ def test_task_context_log_progress_wait():
     assert ctx.canceled and ctx.wait(10) is True
     with pytest.raises(TaskCanceled):
         ctx.check_canceled()
+
+
+def test_the_cancel_flag_wakes_every_waiter_whenever_it_is_set():
+    """CancelFlag (a server's per-attempt flag) makes its Event only when waited on: a set that
+    races with the first wait must never be lost, whichever comes first."""
+    rng = random.Random(17)
+    for _ in range(200):
+        flag = CancelFlag()
+        woke: list[bool] = []
+        waiters = [threading.Thread(target=lambda f=flag, w=woke: w.append(f.wait(5))) for _ in range(3)]
+        for t in waiters:
+            t.start()
+        time.sleep(rng.choice([0, 0, 0.0005]))
+        flag.set()
+        for t in waiters:
+            t.join(2)
+        assert not any(t.is_alive() for t in waiters), "a waiter missed the set"
+        assert woke == [True, True, True] and flag.is_set()
+    assert CancelFlag().wait(0.01) is False
 
 
 def test_noop_ends():

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 from .. import events, procs
 from .. import models as m
-from ..classes import BatchClassError, TaskCanceled, TaskContext, get_class, validate_params
+from ..classes import BatchClassError, CancelFlag, TaskCanceled, TaskContext, get_class, validate_params
 from ..controls import most_threads, threads_now
 from ..db import DatabaseUnavailable, file_identity, write
 from ..errors import UserError
@@ -101,7 +101,7 @@ TAKE_BACK_GRACE = 1.0
 @dataclass(slots=True)
 class Running:
     claimed: Claimed
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
     lines: list[str] = field(default_factory=list)
     flushed: int = 0
     handback: bool = False
