@@ -93,6 +93,16 @@ def test_start_with_offset_is_converted_to_the_zone():
     assert norm(spec)["start"] == "2026-07-01T12:00:00"
 
 
+def test_utcnow_is_naive_utc_to_the_microsecond():
+    from batchtui.timeutil import utcnow
+
+    for _ in range(1000):
+        before = datetime.now(UTC).replace(tzinfo=None)
+        now = utcnow()
+        after = datetime.now(UTC).replace(tzinfo=None)
+        assert now.tzinfo is None and before <= now <= after
+
+
 def test_default_start_is_naive_utc():
     result = normalize({"pattern": "hours"}, default_start=datetime(2026, 7, 1, 12, 0),
                        time_zone=PAR)
