@@ -39,6 +39,16 @@ def sync(fn):
     return wrapper
 
 
+@pytest.fixture(autouse=True)
+def _steady_cursor(request, monkeypatch):
+    """In screen snapshots, a focused Input's cursor stays shown: it blinks every 0.5 s, and a
+    slow machine (CI) took the snapshot after it had blinked off (test_snapshot_cleanup_dialog)."""
+    if "snap_compare" in request.fixturenames:
+        from textual.widgets import Input
+
+        monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
 @pytest.fixture
 def ui_db(tmp_path, monkeypatch):
     """An isolated SQLite file per test, acting user ops, no config file."""
