@@ -188,13 +188,14 @@ def retried(step: Callable[[], T], attempts: int = 4) -> T:
             with write():
                 return step()
         except OperationalError as exc:
-            if models.database.in_transaction() or attempt == attempts - 1 or not _deadlock(exc):
+            if models.database.in_transaction() or attempt == attempts - 1 or not deadlocked(exc):
                 raise
             time.sleep(0.02 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
-def _deadlock(exc: BaseException) -> bool:
+def deadlocked(exc: BaseException) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock (or a serialization failure): a lost race."""
     # psycopg's DeadlockDetected (40P01) or SerializationFailure (40001), wrapped by peewee.
     cause = exc.__cause__ or exc.__context__
     return getattr(cause, "sqlstate", None) in ("40P01", "40001") or "deadlock detected" in str(exc)

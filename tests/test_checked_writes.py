@@ -26,6 +26,7 @@ from batchtui import jobs, recurrence
 from batchtui import models as m
 from batchtui import status as st
 from batchtui.actor import Actor
+from batchtui.engine.store import EngineStore
 from batchtui.errors import Conflict, Refused
 from batchtui.rules import JOB_MOVES, TASK_MOVES, By
 from batchtui.timeutil import iso, utcnow
@@ -193,27 +194,31 @@ def test_the_move_table_is_closed_and_every_target_a_status():
 
 
 @pytest.mark.postgres
-def test_jobs_canceled_while_a_server_starts_them_never_run_with_canceled_tasks(pg_engine_factory):
+def test_jobs_canceled_while_a_server_starts_them_never_run_with_canceled_tasks(pg_engine_factory, caplog):
     """Before the cancel was a checked compare-and-set, a job started by the server between the
     operator's read and write stayed Executing with Canceled tasks, then ended "Ended"."""
     rng = random.Random(7)
-    base = utcnow() + timedelta(seconds=1.5)
-    jobs_due = []
-    for i in range(240):
-        due = base + timedelta(milliseconds=5 * i)
-        job_id, _ = make_job([{"key": "a", "class_name": "Sleep", "params": {"seconds": 0.05}},
-                              {"key": "b", "conditions": [("a", "ended")]}], start=due)
-        jobs_due.append((due, job_id))
+    created = [make_job([{"key": "a", "class_name": "Sleep", "params": {"seconds": 0.05}},
+                         {"key": "b", "conditions": [("a", "ended")]}], start=utcnow() + timedelta(hours=1))[0]
+               for _ in range(240)]
     pg_engine_factory(threads=8, poll=0.05)
     pg_engine_factory(threads=8, poll=0.05)
+    # Due 5 ms apart from 1 s on, set once the servers run (making 240 jobs and starting two
+    # servers took over the 1.5 s lead a loaded machine had: every job had started already).
+    base = utcnow() + timedelta(seconds=1)
+    jobs_due = [(base + timedelta(milliseconds=5 * i), job_id) for i, job_id in enumerate(created)]
+    with m.database.atomic():
+        for due, job_id in jobs_due:
+            m.BatchJob.update(scheduled_start=due).where(m.BatchJob.id == job_id).execute()
+    EngineStore().notify()
     outcomes: dict[str, int] = {}
     failures: list[BaseException] = []  # anything but a refusal (a deadlock the operator saw, ...)
     lock = threading.Lock()
 
-    def operator(share):
+    def operator(share, early=0.0):
         with m.database.connection_context():
             for due, job_id in share:
-                delay = (due - utcnow()).total_seconds() + rng.uniform(-0.004, 0.004)
+                delay = (due - utcnow()).total_seconds() + rng.uniform(-0.004, 0.004) - early
                 if delay > 0:
                     time.sleep(delay)
                 try:
@@ -227,8 +232,12 @@ def test_jobs_canceled_while_a_server_starts_them_never_run_with_canceled_tasks(
                 with lock:
                     outcomes[key] = outcomes.get(key, 0) + 1
 
-    shares = [jobs_due[0::2], jobs_due[1::2]]
-    threads = [threading.Thread(target=operator, args=(share,)) for share in shares]
+    # Two operators cancel around the due times. A third cancels one job in eight 0.3 s before
+    # its due time, so that the side of the race where the job never started happens on a
+    # loaded machine too (the other two, one job after another, may run late).
+    racing, ahead = [j for j in jobs_due if j[1] % 8], [j for j in jobs_due if not j[1] % 8]
+    shares = [(racing[0::2], 0.0), (racing[1::2], 0.0), (ahead, 0.3)]
+    threads = [threading.Thread(target=operator, args=share) for share in shares]
     for t in threads:
         t.start()
     for t in threads:
@@ -254,3 +263,6 @@ def test_jobs_canceled_while_a_server_starts_them_never_run_with_canceled_tasks(
     canceled_running = sum(1 for j in ids if m.JobRun.select().where(
         (m.JobRun.job == j) & (m.JobRun.status == S.CANCELED)).exists())
     assert canceled_idle > 0 and canceled_running > 0, outcomes
+    # A server that lost such a race ran its round again at once: no "database error", no back-off.
+    outages = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "database_down"]
+    assert not outages, outages[:3]

@@ -134,9 +134,11 @@ def test_a_killed_server_has_its_tasks_taken_back_by_another(servers):
 
 
 def test_a_recurring_job_seen_by_several_servers_runs_once_per_occurrence(servers):
+    # Daily, from 12 h ago: the next real occurrence is 12 h away, so none comes due on its own
+    # while the test runs (every minute, a slow run crossed a minute and saw a sixth run).
+    start = (utcnow() - timedelta(hours=12)).replace(microsecond=0).isoformat()
     job_id, ids = make_job([{"key": "tick"}], status=S.HOLD,
-                           recurrence={"pattern": "minutes", "every": 1, "start": "2026-01-01T00:00:00",
-                                       "end": {"never": True}})
+                           recurrence={"pattern": "days", "every": 1, "start": start, "end": {"never": True}})
     for name in ("S1", "S2", "S3"):
         servers.start(name)
     st.set_job_status(job_id, S.WAITING, Actor.current("ops"))  # its start has passed: one made-up run
