@@ -37,9 +37,9 @@ from .text import json_escaped, visible
 LOGGER = "batchtui"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 FORMATS = ("text", "json")
-#: The fields a log record may carry besides its message (logging's ``extra=``), in the order shown.
 #: How long the log's writer thread lets lines gather before it writes them (_Buffered).
 _GATHER = 0.05
+#: The fields a log record may carry besides its message (logging's ``extra=``), in the order shown.
 FIELDS = ("event", "server", "job", "task", "attempt", "status", "description", "seconds")
 
 
