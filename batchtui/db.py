@@ -117,6 +117,10 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
             },
             timeout=15,
             check_same_thread=False,
+            # Prepared statements kept per connection (the driver's default is 128):
+            # the batch server's statements of many rows come in a few sizes each
+            # (engine/dialect.py, VALUES_MAX), and re-preparing one costs more than running it.
+            cached_statements=512,
         )
     elif parsed.scheme in ("postgresql", "postgres"):
         if not parsed.path.strip("/"):

@@ -4,7 +4,8 @@ On PostgreSQL a round's updates of many rows are one statement each
 (``Bulk``: ``UPDATE ... FROM unnest(arrays)``), its plans stay index lookups
 whatever the statistics say, the guard triggers are not called for a batch
 server's own writes, and other servers are woken (NOTIFY) only when there
-may be work for them. On SQLite the same ``Bulk`` is an executemany. Each
+may be work for them. On SQLite the same ``Bulk`` is ``UPDATE ... FROM
+(VALUES ...)`` (an executemany before SQLite 3.33, checked too). Each
 is checked on a real database: row counts, the plans PostgreSQL runs
 (EXPLAIN ANALYZE), the trigger calls it counts, the NOTIFYs another
 connection receives.
@@ -38,13 +39,22 @@ def _tasks(n: int) -> list[int]:
     return [ids[f"t{i}"] for i in range(n)]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-executemany", "postgres"])
 def any_database(request):
-    yield request.getfixturevalue("database" if request.param == "sqlite" else "pg_database")
+    yield request.getfixturevalue("pg_database" if request.param == "postgres" else "database")
 
 
-def test_a_bulk_update_changes_each_row_whose_key_matches_and_counts_them(any_database):
+@pytest.fixture
+def store(any_database, request):
     store = EngineStore()
+    if request.node.callspec.params["any_database"] == "sqlite-executemany":
+        store.d.values_rows = False  # SQLite before 3.33: no UPDATE ... FROM
+    else:
+        assert store.d.pg or store.d.values_rows
+    return store
+
+
+def test_a_bulk_update_changes_each_row_whose_key_matches_and_counts_them(store):
     a, b, c = _tasks(3)
     withhold = int(S.HOLD)  # the ERP's Withhold
     with m.database.atomic():
@@ -61,8 +71,29 @@ def test_a_bulk_update_changes_each_row_whose_key_matches_and_counts_them(any_da
     assert store.d.bulk(_TASK, []) == 0
 
 
-def test_attempt_ids_come_back_in_the_order_of_the_rows(any_database):
-    store = EngineStore()
+def test_a_bulk_update_of_more_rows_than_one_statement_takes_changes_each_once(store):
+    # SQLite: 300 rows are statements of 128, 128 and 44 rows (padded to 64 with
+    # rows of NULLs, which must change nothing and count for nothing).
+    from batchtui.engine.dialect import VALUES_MAX
+
+    ids = _tasks(301)
+    assert len(ids) > 2 * VALUES_MAX
+    hold, ready = int(S.HOLD), int(S.READY)
+    with m.database.atomic():
+        changed = store.d.bulk(_TASK, [(ready, f" #{i}", tid, hold) for i, tid in enumerate(ids[:300])])
+    assert changed == 300
+    rows = {t.id: (t.status, t.description, t.attempt) for t in m.BatchTask.select()}
+    assert rows == {**{tid: (S.READY, f"t{i} #{i}", None) for i, tid in enumerate(ids[:300])},
+                    ids[300]: (S.HOLD, "t300", None)}
+    for n in (1, 3, 64, 65, 129):  # each size once: a padded statement never changes a row twice
+        with m.database.atomic():
+            assert store.d.bulk(_TASK, [(hold, "", tid, ready) for tid in ids[:n]]) == n
+            assert store.d.bulk(_TASK, [(ready, "", tid, hold) for tid in ids[:n]]) == n
+    with pytest.raises(ValueError, match="a row of 3 values"), m.database.atomic():
+        store.d.bulk(_TASK, [(ready, "", ids[0])])
+
+
+def test_attempt_ids_come_back_in_the_order_of_the_rows(store):
     ids = _tasks(5)
     run = m.JobRun.create(job=m.BatchTask.get_by_id(ids[0]).job, run_no=1, scheduled=utcnow(), started=utcnow(),
                           status=int(S.EXECUTING))
@@ -75,6 +106,17 @@ def test_attempt_ids_come_back_in_the_order_of_the_rows(any_database):
     assert len(set(attempt_ids)) == 5
     got = {a.id: (a.task_id, a.log) for a in m.TaskAttempt.select()}
     assert [got[aid] for aid in attempt_ids] == [(tid, f"of {tid}") for tid in order]
+    # More rows than one statement takes (SQLite: 128 + 72, padded to 128): each inserted once, in order.
+    many = [ids[i % 5] for i in range(200)]
+    with m.database.atomic():
+        more = store.d.insert_ids(
+            "task_attempt", (("run_id", "bigint"), ("task_id", "bigint"), ("attempt", "int"), ("status", "int"),
+                             ("started", "timestamp"), ("server", "text"), ("log", "text"), ("epoch", "int")),
+            [(run.id, tid, 2 + i, int(S.EXECUTING), utcnow(), "S1", f"#{i}", 7) for i, tid in enumerate(many)])
+    assert len(set(more)) == 200 and not set(more) & set(attempt_ids)
+    got = {a.id: (a.task_id, a.attempt, a.log, a.epoch) for a in m.TaskAttempt.select()}
+    assert len(got) == 205
+    assert [got[aid] for aid in more] == [(tid, 2 + i, f"#{i}", 7) for i, tid in enumerate(many)]
 
 
 # -- PostgreSQL: plans, triggers, wake-ups ----------------------------------------------------
