@@ -260,7 +260,7 @@ class JobRun(BaseModel):
     run_no = IntegerField()
     scheduled = DateTimeField()
     started = DateTimeField()
-    ended = DateTimeField(null=True, index=True)
+    ended = DateTimeField(null=True)  # index job_run_ended (runs that are over): migrations/v13
     status = IntegerField()
     server = CharField(default="", max_length=80)
     late_alerted = BooleanField(default=False)  # its late alerts were raised (compare-and-set)
@@ -307,6 +307,8 @@ class TaskAttempt(BaseModel):
     host = CharField(null=True, max_length=80)
     pgid = BigIntegerField(null=True)
     pgid_key = CharField(null=True, max_length=120)
+    # 1 while it is claimed ahead and its start not recorded (migrations/v12): taken back, it used no retry.
+    queued = IntegerField(null=True)
     run_id: Field[int]
     task_id: Field[int]
 

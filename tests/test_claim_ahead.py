@@ -5,13 +5,15 @@ frees. What must hold, through the real scheduler thread on a real database:
 never more attempts run at once than the server has threads; the recorded
 start of each attempt is when its class began (not when it was claimed); a
 task that waited for a thread too long, or when the server stops, is handed
-back without running and without using a retry; and every task runs once.
+back without running and without using a retry, and so is one left waiting
+by a server that was SIGKILLed; and every task runs once.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ from batchtui.engine.store import Claimed
 from batchtui.vocabulary import BatchStatus as S
 
 from .conftest import job_status, make_job, wait_for
+from .faultkit import Procs
 
 
 class _Probe(BatchClass):
@@ -196,3 +199,125 @@ def test_servers_sharing_a_sqlite_file_do_not_claim_ahead(engine_factory, probe)
     assert most_claimed <= 4, f"{most_claimed} tasks claimed at once by two servers of 2 threads"
     servers = {a.server for a in m.TaskAttempt.select().where(m.TaskAttempt.task << list(ids.values()))}
     assert servers == {"share-1", "share-2"}
+
+
+def test_the_start_of_a_task_claimed_ahead_is_recorded_while_it_runs(engine_factory, probe):
+    """An attempt claimed ahead is written queued; once a worker starts it, the loop's next round
+    records its real start (no longer queued) while it still runs."""
+    tasks = [{"key": f"a{i}", "class_name": "AheadProbe"} for i in range(100)]
+    tasks += [{"key": f"s{i}", "class_name": "AheadProbe", "params": {"seconds": 1.0}} for i in range(4)]
+    job_id, ids = make_job(tasks, status=S.WAITING)
+    slow = {ids[f"s{i}"] for i in range(4)}
+    engine = engine_factory(threads=2, poll=0.05)
+
+    def started_ahead() -> list[Running]:
+        return [r for r in list(engine._running.values())
+                if r.claimed.task_id in slow and r.ahead and r.started is not None]
+
+    wait_for(started_ahead, timeout=30, interval=0.001)
+    r = started_ahead()[0]
+    wait_for(lambda: m.TaskAttempt.get_by_id(r.claimed.attempt_id).queued is None, timeout=5, interval=0.005)
+    attempt = m.TaskAttempt.get_by_id(r.claimed.attempt_id)
+    assert attempt.ended is None and attempt.status == S.EXECUTING  # recorded while it runs
+    assert attempt.started == r.started  # the real start, not the claim
+    wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=60)
+    assert not m.TaskAttempt.select().where(m.TaskAttempt.queued.is_null(False)).exists()
+
+
+class _SeesItsAttempt(BatchClass):
+    """Notes, as it begins, whether its attempt row still says queued (its start not recorded)."""
+
+    name = "SeesItsAttempt"
+    seen: list[tuple[int, int | None]] = []
+
+    def run(self, ctx: TaskContext) -> None:
+        with m.database.connection_context():
+            queued = (m.TaskAttempt.select(m.TaskAttempt.queued)
+                      .where(m.TaskAttempt.task == ctx.task_id, m.TaskAttempt.attempt == ctx.attempt).scalar())
+        type(self).seen.append((ctx.task_id, queued))
+
+
+class _SeesItsAttemptSafe(_SeesItsAttempt):
+    name = "SeesItsAttemptSafe"
+    rerun_safe = True
+
+
+@pytest.mark.parametrize("cls", [_SeesItsAttempt, _SeesItsAttemptSafe])
+def test_a_class_claimed_ahead_waits_for_its_start_to_be_recorded_unless_rerun_safe(engine_factory, cls):
+    """A class that is not rerun_safe, claimed ahead, runs only once its start is recorded (so a
+    crash never hands back as unstarted one that ran); a rerun_safe one starts at once."""
+    cls.seen = []
+    register_class(cls)
+    try:
+        job_id, ids = make_job([{"key": f"t{i}", "class_name": cls.name} for i in range(300)], status=S.HOLD)
+        engine = engine_factory(threads=2, poll=0.05)
+        was_ahead: dict[int, bool] = {}
+        launch = engine._launch
+
+        def noting(c: Claimed, refused: str | None = None, ahead: bool = False) -> None:
+            was_ahead[c.task_id] = ahead
+            launch(c, refused, ahead)
+
+        engine._launch = noting  # type: ignore[method-assign]
+        m.BatchJob.update(status=S.WAITING).where(m.BatchJob.id == job_id).execute()
+        wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=60)
+    finally:
+        unregister_class(cls.name)
+    assert len(cls.seen) == 300 and sum(was_ahead.values()) > 50, sum(was_ahead.values())
+    queued_at_start = [tid for tid, queued in cls.seen if queued is not None]
+    assert all(was_ahead[tid] for tid in queued_at_start)  # only one claimed ahead is ever written queued
+    if cls.rerun_safe:
+        assert queued_at_start, "no rerun_safe task claimed ahead started before its start was recorded"
+    else:
+        assert queued_at_start == []
+
+
+def test_tasks_claimed_ahead_by_a_sigkilled_server_go_back_without_using_a_retry(database, db_url, tmp_path):
+    """A real `batchtui server` of one thread runs short tasks (it claims ahead), then a long one,
+    and claims more short ones behind it, which wait for the thread. SIGKILLed then, it recorded
+    the long task's start (in the round after it) but not those of the waiting ones, which never
+    started: started again under its name, it takes the long one back as interrupted (its retry
+    used: none left, Error) and hands the waiting ones back Ready, no retry used (none left
+    either: before, they went to Error without ever running)."""
+    tasks = [{"key": f"a{i}"} for i in range(40)]  # Noop: ends at once
+    tasks.append({"key": "long", "class_name": "Sleep", "params": {"seconds": 60}})
+    tasks += [{"key": f"b{i}"} for i in range(20)]
+    job_id, ids = make_job(tasks, status=S.HOLD)  # every task: max_retries 0
+    procs = Procs(db_url, Path(tmp_path))
+    try:
+        procs.start("K", threads=1, poll=0.05)
+        wait_for(lambda: m.BatchServer.get_or_none(m.BatchServer.name == "K") is not None, timeout=30)
+        m.BatchJob.update(status=S.WAITING).where(m.BatchJob.id == job_id).execute()
+        long_attempt = m.TaskAttempt.select().where(m.TaskAttempt.task == ids["long"])
+
+        def long_running_and_b_waiting() -> bool:
+            recorded = long_attempt.where(m.TaskAttempt.queued.is_null()).exists()
+            waiting = m.BatchTask.select().where(m.BatchTask.id << [ids[f"b{i}"] for i in range(20)],
+                                                 m.BatchTask.status == S.EXECUTING).exists()
+            return recorded and waiting
+
+        wait_for(long_running_and_b_waiting, timeout=30, interval=0.002)
+        procs.kill("K")  # at once: within AHEAD_WAIT, before the server hands the waiting ones back itself
+        waiting = {k for k in ids if k.startswith("b")
+                   and m.BatchTask.get_by_id(ids[k]).status == S.EXECUTING}
+        queued = {k for k in waiting
+                  if m.TaskAttempt.get(m.TaskAttempt.task == ids[k]).queued == 1}
+        assert waiting and queued == waiting, (waiting, queued)
+        proc = procs.start("K", "--exit-when-idle", threads=1, poll=0.05)
+        assert proc.wait(90) == 0, procs.log_text()
+    finally:
+        procs.stop_all()
+    attempts = _attempts(ids)
+    tasks_now = {t.id: t for t in m.BatchTask.select().where(m.BatchTask.job == job_id)}
+    (cut,) = attempts["long"]
+    assert cut.status == S.ERROR and "interrupted" in cut.log, cut.log
+    assert tasks_now[ids["long"]].status == S.ERROR
+    for key in waiting:
+        first, second = attempts[key]
+        assert first.status == S.CANCELED and "it had not started" in first.log, first.log
+        assert "no retry used" in first.log
+        assert second.status == S.FINISHED and second.queued is None
+        assert tasks_now[ids[key]].status == S.FINISHED and tasks_now[ids[key]].retries_used == 0
+    assert all(len(attempts[k]) == 1 and attempts[k][0].status == S.FINISHED
+               for k in ids if k.startswith("b") and k not in waiting)
+    assert job_status(job_id) == S.ERROR  # the long task failed, every other one ended

@@ -395,7 +395,7 @@ def test_the_store_refuses_a_fenced_servers_writes_about_its_attempts(any_databa
     fence = Fence("F1", epoch)
     store.start_due_jobs("F1")
     (c,) = store.claim_ready_tasks("F1", [""], 1, fence=fence)
-    store.record_processes([(c.attempt_id, "host1", 4242, "space/7")], fence)
+    store.record_processes([(c.attempt_id, "host1", 4242, "space/7", None)], fence)
     store.append_log(c.attempt_id, "one\n", fence=fence)
     store.report_progress(c.attempt_id, 0.5, fence=fence)
     store.beat("F1", 2, utcnow(), epoch)
@@ -404,7 +404,8 @@ def test_the_store_refuses_a_fenced_servers_writes_about_its_attempts(any_databa
     writes = {
         "log": lambda: store.append_log(c.attempt_id, "two\n", fence=fence),
         "progress": lambda: store.report_progress(c.attempt_id, 0.9, fence=fence),
-        "process": lambda: store.record_processes([(c.attempt_id, "host1", 4343, None)], fence),
+        "process": lambda: store.record_processes([(c.attempt_id, "host1", 4343, None, None)], fence),
+        "start": lambda: store.record_starts([(c.attempt_id, utcnow())], fence),
         "heartbeat": lambda: store.beat("F1", 2, utcnow(), epoch),
         "end": lambda: store.finish_attempts([Outcome(c.task_id, c.attempt_id, "ended")], fence=fence),
     }

@@ -99,6 +99,15 @@ class BatchClass:
     name: ClassVar[str] = "BatchClass"
     description: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
+    #: Whether an attempt may run again, without using a retry, when a crash
+    #: cut it off before its start was recorded: True only for a class that
+    #: does nothing outside the attempt (or, like ShellCommand, nothing before
+    #: it has reported its process, which records the start). A batch server
+    #: that claims short tasks ahead of its free threads starts such a class
+    #: at once, and records the start in its next round; any other class
+    #: claimed ahead waits for that record before it runs. Either way, a
+    #: crash hands back, Ready with no retry used, what never started.
+    rerun_safe: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -11,6 +11,7 @@ __all__ = ["Noop", "Sleep", "Fail", "Flaky"]
 
 class Noop(BatchClass):
     name = "Noop"
+    rerun_safe = True  # nothing outside the attempt
     description = "Ends at once."
 
     def run(self, ctx: TaskContext) -> None:
@@ -19,6 +20,7 @@ class Noop(BatchClass):
 
 class Sleep(BatchClass):
     name = "Sleep"
+    rerun_safe = True  # nothing outside the attempt
     description = "Waits the given number of seconds; stops promptly when canceled."
     params = (
         Param("seconds", "number", 1, "how long to wait, in seconds", minimum=0),
@@ -43,6 +45,7 @@ class Sleep(BatchClass):
 
 class Fail(BatchClass):
     name = "Fail"
+    rerun_safe = True  # nothing outside the attempt
     description = "Fails with the given message in its log."
     params = (
         Param("message", "text", "Failed on purpose", "the error message the task fails with"),
@@ -54,6 +57,7 @@ class Fail(BatchClass):
 
 class Flaky(BatchClass):
     name = "Flaky"
+    rerun_safe = True  # nothing outside the attempt
     description = "Fails on its first N attempts in a run, then ends."
     params = (
         Param("failures", "integer", 1, "how many attempts of each run fail before one ends", minimum=0),

@@ -64,6 +64,9 @@ _EOF = object()
 
 class ShellCommand(BatchClass):
     name = "ShellCommand"
+    # Its command starts only once its process group, and with it the attempt's start,
+    # is recorded (process_started): cut off before that, nothing of it ran.
+    rerun_safe = True
     description = (
         "Runs a command as the job's Run-by user: a list directly, a text through /bin/sh -c."
     )

@@ -87,8 +87,11 @@ _RESERVED = 4  # vocabulary.Priority.RESERVED: tasks that may use the reserved t
 # with reserved threads or limited groups, whose counts of running tasks
 # stay exact. On SQLite only while no other live batch server shares the
 # file: several servers claiming ahead by turns left its one write lock so
-# rarely free that an operator's save could wait out the busy timeout. A
-# crash takes the waiting ones back like the running ones.
+# rarely free that an operator's save could wait out the busy timeout. The
+# attempts of those claimed ahead are written ``queued`` until the server
+# records their real start (in the round after it, or with a command's
+# process group, which the command waits for): after a crash, one still
+# queued is handed back, Ready again, no retry used (migrations/v12).
 AHEAD_UNDER = 0.02
 AHEAD_MAX = 8  # 4 before: 8 gave 1.11x on one PostgreSQL server and 1.06-1.12x on SQLite (bench/README)
 AHEAD_WAIT = 1.0
@@ -135,6 +138,9 @@ class Running:
     ran: float | None = None  # seconds its class ran
     withdrawn: bool = False  # handed back by the loop before a worker started it
     ahead: bool = False  # claimed beyond the free threads: it may wait for one (AHEAD_UNDER)
+    # Set once its start is recorded, for one claimed ahead whose class is not rerun_safe,
+    # which waits for it before it runs (see _report_ahead_start).
+    start_recorded: threading.Event | None = None
 
 
 def default_name() -> str:
@@ -188,6 +194,12 @@ class BatchServerEngine:
         self._starting: queue.SimpleQueue[Running] = queue.SimpleQueue()
         self._to_record: list[Running] = []
         self._recording: list[Running] = []  # recorded in the open transaction
+        # Attempts claimed ahead that a worker started, until their start is recorded (see _write_starts).
+        self._ahead_started: queue.SimpleQueue[Running] = queue.SimpleQueue()
+        self._to_start: list[Running] = []
+        self._starts_seen: list[Running] = []  # looked at in the open transaction
+        self._starts_writing: list[Running] = []  # of those, recorded in the open transaction
+        self._asleep = False  # the loop waits on _outcomes (a worker that starts a task ahead wakes it)
         self._abandoned: set[int] = set()  # id() of dropped attempts whose worker has not returned
         self._epoch = 0  # this server's fencing token (store.register)
         self._fence_made: Fence | None = None
@@ -614,22 +626,20 @@ class BatchServerEngine:
         self._withdraw_waiting(stopping, now_mono)
         busy = len(self._running) - len(self._ended) + len(self._abandoned)
         free = 0 if stopping or self._needs_register else self.capacity * self._ahead() - busy
+        threads_free = self.capacity - busy  # the claims beyond these wait for a thread (claimed ahead)
         due = not stopping and self._is_due()
         claimed: list[Claimed] = []
-        if self._ended or free > 0 or self._to_record:
+        if self._ended or free > 0 or self._to_record or self._to_start:
             with self._transaction():
-                if self._to_record:
-                    self._write_started()
-                self._write_ended()
+                self._write_reports()
                 if free > 0:
-                    claimed = self._claim(free)
+                    claimed = self._claim(free, queued_from=threads_free)
                 if len(claimed) < free and due:
                     # Threads to spare: the due jobs' tasks may run at once.
                     changed = self._start_due(True) or changed
                     due = False
-                    claimed += self._claim(free - len(claimed), claimed)
+                    claimed += self._claim(free - len(claimed), claimed, queued_from=threads_free - len(claimed))
         rule = self.run_by_rule() if claimed else None
-        threads_free = self.capacity - busy  # the claims beyond these wait for a thread (claimed ahead)
         for i, c in enumerate(claimed):
             self._launch(c, rule.refusal(c.run_by) if rule is not None else None, ahead=i >= threads_free)
         # While the workers run: start the jobs that are due all the same, and
@@ -677,17 +687,19 @@ class BatchServerEngine:
                 self._ended.append(r)
                 self._factor = 1  # the threads are busy: claim no more than they can take
 
-    def _claim(self, free: int, claimed: list[Claimed] | None = None) -> list[Claimed]:
+    def _claim(self, free: int, claimed: list[Claimed] | None = None, queued_from: int | None = None) -> list[Claimed]:
         """Claim tasks for up to free threads, keeping the reserved threads for Reserved-capacity jobs.
 
         The server has `capacity` threads, `reserved` of them only for tasks of
         Reserved-capacity jobs, which may use the others too: such tasks fill
         the reserved threads first. Without reserved threads this is one claim.
+        queued_from: the claims from this one on wait for a thread (claimed
+        ahead; never with reserved threads, see _ahead).
         """
         reserved = min(self.settings.reserved, self.capacity)
         if reserved <= 0:
             return self.store.claim_ready_tasks(self.name, self._served, free, limited=self._limited,
-                                                 fence=self._fence)
+                                                 fence=self._fence, queued_from=queued_from)
         ending = {id(r) for r in self._ended}
         held = [r.claimed for r in self._running.values() if id(r) not in ending] + (claimed or [])
         special = sum(1 for c in held if c.priority == _RESERVED)
@@ -750,6 +762,10 @@ class BatchServerEngine:
             r = self._starting.get_nowait()
             if not r.dropped:
                 self._to_record.append(r)
+        while not self._ahead_started.empty():
+            r = self._ahead_started.get_nowait()
+            if not r.dropped:
+                self._to_start.append(r)
 
     def _process_started(self, r: Running, pgid: int) -> threading.Event:
         """A worker's command started in process group pgid (TaskContext.process_started): the loop
@@ -761,12 +777,29 @@ class BatchServerEngine:
         self._outcomes.put(None)  # wake the loop
         return recorded
 
+    def _write_reports(self) -> None:
+        """What the workers reported since the last round, in the open transaction: process
+        groups about to start, attempts that ended, starts of attempts claimed ahead."""
+        if self._to_record:
+            self._write_started()
+        self._write_ended()
+        if self._to_start:
+            self._write_starts()
+
     def _write_started(self) -> None:
         """Record the process groups of commands about to start, in the open transaction."""
         self._recording = [r for r in self._to_record if r.claimed.attempt_id in self._running]
         if self._recording:
-            self.store.record_processes([(r.claimed.attempt_id, self._host, int(r.pgid or 0), r.pgid_key)
+            self.store.record_processes([(r.claimed.attempt_id, self._host, int(r.pgid or 0), r.pgid_key, r.started)
                                          for r in self._recording], self._fence)
+
+    def _write_starts(self) -> None:
+        """Record the real starts of attempts claimed ahead that are still running, in the open
+        transaction (those that ended are recorded with their end): no longer ``queued``."""
+        self._starts_seen = list(self._to_start)
+        self._starts_writing = [r for r in self._starts_seen
+                                if r.result is None and not r.dropped and r.claimed.attempt_id in self._running]
+        self.store.record_starts([(r.claimed.attempt_id, r.started) for r in self._starts_writing], self._fence)
 
     def _write_ended(self) -> None:
         """Record every attempt in _ended, in the open transaction (see _transaction)."""
@@ -784,8 +817,17 @@ class BatchServerEngine:
         once it has committed; if it fails they stay in _ended for the next round."""
         self._recorded = []
         self._recording = []
+        self._starts_seen = []
+        self._starts_writing = []
         with write():
             yield
+        if self._starts_seen:
+            done = {id(r) for r in self._starts_seen}  # recorded, or ended (recorded with the end) or dropped
+            self._to_start = [r for r in self._to_start if id(r) not in done]
+            for r in self._starts_writing:
+                if r.start_recorded is not None:
+                    r.start_recorded.set()  # its class may run now
+            self._starts_seen = self._starts_writing = []
         recorded, self._recorded = self._recorded, []
         for r in recorded:
             r.flushed = len(r.lines)
@@ -842,10 +884,13 @@ class BatchServerEngine:
 
     def _sleep(self, timeout: float) -> None:
         """Until a worker reports, wake() is called or the timeout has passed."""
+        self._asleep = True
         try:
             item = self._outcomes.get(timeout=timeout)
         except queue.Empty:
             return
+        finally:
+            self._asleep = False
         if item is not None:
             self._held.append(item)
 
@@ -989,6 +1034,20 @@ class BatchServerEngine:
         assert self._pool is not None
         self._pool.submit(lambda: self._run(r))
 
+    def _report_ahead_start(self, r: Running, wait: bool) -> None:
+        """A worker starts an attempt claimed ahead: the loop records its start in its next round
+        (_write_starts). wait: return only once that is committed (TaskCanceled if the attempt is
+        canceled, handed back or dropped first), for a class that is not rerun_safe."""
+        if wait:
+            r.start_recorded = threading.Event()
+        self._ahead_started.put(r)
+        if wait or self._asleep:
+            self._outcomes.put(None)  # wake the loop
+        if r.start_recorded is not None:
+            while not r.start_recorded.wait(0.05):
+                if r.cancel.is_set():
+                    raise TaskCanceled("canceled before it started")
+
     def _run(self, r: Running) -> None:
         c = r.claimed
         with self._start_lock:
@@ -1020,6 +1079,8 @@ class BatchServerEngine:
                 raise BatchClassError(r.refused)
             cls = get_class(c.class_name)
             ctx.params = validate_params(cls, c.params)
+            if r.ahead:
+                self._report_ahead_start(r, wait=not cls.rerun_safe)
             cls().run(ctx)
             result = "ended"
         except TaskCanceled:

@@ -148,6 +148,7 @@ class Orphan:
     host: str | None  # where its shell command runs, if it started one
     pgid: int | None
     pgid_key: str | None
+    queued: bool = False  # claimed ahead and never recorded as started: taken back, it uses no retry
 
 
 class ServerNameInUse(UserError):
@@ -172,13 +173,19 @@ _ID_STATUS = (("id", "bigint"), ("status", "int"))  # compare-and-set: the row i
 _CLAIM_TASKS = Bulk("batch_task", (("status", "int", None), ("server", "text", None), ("attempt", "bigint", None),
                                    ("attempts", "int", None), ("not_before", None, "NULL")), _ID_STATUS)
 _CLOSE_BULK = Bulk("task_attempt", (("status", "int", None), ("started", "timestamp", "COALESCE({v}, started)"),
-                                    ("ended", "timestamp", None), ("log", "text", "log || {v}")),
+                                    ("ended", "timestamp", None), ("log", "text", "log || {v}"),
+                                    ("queued", None, "NULL")),
                    (("id", "bigint"),), "ended IS NULL")
 _CLOSE_OWNED_BULK = Bulk("task_attempt", (("status", "int", "COALESCE({v}, status)"),
                                           ("started", "timestamp", "COALESCE({v}, started)"),
-                                          ("ended", "timestamp", None), ("log", "text", "log || {v}")),
+                                          ("ended", "timestamp", None), ("log", "text", "log || {v}"),
+                                          ("queued", None, "NULL")),
                          (("id", "bigint"),), _OWNED)
-_STALE = Bulk("task_attempt", (("ended", "timestamp", None), ("log", "text", "log || {v}")), (("id", "bigint"),))
+_STALE = Bulk("task_attempt", (("ended", "timestamp", None), ("log", "text", "log || {v}"), ("queued", None, "NULL")),
+              (("id", "bigint"),))
+# The real start of an attempt claimed ahead, recorded in the round after it (see claim_ready_tasks).
+_STARTED_OWNED = Bulk("task_attempt", (("started", "timestamp", None), ("queued", None, "NULL")),
+                      (("id", "bigint"),), f"queued IS NOT NULL AND {_OWNED}")
 _SETTLE = Bulk("batch_task", (("status", "int", None), ("attempt", None, "NULL")), _ID_STATUS)
 _HANDBACK = Bulk("batch_task", (("status", "int", None), ("server", None, "NULL"), ("attempt", None, "NULL")),
                  _ID_STATUS)
@@ -191,9 +198,10 @@ _JOB_END = Bulk("batch_job", (("status", "int", None), ("modified", "timestamp",
 _JOB_AGAIN = Bulk("batch_job", (("status", "int", None), ("modified", "timestamp", None),
                                 ("scheduled_start", "timestamp", None), ("version", None, "version + 1")), _ID_STATUS)
 _ATTEMPT_COLUMNS = (("run_id", "bigint"), ("task_id", "bigint"), ("attempt", "int"), ("status", "int"),
-                    ("started", "timestamp"), ("server", "text"), ("log", "text"), ("epoch", "int"))
+                    ("started", "timestamp"), ("server", "text"), ("log", "text"), ("epoch", "int"), ("queued", "int"))
 _PROGRESS_OWNED = f"UPDATE task_attempt SET progress = ?, progress_text = ? WHERE id = ? AND {_OWNED}"
-_PROCESS_OWNED = f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ? WHERE id = ? AND {_OWNED}"
+_PROCESS_OWNED = (f"UPDATE task_attempt SET host = ?, pgid = ?, pgid_key = ?, started = COALESCE(?, started), "
+                  f"queued = NULL WHERE id = ? AND {_OWNED}")
 
 
 _CLAIM = (
@@ -506,7 +514,8 @@ class EngineStore:
 
     def claim_ready_tasks(self, server: str, groups: list[str], limit: int,
                           now: datetime | None = None, *, limited: Iterable[str] = (),
-                          reserved_only: bool = False, fence: Fence | None = None) -> list[Claimed]:
+                          reserved_only: bool = False, fence: Fence | None = None,
+                          queued_from: int | None = None) -> list[Claimed]:
         """Move up to limit Ready tasks of the given groups to Executing for this server.
 
         Highest job priority first, then the job's scheduled start, then task ID.
@@ -520,6 +529,12 @@ class EngineStore:
         With a fence (a batch server's), nothing is claimed unless the server's
         row still has its epoch, and the attempts record that epoch. A fenced
         server claims nothing and learns why from its next heartbeat.
+
+        queued_from: the claimed tasks from this one on (in claim order) wait
+        for a thread (claimed ahead, see server.AHEAD_UNDER): their attempts
+        are written ``queued`` until the server records their real start
+        (record_starts, record_processes) or closes them, so that taking one
+        back after a crash uses no retry when it never started.
         """
         if limit <= 0 or not groups:
             return []
@@ -543,9 +558,11 @@ class EngineStore:
             if not rows:
                 return []
             epoch = fence.epoch if fence is not None else None
+            first_queued = len(rows) if queued_from is None else max(0, queued_from)
             attempt_ids = self.d.insert_ids(
-                "task_attempt", _ATTEMPT_COLUMNS, [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "", epoch)
-                                                   for r in rows])
+                "task_attempt", _ATTEMPT_COLUMNS, [(r[8], r[0], r[4] + 1, _EXECUTING, at, server, "", epoch,
+                                                    1 if i >= first_queued else None)
+                                                   for i, r in enumerate(rows)])
             self.d.bulk_exactly(_CLAIM_TASKS, [(_EXECUTING, server, aid, r[4] + 1, r[0], _READY)
                                                for aid, r in zip(attempt_ids, rows, strict=True)])
         return [Claimed(tid, attempt_id, attempts + 1, job_id, run_id, class_name, _params(params), company,
@@ -730,8 +747,19 @@ class EngineStore:
         else:
             self._fenced(self.d.x(_PROGRESS_OWNED, values).rowcount, 1, fence, lost_race_ok=True)
 
-    def record_processes(self, started: list[tuple[int, str, int, str | None]], fence: Fence) -> None:
-        """Where the commands of running attempts run: (attempt id, host, process group, group key).
+    def record_starts(self, started: list[tuple[int, Any]], fence: Fence) -> None:
+        """The real starts of attempts claimed ahead: (attempt id, start), no longer ``queued``.
+
+        Only while the server owns the attempt (else ServerFenced); one closed
+        or recorded meanwhile is left as it is."""
+        if started:
+            rows = [(self.d.when(at), attempt_id) for attempt_id, at in started]
+            self._fenced(self.d.bulk(_STARTED_OWNED, rows), len(rows), fence, lost_race_ok=True)
+
+    def record_processes(self, started: list[tuple[int, str, int, str | None, Any]], fence: Fence) -> None:
+        """Where the commands of running attempts run: (attempt id, host, process group, group key, start).
+
+        The attempt's start is recorded with it (it is no longer ``queued``).
 
         Written before the command starts (the shell class waits for it), so
         that whoever takes the attempt back can stop that group first. Only
@@ -741,7 +769,7 @@ class EngineStore:
         to, the round goes on rather than being retried for ever.
         """
         if started:
-            rows = [(host, pgid, key, attempt_id) for attempt_id, host, pgid, key in started]
+            rows = [(host, pgid, key, self.d.when(at), attempt_id) for attempt_id, host, pgid, key, at in started]
             self._fenced(self.d.many(_PROCESS_OWNED, rows), len(rows), fence, lost_race_ok=True)
 
     def _fenced(self, changed: int, expected: int, fence: Fence, lost_race_ok: bool = False) -> None:
@@ -958,14 +986,14 @@ class EngineStore:
         the running jobs (the job status index) and their running tasks.
         """
         rows = self.d.x(
-            "SELECT t.id, a.id, a.server, s.heartbeat, s.stopped, s.name, a.host, a.pgid, a.pgid_key "
+            "SELECT t.id, a.id, a.server, s.heartbeat, s.stopped, s.name, a.host, a.pgid, a.pgid_key, a.queued "
             "FROM batch_job j JOIN batch_task t ON t.job_id = j.id "
             "JOIN task_attempt a ON a.id = t.attempt LEFT JOIN batch_server s ON s.name = a.server "
             f"WHERE j.status IN ({sql_in(_END.sources)}) AND t.status IN ({sql_in(_RUNNING_TASK)}) "
             "AND (s.name IS NULL OR COALESCE(a.epoch, 0) < s.epoch) ORDER BY t.id").fetchall()
         return [Orphan(tid, aid, server, as_datetime(heartbeat), stopped is not None or name is None, host,
-                       pgid, key)
-                for tid, aid, server, heartbeat, stopped, name, host, pgid, key in rows]
+                       pgid, key, bool(queued))
+                for tid, aid, server, heartbeat, stopped, name, host, pgid, key, queued in rows]
 
     def take_back(self, orphans: list[tuple[Orphan, str]], retry_base: float = 5.0,
                   now: datetime | None = None) -> int:
@@ -973,7 +1001,9 @@ class EngineStore:
 
         Each attempt ends in Error with its reason in its log; the task is
         retried if it has retries left, else it is in Error (Canceled if it
-        was being canceled). An orphan that another server took back
+        was being canceled). An attempt still ``queued`` (claimed ahead, never
+        recorded as started) is handed back instead: Canceled, its task Ready
+        again, no retry used. An orphan that another server took back
         meanwhile is left alone. The caller has stopped the attempts'
         process groups first where it could. Returns how many tasks were
         taken back.
@@ -985,7 +1015,10 @@ class EngineStore:
                 current.update(self.d.x(
                     f"SELECT id, attempt FROM batch_task WHERE id IN ({in_marks(ids)}) "
                     f"AND status IN ({sql_in(_RUNNING_TASK)})", ids).fetchall())
-            outcomes = [Outcome(o.task_id, o.attempt_id, "error", log=f"{reason}\n", ended=now)
+            outcomes = [Outcome(o.task_id, o.attempt_id, "handback", ended=now,
+                                log=f"{reason}; it had not started (claimed ahead, waiting for a thread): "
+                                    "handed back, Ready again, no retry used\n")
+                        if o.queued else Outcome(o.task_id, o.attempt_id, "error", log=f"{reason}\n", ended=now)
                         for o, reason in orphans if current.get(o.task_id) == o.attempt_id]
             self.finish_attempts(outcomes, retry_base=retry_base, now=now)
         return len(outcomes)

@@ -92,6 +92,8 @@ from . import (
     v9_audit_calendars,
     v10_beyond_erp,
     v11_pg_guard_when,
+    v12_claimed_ahead,
+    v13_run_ended_index,
 )
 
 Step = Callable[[Database, SchemaMigrator], None]
@@ -108,6 +110,8 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (9, v9_audit_calendars.apply),
     (10, v10_beyond_erp.apply),
     (11, v11_pg_guard_when.apply),
+    (12, v12_claimed_ahead.apply),
+    (13, v13_run_ended_index.apply),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
