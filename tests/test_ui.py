@@ -341,6 +341,48 @@ async def test_filter_and_status_quick_filter(ui_db):
 
 
 @sync
+async def test_the_batch_jobs_page_counts_its_rows_once_as_it_opens_and_again_for_a_filter(ui_db, monkeypatch):
+    """The filters' first Changed events as the page mounts ask for the rows it already shows:
+    not counted and read again (issue 17: at 1,000,000 jobs a count is 15-50 ms)."""
+    from batchtui.ui.screens import jobs_source
+
+    _many_jobs(60)
+    counted: list[tuple] = []
+    count = jobs_source.JobsSource._count
+    monkeypatch.setattr(jobs_source.JobsSource, "_count", lambda self: counted.append(self.criteria) or count(self))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 60)
+        await pilot.pause(0.3)
+        assert counted == [("", None, "id", True)]
+        await pilot.press("slash", *"Job 3")
+        assert await wait_for(pilot, lambda: grid.row_count == len([i for i in range(1, 61) if i % 7 == 3]))
+        assert counted[-1] == ("Job 3", None, "id", True)
+        await pilot.press("enter", "escape")  # to the grid; the filters cleared: all again, counted again
+        assert await wait_for(pilot, lambda: grid.row_count == 60)
+        assert counted[-1] == ("", None, "id", True)
+
+
+@sync
+async def test_a_flex_column_follows_text_read_again_after_a_reload(ui_db):
+    """Each page's text is measured once; a page read again (a live refresh) is measured again."""
+    _many_jobs(30)
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 30)
+        col = next(i for i, c in enumerate(grid.columns) if c.key == "description")
+        before = grid._widths[col]
+        m.BatchJob.update(description="A much longer description than any before it").where(
+            m.BatchJob.id == 7).execute()
+        grid.reload(keep_key=True)
+        await pilot.pause(0.2)
+        assert grid._widths[col] > before
+        assert grid._widths[col] >= len("A much longer description than any before it")
+
+
+@sync
 async def test_live_refresh_keeps_cursor(ui_db):
     ids = seed_data()
     app = make_app(poll_interval=0.1)

@@ -348,9 +348,14 @@ class BatchJobsScreen(BatchJobMenu):
         text = self.query_one("#filter-text", Input).value
         status = self.query_one("#filter-status", Select).value
         grid = self.grid
+        source = JobsSource(text, status if isinstance(status, int) and status != -1 else None,
+                            self.sort, self.sort_descending)
+        if isinstance(grid.source, JobsSource) and grid.source.criteria == source.criteria:
+            # The same rows (the filters' first Changed events, as the screen mounts): not
+            # counted and read again (at 1,000,000 jobs a count is 15-50 ms; issue 17).
+            return
         grid.set_sort(self.sort, self.sort_descending)
-        grid.set_source(JobsSource(text, status if isinstance(status, int) and status != -1 else None,
-                                   self.sort, self.sort_descending), keep_key=keep_key)
+        grid.set_source(source, keep_key=keep_key)
         if not self.is_dirty():
             self.load_record(grid.cursor_key)
 

@@ -54,6 +54,11 @@ class JobsSource:
         self.descending = descending
         self.pager = KeysetPager(self._query, SORT_FIELDS[self.sort], m.BatchJob.id, descending, self._count)
 
+    @property
+    def criteria(self) -> tuple[str, int | None, str, bool]:
+        """What it shows: the filter text and status, the sort column and direction."""
+        return (self.text, self.status, self.sort, self.descending)
+
     def _filtered(self, query: Any) -> Any:
         J = m.BatchJob
         if self.status is not None:
