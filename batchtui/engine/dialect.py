@@ -145,23 +145,21 @@ class Dialect:
                 raise ValueError(f"a row of {len(row)} values for an update of {update.width}")
         if not self.values_rows:
             return self.many(update.sqlite, rows)
-        changed = 0
-        for part in self._padded(rows, update.width):
-            changed += int(self.x(self._values(update.sqlite_values, update.width, len(part) // update.width),
-                                  part).rowcount)
-        return changed
+        return self._values_many(update.sqlite_values, update.width, rows)
 
-    def _padded(self, rows: Sequence[Sequence[Any]], width: int) -> Iterator[list[Any]]:
-        """The rows' values in one flat list per statement, at most VALUES_MAX rows,
-        padded with NULLs to a power of two rows."""
+    def _values_many(self, template: str, width: int, rows: Sequence[Sequence[Any]]) -> int:
+        """Run template ("{rows}": a VALUES list) for rows of width values, at most VALUES_MAX
+        rows a statement, each padded with rows of NULLs to a power of two; how many rows changed."""
+        changed = 0
         for start in range(0, len(rows), VALUES_MAX):
             part = rows[start:start + VALUES_MAX]
-            flat = [value for row in part for value in row]
             size = 1
             while size < len(part):
                 size *= 2
+            flat = [value for row in part for value in row]
             flat.extend([None] * (width * (size - len(part))))
-            yield flat
+            changed += int(self.x(self._values(template, width, size), flat).rowcount)
+        return changed
 
     def _values(self, template: str, width: int, n: int) -> str:
         """template with "{rows}" replaced by n rows of width placeholders (made once, see marked)."""
@@ -232,11 +230,7 @@ class Dialect:
             # The padding rows (a NULL id) are left out.
             template = self._inserts[table] = (
                 f"INSERT INTO {table} (id, {names}) SELECT * FROM (VALUES {{rows}}) WHERE column1 IS NOT NULL")
-        width = len(columns) + 1
-        inserted = 0
-        for part in self._padded(numbered, width):
-            inserted += int(self.x(self._values(template, width, len(part) // width), part).rowcount)
-        exactly(inserted, len(rows))
+        exactly(self._values_many(template, len(columns) + 1, numbered), len(rows))
         return ids
 
     def engine_session(self) -> None:
