@@ -101,6 +101,15 @@ def seed_data() -> dict:
     return {"close": close.id, "sub": sub.id, "ran": ran.id, "ran_task": rt.id, "t1": t1.id, "t2": t2.id}
 
 
+def seed_with_close_executing() -> dict:
+    """seed_data, with the Month-end close job Executing (no server runs it)."""
+    ids = seed_data()
+    st.set_job_status(ids["close"], BatchStatus.WAITING, Actor.current(USER))
+    m.BatchJob.update(scheduled_start=T0).where(m.BatchJob.id == ids["close"]).execute()
+    EngineStore().start_due_jobs("AOS1", now=T0)
+    return ids
+
+
 def make_app(server: bool = False, **kwargs) -> BatchTuiApp:
     factory = None
     if server:
@@ -380,6 +389,147 @@ async def test_a_flex_column_follows_text_read_again_after_a_reload(ui_db):
         await pilot.pause(0.2)
         assert grid._widths[col] > before
         assert grid._widths[col] >= len("A much longer description than any before it")
+
+
+@sync
+async def test_paging_through_the_jobs_never_waits_for_a_read_while_drawing(ui_db, monkeypatch):
+    """The pages a PgDn or PgUp shows next are read once the view is painted, not while the key
+    moves the cursor or draws (issue 17: 2-3 ms a page at 1,000,000 jobs); and however far one pages, the page on
+    screen is never dropped and read again."""
+    from batchtui.ui.screens import jobs_source
+
+    _many_jobs(1100)
+    in_key = [False]
+    reads: list[tuple[int, bool]] = []  # (offset, read while a key moved the cursor or drew the rows)
+    fetch = jobs_source.JobsSource.fetch
+
+    def recorded_fetch(self, offset, limit):
+        reads.append((offset, in_key[0]))
+        return fetch(self, offset, limit)
+
+    def flagged(method):
+        def run(self, *args):
+            in_key[0] = True
+            try:
+                return method(self, *args)
+            finally:
+                in_key[0] = False
+        return run
+
+    monkeypatch.setattr(jobs_source.JobsSource, "fetch", recorded_fetch)
+    for name in ("action_page_down", "action_page_up", "render_line"):
+        monkeypatch.setattr(PagedGrid, name, flagged(getattr(PagedGrid, name)))
+    app = make_app()
+    async with app.run_test(size=(120, 60)) as pilot:
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 1100)
+        await pilot.pause(0.2)
+        opened = len(reads)
+        while grid.cursor < 1099:
+            await pilot.press("pagedown")
+            await pilot.pause()
+        for _ in range(12):
+            await pilot.press("pageup")
+            await pilot.pause()
+        paged = reads[opened:]
+        assert sorted(offset for offset, _ in paged) == list(range(100, 1100, 100))  # each page read once
+        assert [r for r in paged if r[1]] == []
+        assert grid.row_at(grid.cursor).key == grid.cursor_key
+
+
+def _footer_keys(screen) -> list:
+    from textual.widgets._footer import FooterKey
+
+    return list(screen.query(FooterKey))
+
+
+def _footer_matches_bindings(screen) -> bool:
+    """Each key shown greyed exactly when Textual's own bindings say it does not apply now."""
+    applies = {(b.key, b.action): enabled for _n, b, enabled, _t in screen.active_bindings.values()}
+    keys = _footer_keys(screen)
+    return bool(keys) and all(applies[(k.key, k.action)] is not k.has_class("-disabled") for k in keys)
+
+
+def _footer_key(screen, action: str):
+    return next(k for k in _footer_keys(screen) if k.action == action)
+
+
+@sync
+async def test_the_footer_greys_keys_in_place_as_the_cursor_moves_from_a_running_job(ui_db):
+    """From an Executing job to an ended one, Cancel greys out and Run now lights up: the same
+    key widgets, not a footer composed again (issue 17: 10-18 ms while paging a million jobs)."""
+    ids = seed_with_close_executing()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        grid = screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 4)
+        order = [int(row[0]) for row in grid_rows(grid)]
+        await pilot.press(*["down"] * order.index(ids["close"]))
+        assert await wait_for(pilot, lambda: screen.job_id == ids["close"] and _footer_matches_bindings(screen))
+        assert not _footer_key(screen, "cancel_job").has_class("-disabled")
+        assert _footer_key(screen, "run_now").has_class("-disabled")
+        keys = _footer_keys(screen)
+
+        step = order.index(ids["ran"]) - order.index(ids["close"])
+        await pilot.press(*["down" if step > 0 else "up"] * abs(step))
+        assert await wait_for(pilot, lambda: screen.job_id == ids["ran"])
+        await pilot.pause(0.1)
+        assert _footer_key(screen, "cancel_job").has_class("-disabled")
+        assert not _footer_key(screen, "run_now").has_class("-disabled")
+        assert _footer_matches_bindings(screen)
+        assert all(a is b for a, b in zip(_footer_keys(screen), keys, strict=True))
+
+        await pilot.press("slash")  # the filter box: the letter keys are typed, not shown as keys
+        await pilot.pause(0.1)
+        assert "history" not in [k.action for k in _footer_keys(screen)] and _footer_matches_bindings(screen)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not _footer_key(screen, "history").has_class("-disabled") and _footer_matches_bindings(screen)
+
+
+@sync
+async def test_the_footer_is_composed_again_when_the_keys_it_shows_change():
+    """A key that is hidden (check_action False), not only greyed, rebuilds the footer."""
+    from textual.app import App
+    from textual.binding import Binding
+
+    from batchtui.ui.widgets.footer import Footer
+
+    class Keys(App):
+        ENABLE_COMMAND_PALETTE = False
+        BINDINGS = [Binding("a", "one", "One"), Binding("b", "two", "Two"), Binding("c", "three", "Three")]
+        mode = "all"
+
+        def compose(self):
+            yield Footer()
+
+        def check_action(self, action, parameters):
+            if action == "two" and self.mode != "all":
+                return None if self.mode == "grey" else False
+            return True
+
+        def action_one(self):
+            self.mode = "grey"
+            self.refresh_bindings()
+
+        def action_three(self):
+            self.mode = "hide"
+            self.refresh_bindings()
+
+    app = Keys()
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        keys = _footer_keys(app.screen)
+        assert [k.action for k in keys] == ["one", "two", "three"] and _footer_matches_bindings(app.screen)
+        await pilot.press("a")
+        await pilot.pause()
+        assert _footer_keys(app.screen)[1].has_class("-disabled") and _footer_matches_bindings(app.screen)
+        assert all(a is b for a, b in zip(_footer_keys(app.screen), keys, strict=True))
+        await pilot.press("c")
+        await pilot.pause()
+        assert [k.action for k in _footer_keys(app.screen)] == ["one", "three"]
+        assert _footer_matches_bindings(app.screen)
 
 
 @sync
@@ -1132,10 +1282,7 @@ async def test_alerts_dialog_validation(ui_db):
 
 @sync
 async def test_change_status_refused_with_reason(ui_db):
-    ids = seed_data()
-    st.set_job_status(ids["close"], BatchStatus.WAITING, Actor.current(USER))
-    m.BatchJob.update(scheduled_start=T0).where(m.BatchJob.id == ids["close"]).execute()
-    EngineStore().start_due_jobs("AOS1", now=T0)  # Executing; no server runs it in this test
+    ids = seed_with_close_executing()
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ... import alerts
 from ...actor import Actor
@@ -12,6 +12,7 @@ from ...errors import NotFound
 from ..format import zoned
 from ..guard import guarded
 from ..safe_text import one_line, safe
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ... import audit
 from ... import models as m
@@ -12,6 +12,7 @@ from ...timeutil import machine_zone
 from ..format import wall
 from ..guard import guarded
 from ..safe_text import one_line, safe
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
 

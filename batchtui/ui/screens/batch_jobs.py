@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from ... import models as m
 from ... import status as st
@@ -23,6 +23,7 @@ from ..guard import guarded
 from ..safe_text import safe, safe_options, visible
 from ..validation import Description, Seconds, TimeZone, WallTime, refusal
 from ..widgets.fields import chosen
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import PagedGrid
 from .base import Breadcrumb, MessageLine
 from .job_menu import BatchJobMenu

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Checkbox, Input, Label, Select, Static, TabbedContent, TabPane
 
 from ... import models as m
 from ... import validators
@@ -21,6 +21,7 @@ from ..guard import guarded
 from ..safe_text import safe, safe_options, visible
 from ..validation import Description, MaxRetries, Seconds, refusal
 from ..widgets.fields import chosen
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import CallableSource, GridRow, PagedGrid
 from ..widgets.parameters import ParametersForm
 from .base import Breadcrumb, MessageLine

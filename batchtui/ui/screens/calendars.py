@@ -13,12 +13,13 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Checkbox, Footer, Input, Label
+from textual.widgets import Checkbox, Input, Label
 
 from ...calendars import add_calendar, calendar_rows, delete_calendar
 from ...errors import UserError
 from ..guard import guarded
 from ..safe_text import one_line
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
 from .record_form import KeyedRecordForm, record_bindings

@@ -7,13 +7,14 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from ... import validators
 from ...errors import UserError
 from ...groups import check_may_change_groups, delete_group, group_rows, limit_text, save_group
 from ..guard import guarded
 from ..safe_text import one_line
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
 from .record_form import KeyedRecordForm, record_bindings

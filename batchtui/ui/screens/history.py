@@ -10,13 +10,14 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from ... import models as m
 from ... import status as st
 from ..format import duration, status_label, status_style, wall, zoned
 from ..guard import guarded
 from ..safe_text import one_line, safe, visible
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import BaseScreen, Breadcrumb
 

@@ -12,12 +12,13 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Input, Label
 
 from ...errors import UserError
 from ...periods import add_period, delete_period, period_rows
 from ..guard import guarded
 from ..safe_text import one_line
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
 from .record_form import KeyedRecordForm, record_bindings

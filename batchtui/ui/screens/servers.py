@@ -9,7 +9,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from ... import servers
 from ...errors import UserError
@@ -17,6 +17,7 @@ from ...timeutil import machine_zone
 from ..format import zoned
 from ..guard import guarded
 from ..safe_text import one_line, safe
+from ..widgets.footer import Footer
 from ..widgets.paged_grid import CallableSource, Column, GridRow, PagedGrid
 from .base import Breadcrumb, MessageLine
 from .record_form import KeyedRecordForm, record_bindings
