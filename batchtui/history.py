@@ -246,7 +246,7 @@ def _run_history(run: m.JobRun, tasks: list[tuple[Any, ...]], tz: str) -> dict:
     a = m.TaskAttempt
     for found in m.tuples(a.select(a.id, a.task, a.attempt, a.status, a.started, a.ended, a.server,
                                    fn.LENGTH(a.log).coerce(False))
-                          .where(a.run == run.id).order_by(a.attempt, a.id)):
+                          .where((a.run == run.id) & a.ran_or_runs()).order_by(a.attempt, a.id)):
         attempts.setdefault(found[1], []).append(found)
     logs = _LogReader([at for tid, *_ in tasks if tid in statuses for at in attempts.get(tid, [])])
     row = run_dict(run, tz)

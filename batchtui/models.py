@@ -308,12 +308,20 @@ class TaskAttempt(BaseModel):
     pgid = BigIntegerField(null=True)
     pgid_key = CharField(null=True, max_length=120)
     # 1 while it is claimed ahead and its start not recorded (migrations/v12): taken back, it used no retry.
+    # Kept once it is closed when it was handed back before its class began: not an attempt that ran
+    # (see ran_or_runs).
     queued = IntegerField(null=True)
     run_id: Field[int]
     task_id: Field[int]
 
     class Meta:
         indexes = ((("run", "task", "attempt"), False),)
+
+    @classmethod
+    def ran_or_runs(cls) -> Any:
+        """The attempts history shows: all but those handed back before their class began
+        (a task that never started in a run has no attempt; the number it took stays used)."""
+        return cls.queued.is_null() | cls.ended.is_null()
 
 
 class Alert(BaseModel):

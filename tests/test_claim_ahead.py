@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from batchtui import history
 from batchtui import models as m
 from batchtui.classes import BatchClass, Param, TaskContext, register_class, unregister_class
+from batchtui.engine.metrics import ServerMetrics
 from batchtui.engine.server import AHEAD_MAX, AHEAD_WAIT, BatchServerEngine, Running, _ahead_factor
 from batchtui.engine.store import Claimed
 from batchtui.vocabulary import BatchStatus as S
@@ -118,16 +120,26 @@ def test_a_task_claimed_ahead_behind_a_long_one_is_handed_back_unrun_and_runs_la
     tasks.append({"key": "long", "class_name": "Sleep", "params": {"seconds": 2 * AHEAD_WAIT}})
     tasks += [{"key": f"b{i}", "class_name": "AheadProbe"} for i in range(6)]
     job_id, ids = make_job(tasks, status=S.WAITING)
-    engine_factory(threads=1, poll=0.05)
+    engine = engine_factory(threads=1, poll=0.05)
+    engine.metrics = metrics = ServerMetrics()  # long before the first hand-back (AHEAD_WAIT)
     wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=60)
     attempts = _attempts(ids)
     handed_back = {k: a for k, a in attempts.items() if len(a) > 1}
     assert handed_back, "no task claimed ahead behind the long one was handed back"
+    (run,) = history.job_history(job_id)
+    shown = {t["id"]: t["attempts"] for t in run["tasks"]}
     for key, tries in handed_back.items():
         first, *rest = tries
         assert key.startswith("b")
         assert first.status == S.CANCELED and "Not started" in first.log and "handed back" in first.log
-        assert len(rest) == 1 and rest[0].status == S.FINISHED
+        assert first.queued == 1  # closed, and marked as never begun
+        assert len(rest) == 1 and rest[0].status == S.FINISHED and rest[0].queued is None
+        # History shows the attempt that ran, under the number it was given; not the hand-back.
+        assert [(a["attempt"], a["status"]) for a in shown[ids[key]]] == [(2, "ended")]
+    # Counted as the attempts that ran: ended ones, and no Canceled for the hand-backs.
+    counted = lambda status: metrics.registry.get_sample_value(  # noqa: E731
+        "batchtui_task_attempts_total", {"status": status}) or 0
+    assert counted("ended") > 0 and counted("canceled") == 0
     tasks_now = {t.id: t for t in m.BatchTask.select().where(m.BatchTask.job == job_id)}
     assert all(tasks_now[ids[k]].retries_used == 0 for k in handed_back)
     assert probe.most == 1
@@ -141,16 +153,22 @@ def test_a_stopping_server_hands_back_what_it_claimed_ahead_at_once(engine_facto
     tasks += [{"key": f"b{i}", "class_name": "AheadProbe"} for i in range(6)]
     job_id, ids = make_job(tasks, status=S.WAITING)
     engine = engine_factory(threads=1, poll=0.05, retry_base=0)
-    wait_for(lambda: m.BatchTask.get_by_id(ids["long"]).status == S.EXECUTING, timeout=30)
+    long_began = m.TaskAttempt.select().where((m.TaskAttempt.task == ids["long"]) & m.TaskAttempt.queued.is_null())
+    wait_for(lambda: m.BatchTask.get_by_id(ids["long"]).status == S.EXECUTING and long_began.exists(), timeout=30)
     waiting = [k for k in ids if k.startswith("b") and m.BatchTask.get_by_id(ids[k]).status == S.EXECUTING]
     started = time.monotonic()
     engine.stop(grace=1)
     assert time.monotonic() - started < 10
     attempts = _attempts(ids)
+    (run,) = history.job_history(job_id)
+    shown = {t["id"]: t["attempts"] for t in run["tasks"]}
+    assert waiting
     for key in waiting:
         (only,) = attempts[key]
         assert only.status == S.CANCELED and "Not started" in only.log, only.log
         assert m.BatchTask.get_by_id(ids[key]).status == S.READY
+        assert shown[ids[key]] == []  # "a task that never started in a run has an empty attempts list"
+    assert [a["status"] for a in shown[ids["long"]]] == ["canceled"]  # it began: handed back, shown
     assert not any(a.status == S.FINISHED for k in ids if k.startswith("b") for a in attempts[k])
     assert m.BatchTask.get_by_id(ids["long"]).status == S.READY  # handed back after the grace
 
@@ -221,7 +239,9 @@ def test_the_start_of_a_task_claimed_ahead_is_recorded_while_it_runs(engine_fact
     assert attempt.ended is None and attempt.status == S.EXECUTING  # recorded while it runs
     assert attempt.started == r.started  # the real start, not the claim
     wait_for(lambda: job_status(job_id) == S.FINISHED, timeout=60)
-    assert not m.TaskAttempt.select().where(m.TaskAttempt.queued.is_null(False)).exists()
+    still_queued = list(m.TaskAttempt.select().where(m.TaskAttempt.queued.is_null(False)))
+    # None left open; closed ones are only those handed back unstarted (threads busy for AHEAD_WAIT).
+    assert all(a.ended is not None and a.status == S.CANCELED and "Not started" in a.log for a in still_queued)
 
 
 class _SeesItsAttempt(BatchClass):
@@ -312,12 +332,16 @@ def test_tasks_claimed_ahead_by_a_sigkilled_server_go_back_without_using_a_retry
     (cut,) = attempts["long"]
     assert cut.status == S.ERROR and "interrupted" in cut.log, cut.log
     assert tasks_now[ids["long"]].status == S.ERROR
+    (run,) = history.job_history(job_id)
+    shown = {t["id"]: t["attempts"] for t in run["tasks"]}
     for key in waiting:
         first, second = attempts[key]
         assert first.status == S.CANCELED and "it had not started" in first.log, first.log
-        assert "no retry used" in first.log
+        assert "no retry used" in first.log and first.queued == 1
         assert second.status == S.FINISHED and second.queued is None
+        assert [(a["attempt"], a["status"]) for a in shown[ids[key]]] == [(2, "ended")]
         assert tasks_now[ids[key]].status == S.FINISHED and tasks_now[ids[key]].retries_used == 0
+    assert [a["status"] for a in shown[ids["long"]]] == ["error"]  # it began: an attempt, cut
     assert all(len(attempts[k]) == 1 and attempts[k][0].status == S.FINISHED
                for k in ids if k.startswith("b") and k not in waiting)
     assert job_status(job_id) == S.ERROR  # the long task failed, every other one ended

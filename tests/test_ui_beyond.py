@@ -127,6 +127,35 @@ async def test_run_now_and_rerun_failed_keys_and_kept_tasks_in_the_history(ui_db
 
 
 @sync
+async def test_an_attempt_handed_back_before_it_began_is_not_in_the_history_or_the_log_tab(ui_db):
+    """The engine closes such an attempt Canceled and keeps it ``queued`` (claimed ahead, never
+    begun: tests/test_claim_ahead.py makes them with a real server). Here one is written as the
+    engine writes it, beside an attempt that ran; history shows only the one that ran."""
+    from batchtui.ui.screens.tasks_source import latest_attempt_log
+
+    job_id, tasks = _job(tasks=[{"key": "ok", "description": "Post", "class": "Noop"}])
+    app = make_app(server=True, poll_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: m.JobRun.select().where(
+            (m.JobRun.job == job_id) & m.JobRun.ended.is_null(False)).count() == 1, timeout=20)
+        ran = m.TaskAttempt.get(m.TaskAttempt.task == tasks["ok"])
+        m.TaskAttempt.create(run=ran.run_id, task=ran.task_id, attempt=2, status=BatchStatus.CANCELED,
+                             started=ran.ended, ended=ran.ended, server="AOS9", queued=1,
+                             log="Not started: batch server AOS9 had claimed it ahead and stopping; handed back")
+        assert "Attempt 1: Ended" in str(latest_attempt_log(tasks["ok"], job_id))
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", timeout=5)
+        hist = app.screen
+        assert await wait_for(pilot, lambda: [r[4] for r in grid_rows(hist.query_one("#run-tasks-grid"))]
+                              == ["1"], timeout=5), grid_rows(hist.query_one("#run-tasks-grid"))
+        assert await wait_for(pilot, lambda: [r[:2] for r in grid_rows(hist.query_one("#attempts-grid"))]
+                              == [["1", "Ended"]], timeout=5), grid_rows(hist.query_one("#attempts-grid"))
+    assert app._exception is None
+
+
+@sync
 async def test_run_now_is_not_offered_while_the_job_runs(ui_db):
     job_id, _ = _job(tasks=[{"key": "s", "description": "Sleep", "class": "Sleep", "params": {"seconds": 6}}])
     app = make_app(server=True, poll_interval=0.1)

@@ -9,7 +9,8 @@ nothing.
 
 - ``batchtui_task_attempts_total{status="ended|error|canceled"}``: attempts
   this server ran, by how they ended (a task handed back at a stop counts as
-  canceled: its attempt is closed as Canceled).
+  canceled: its attempt is closed as Canceled; one handed back before its
+  class began is not counted: it never ran, and history does not show it).
 - ``batchtui_tasks_running`` / ``batchtui_tasks_ready``: tasks Executing (or
   Canceling) and Ready in the whole database, at scrape time.
 - ``batchtui_server_tasks_running``: the attempts this server runs now.

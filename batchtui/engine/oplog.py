@@ -49,13 +49,13 @@ def attempt_ended(engine: BatchServerEngine, r: Running) -> None:
     result = r.result or "error"
     closed = engine.store.closed.get(c.attempt_id)
     status = BatchStatus(closed).cli if closed is not None else _STATUS.get(result, "error")
-    if engine.metrics is not None:
+    never_ran = result == "handback" and r.started is None  # no attempt in history either
+    if engine.metrics is not None and not never_ran:
         engine.metrics.attempt_ended(status)
     if not log.isEnabledFor(logging.INFO):
         return
     if result == "handback":
-        why = ("it had not started" if r.started is None
-               else "the server stopped before it ended")
+        why = "it had not started" if never_ran else "the server stopped before it ended"
         log.info("job %d task %d attempt %d handed back: %s; the task is Ready again, no retry used: %s",
                  c.job_id, c.task_id, c.attempt, why, c.description,
                  extra=_fields(engine, c, status, "attempt_handed_back"))

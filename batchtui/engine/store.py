@@ -181,6 +181,9 @@ _CLOSE_OWNED_BULK = Bulk("task_attempt", (("status", "int", "COALESCE({v}, statu
                                           ("ended", "timestamp", None), ("log", "text", "log || {v}"),
                                           ("queued", None, "NULL")),
                          (("id", "bigint"),), _OWNED)
+# A handed-back attempt that never started keeps ``queued`` once closed: it is no attempt
+# (history leaves it out: "a task that never started in a run has an empty attempts list").
+_NEVER_STARTED = Bulk("task_attempt", (("queued", None, "1"),), (("id", "bigint"),), "ended IS NOT NULL")
 _STALE = Bulk("task_attempt", (("ended", "timestamp", None), ("log", "text", "log || {v}"), ("queued", None, "NULL")),
               (("id", "bigint"),))
 # The real start of an attempt claimed ahead, recorded in the round after it (see claim_ready_tasks).
@@ -656,6 +659,7 @@ class EngineStore:
             settle: list[tuple[Any, ...]] = []
             retry: list[tuple[Any, ...]] = []
             handback: list[tuple[Any, ...]] = []
+            never_started: list[tuple[Any, ...]] = []
             finished: list[int] = []  # settled tasks that have dependents
             for o in outcomes:
                 ended = self.d.when(o.ended or now)
@@ -677,6 +681,8 @@ class EngineStore:
                     close.append((_CANCELED, started, ended, o.log, o.attempt_id))
                     new = _CANCELED if current == _CANCELLING else _READY
                     handback.append((new, tid, current))
+                    if o.started is None:  # its class never began (claimed ahead, or a stop came first)
+                        never_started.append((o.attempt_id,))
                 elif current == _CANCELLING or o.result == "canceled":
                     close.append((_CANCELED, started, ended, o.log, o.attempt_id))
                     new = _CANCELED
@@ -704,6 +710,7 @@ class EngineStore:
             self.d.bulk(_STALE, stale)
             self.d.bulk_exactly(_SETTLE, settle)
             self.d.bulk_exactly(_HANDBACK, handback)
+            self.d.bulk(_NEVER_STARTED, never_started)
             self.d.bulk_exactly(_RETRY, retry)
             self.readied = self.readied or bool(handback or retry)
             self.advance_jobs(finished, jobs if finish_runs else (), now)

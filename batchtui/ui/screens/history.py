@@ -163,7 +163,7 @@ class HistoryScreen(BaseScreen):
                 if was_kept:
                     kept.add(task_id)
         A = m.TaskAttempt
-        counted: Any = A.select(A.task, fn.COUNT(A.id)).where(A.run == run.id).group_by(A.task)
+        counted: Any = A.select(A.task, fn.COUNT(A.id)).where((A.run == run.id) & A.ran_or_runs()).group_by(A.task)
         counts: dict[int, int] = dict(counted.tuples())
         rows = []
         tasks: Any = m.BatchTask.select().where(m.BatchTask.job == run.job_id).order_by(m.BatchTask.id)
@@ -185,7 +185,8 @@ class HistoryScreen(BaseScreen):
         day = wall(run.started, tz, "%Y-%m-%d") if run is not None else ""
         rows = []
         attempts: Any = (m.TaskAttempt.select().where((m.TaskAttempt.run == self.run_id)
-                                                      & (m.TaskAttempt.task == self.task_id))
+                                                      & (m.TaskAttempt.task == self.task_id)
+                                                      & m.TaskAttempt.ran_or_runs())
                          .order_by(m.TaskAttempt.attempt, m.TaskAttempt.id))
         for a in attempts:
             rows.append(GridRow(a.id, [str(a.attempt), status_label(a.status),

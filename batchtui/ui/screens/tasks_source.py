@@ -73,7 +73,7 @@ def condition_rows(task_id: int) -> list[GridRow]:
 
 def latest_attempt_log(task_id: int, job_id: int) -> Text | str:
     """The Log tab: the task's latest attempt (server, times, progress while it runs) and its log."""
-    attempt: Any = (m.TaskAttempt.select().where(m.TaskAttempt.task == task_id)
+    attempt: Any = (m.TaskAttempt.select().where((m.TaskAttempt.task == task_id) & m.TaskAttempt.ran_or_runs())
                     .order_by(m.TaskAttempt.id.desc()).first())
     if attempt is None:
         return "The task has not run yet."
