@@ -345,3 +345,30 @@ def test_tasks_claimed_ahead_by_a_sigkilled_server_go_back_without_using_a_retry
     assert all(len(attempts[k]) == 1 and attempts[k][0].status == S.FINISHED
                for k in ids if k.startswith("b") and k not in waiting)
     assert job_status(job_id) == S.ERROR  # the long task failed, every other one ended
+
+
+def test_a_take_back_shows_a_queued_attempt_that_logged_and_hides_one_that_did_not(database):
+    """After a crash, a queued attempt (claimed ahead, start not recorded) is handed back either
+    way. A rerun_safe class may have begun in that gap: if it logged, history shows the attempt
+    with its log; one that logged nothing never began, and history leaves it out."""
+    from datetime import datetime, timedelta
+
+    from batchtui.engine.store import EngineStore
+
+    store = EngineStore()
+    now = datetime(2031, 3, 3, 9, 0)
+    job_id, ids = make_job([{"key": "a", "class_name": "Noop"}, {"key": "b", "class_name": "Noop"}], start=now)
+    store.start_due_jobs("AOS-A", now=now)
+    claimed = {c.task_id: c for c in store.claim_ready_tasks("AOS-A", [""], 8, now=now, queued_from=0)}
+    assert m.TaskAttempt.select().where(m.TaskAttempt.queued == 1).count() == 2
+    store.append_log(claimed[ids["a"]].attempt_id, "posted 12 invoices\n")
+    orphans = store.orphaned_attempts()  # AOS-A has no row: nobody owns its attempts
+    assert store.take_back([(o, "AOS-A stopped answering") for o in orphans], now=now + timedelta(minutes=1)) == 2
+    assert {t.key: (S(t.status), t.retries_used) for t in m.BatchTask.select()} == {
+        "a": (S.READY, 0), "b": (S.READY, 0)}
+    (run,) = history.job_history(job_id)
+    shown = {t["id"]: t["attempts"] for t in run["tasks"]}
+    assert shown[ids["b"]] == []
+    ((a,),) = [shown[ids["a"]]]
+    assert a["status"] == "canceled" and a["log"].startswith("posted 12 invoices\n")
+    assert "began before its start was recorded" in a["log"] and "no retry used" in a["log"]

@@ -437,6 +437,47 @@ async def test_paging_through_the_jobs_never_waits_for_a_read_while_drawing(ui_d
         assert grid.row_at(grid.cursor).key == grid.cursor_key
 
 
+@sync
+async def test_a_read_ahead_that_meets_a_database_error_is_not_tried_again_at_every_key(ui_db, monkeypatch):
+    """While the database is away, each key must not wait for it again (SQLite's busy timeout, a
+    PostgreSQL reconnect): the read ahead stops until the grid is read again."""
+    import peewee
+
+    from batchtui.ui.screens import jobs_source
+
+    _many_jobs(150)
+    tried: list[int] = []
+    fetch = jobs_source.JobsSource.fetch
+    away = [True]
+
+    def fetch_or_fail(self, offset, limit):
+        if offset >= 100:
+            tried.append(offset)
+            if away[0]:
+                raise peewee.OperationalError("unable to open database file")
+        return fetch(self, offset, limit)
+
+    monkeypatch.setattr(jobs_source.JobsSource, "fetch", fetch_or_fail)
+    app = make_app(poll_interval=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        grid = app.screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 150)
+        while not tried and grid.cursor < 99:
+            await pilot.press("pagedown")
+            await pilot.pause()
+        assert tried == [100] and grid.cursor < 100  # read ahead of the view, and failed
+        for _ in range(5):
+            await pilot.press("up")
+            await pilot.pause()
+        assert tried == [100]
+        away[0] = False
+        grid.reload()  # the next live refresh, the database back
+        await pilot.press("up")
+        await pilot.pause()
+        assert tried[-1] == 100 and len(tried) == 2
+    assert app._exception is None
+
+
 def _footer_keys(screen) -> list:
     from textual.widgets._footer import FooterKey
 

@@ -49,7 +49,7 @@ def attempt_ended(engine: BatchServerEngine, r: Running) -> None:
     result = r.result or "error"
     closed = engine.store.closed.get(c.attempt_id)
     status = BatchStatus(closed).cli if closed is not None else _STATUS.get(result, "error")
-    never_ran = result == "handback" and r.started is None  # no attempt in history either
+    never_ran = result == "handback" and not r.began  # no attempt in history either
     if engine.metrics is not None and not never_ran:
         engine.metrics.attempt_ended(status)
     if not log.isEnabledFor(logging.INFO):

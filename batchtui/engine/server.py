@@ -145,6 +145,9 @@ class Running:
     # Set once its start is recorded, for one claimed ahead whose class is not rerun_safe,
     # which waits for it before it runs (see _report_ahead_start).
     start_recorded: threading.Event | None = None
+    # Its class's run() was called: handed back before that, it is no attempt in history
+    # (a stop can come while it waits for a thread or for its start to be recorded).
+    began: bool = False
 
 
 def default_name() -> str:
@@ -912,7 +915,7 @@ class BatchServerEngine:
     def _outcome(r: Running) -> Outcome:
         log = _join(r.lines[r.flushed:]) if len(r.lines) > r.flushed else ""
         return Outcome(r.claimed.task_id, r.claimed.attempt_id, r.result or "error", log=log, ended=r.ended,
-                       started=r.started)
+                       started=r.started, began=r.began)
 
     def _check_cancels(self) -> None:
         canceling = self.store.canceling_tasks([r.claimed.task_id for r in self._running.values()])
@@ -1085,6 +1088,7 @@ class BatchServerEngine:
             ctx.params = validate_params(cls, c.params)
             if r.ahead:
                 self._report_ahead_start(r, wait=not cls.rerun_safe)
+            r.began = True
             cls().run(ctx)
             result = "ended"
         except TaskCanceled:

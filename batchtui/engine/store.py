@@ -110,6 +110,7 @@ class Outcome:
     log: str = ""
     ended: datetime | None = None
     started: datetime | None = None  # when its class began, if not when it was claimed (claimed ahead)
+    began: bool = True  # False: handed back before its class began (no attempt in history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,7 +682,7 @@ class EngineStore:
                     close.append((_CANCELED, started, ended, o.log, o.attempt_id))
                     new = _CANCELED if current == _CANCELLING else _READY
                     handback.append((new, tid, current))
-                    if o.started is None:  # its class never began (claimed ahead, or a stop came first)
+                    if not o.began:  # claimed ahead and handed back, or a stop came first
                         never_started.append((o.attempt_id,))
                 elif current == _CANCELLING or o.result == "canceled":
                     close.append((_CANCELED, started, ended, o.log, o.attempt_id))
@@ -1022,9 +1023,18 @@ class EngineStore:
                 current.update(self.d.x(
                     f"SELECT id, attempt FROM batch_task WHERE id IN ({in_marks(ids)}) "
                     f"AND status IN ({sql_in(_RUNNING_TASK)})", ids).fetchall())
-            outcomes = [Outcome(o.task_id, o.attempt_id, "handback", ended=now,
-                                log=f"{reason}; it had not started (claimed ahead, waiting for a thread): "
-                                    "handed back, Ready again, no retry used\n")
+            # A rerun_safe class may begin before its start is recorded: if it logged anything, it
+            # began. It is handed back all the same (rerun_safe), but shown in history as it ran.
+            logged: set[int] = set()
+            for ids in chunks([o.attempt_id for o, _ in orphans if o.queued]):
+                logged.update(aid for (aid,) in self.d.x(
+                    f"SELECT id FROM task_attempt WHERE id IN ({in_marks(ids)}) AND log <> ''", ids))
+            outcomes = [Outcome(o.task_id, o.attempt_id, "handback", ended=now, began=o.attempt_id in logged,
+                                log=f"{reason}; " + (
+                                    "it began before its start was recorded (its class is rerun_safe)"
+                                    if o.attempt_id in logged else
+                                    "it had not started (claimed ahead, waiting for a thread)")
+                                    + ": handed back, Ready again, no retry used\n")
                         if o.queued else Outcome(o.task_id, o.attempt_id, "error", log=f"{reason}\n", ended=now)
                         for o, reason in orphans if current.get(o.task_id) == o.attempt_id]
             self.finish_attempts(outcomes, retry_base=retry_base, now=now)

@@ -34,11 +34,15 @@ class Footer(TextualFooter):
         """The keys shown, and for each (key, action) whether it applies now."""
         shape: list[tuple[str, str, str, str, object]] = []
         enabled: dict[tuple[str, str], bool] = {}
-        for _node, binding, applies, tooltip in self.screen.active_bindings.values():
+        bindings = self.screen.active_bindings  # each key's check_action asked once
+        for _node, binding, applies, tooltip in bindings.values():
             if binding.show:
                 shape.append((binding.key, binding.action, binding.description, tooltip, binding.group))
             enabled.setdefault((binding.key, binding.action), applies)  # the command palette's key is not shown
-        shape.append(("", "palette", str(self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE), "", None))
+        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:  # shown at the end, if bound
+            palette = bindings.get(self.app.COMMAND_PALETTE_BINDING)
+            shape.append(("palette", *((palette.binding.key, palette.binding.action, palette.binding.description)
+                                       if palette is not None else ("", "", "")), None))
         return tuple(shape), enabled
 
     def compose(self) -> ComposeResult:

@@ -197,6 +197,7 @@ class PagedGrid(ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}  # resolved cell style text -> its Style
         self._measured: dict[int, tuple[list[GridRow], list[int]]] = {}  # page -> (its rows, their widths)
         self._reading_ahead = False  # a read of the next pages is due after the next paint
+        self._ahead_failed = -1  # the generation (see reload) whose read ahead met a database error
 
     # -- data ---------------------------------------------------------------
 
@@ -292,6 +293,7 @@ class PagedGrid(ScrollView, can_focus=True):
         key = self.cursor_key
         self.source = message.source
         self._pages = dict(message.pages)
+        self._ahead_failed = -1  # read: the database answers again
         self._show(message.count, key, reset=False)
 
     def _show(self, row_count: int, key: Any, reset: bool) -> None:
@@ -575,7 +577,7 @@ class PagedGrid(ScrollView, can_focus=True):
         """Once the view is painted, read the pages a page-up or page-down would show next:
         the key then waits for no read (at 1,000,000 jobs a page of 100 takes 2-3 ms)."""
         self._reading_ahead = False
-        if not self.row_count or not self.is_mounted:
+        if not self.row_count or not self.is_mounted or self._ahead_failed == self._generation:
             return
         top, height = int(self.scroll_y), self._body_height
         first = max(0, top - height) // PAGE
@@ -586,7 +588,9 @@ class PagedGrid(ScrollView, can_focus=True):
         except Exception as exc:
             if not is_db_error(exc):
                 raise
-            # Left unread: drawing the rows, if they are ever shown, reports it.
+            # Left unread, and not read ahead again until the next reload: while the database
+            # is away each key would wait for it. Drawing the rows, if they are shown, reports it.
+            self._ahead_failed = self._generation
 
     # -- cursor -------------------------------------------------------------
 
