@@ -478,6 +478,54 @@ async def test_a_read_ahead_that_meets_a_database_error_is_not_tried_again_at_ev
     assert app._exception is None
 
 
+def _burst(app, *keys: str) -> None:
+    """Keys as a terminal sends a burst of them (tmux send-keys, a fast typist over SSH): all
+    queued at once. (Pilot's press waits for the app to settle after each key.)"""
+    from textual import events
+
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
+@sync
+async def test_a_job_key_right_after_cursor_moves_acts_on_the_row_under_the_cursor(ui_db):
+    """Down Down h in one burst: the key reached the screen before the grid's cursor messages,
+    and View history opened the job the cursor had left (Run now would have run it)."""
+    seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        grid = screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 4 and screen.job_id == grid.cursor_key)
+        order = [int(row[0]) for row in grid_rows(grid)]
+        _burst(app, "down", "down", "h")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "HistoryScreen")
+        assert app.screen.job_id == order[2] == grid.cursor_key
+
+
+@sync
+async def test_a_task_key_right_after_the_cursor_moves_acts_on_the_row_under_the_cursor(ui_db):
+    """Down then Alt+F9 in one burst on View tasks: the delete asks about the task under the cursor."""
+    ids = seed_data()
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        grid = screen.query_one("#jobs-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: grid.row_count == 4)
+        grid.move_to_key(ids["close"])
+        await pilot.pause(0.2)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "BatchTasksScreen")
+        tasks = app.screen
+        tasks_grid = tasks.query_one("#tasks-grid", PagedGrid)
+        assert await wait_for(pilot, lambda: tasks_grid.row_count == 2 and tasks.task_id == ids["t1"])
+        _burst(app, "down", "alt+f9")
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        assert app.screen.message.startswith(f"Delete task {ids['t2']} "), app.screen.message
+        await pilot.press("escape")
+    assert m.BatchTask.select().where(m.BatchTask.job == ids["close"]).count() == 2
+
+
 def _footer_keys(screen) -> list:
     from textual.widgets._footer import FooterKey
 

@@ -313,10 +313,16 @@ class BatchJobsScreen(BatchJobMenu):
             self.load_record(self._pending_key)
 
     def _flush_pending(self) -> None:
-        """Actions work on the row under the cursor: load it now if the form lags."""
+        """Actions work on the row under the cursor: load it now if the form lags (the timer's
+        key may be older than the cursor: see follow_cursor)."""
         if self._load_timer is not None:
             self._load_timer.stop()
-            self._load_pending()
+            self._load_timer = None
+        self.follow_cursor()
+
+    @property
+    def current_key(self) -> Any:
+        return self.job_id
 
     def form_settled(self) -> bool:
         return self._load_timer is None

@@ -371,7 +371,12 @@ class BatchTasksScreen(RecordForm):
         tc = self.query_one(TabbedContent)
         tc.active = TABS[(TABS.index(tc.active) + 1) % len(TABS)] if tc.active in TABS else "general"
 
+    @property
+    def current_key(self) -> Any:
+        return self.task_id
+
     def action_edit(self) -> None:
+        self.follow_cursor()
         if self.task_id is not None:
             self.query_one(TabbedContent).active = "general"
             self.query_one("#task-description", Input).focus()
@@ -515,6 +520,7 @@ class BatchTasksScreen(RecordForm):
             self.load_record(self.grid.cursor_key)
             self.grid.focus()
             return
+        self.follow_cursor()
         task_id = self.task_id
         if task_id is None:
             return

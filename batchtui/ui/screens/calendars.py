@@ -135,6 +135,7 @@ class CalendarsScreen(KeyedRecordForm):
         name.focus()
 
     def action_edit(self) -> None:
+        self.follow_cursor()
         self.query_one("#calendar-description", Input).focus()
 
     def save(self) -> bool:
@@ -152,6 +153,7 @@ class CalendarsScreen(KeyedRecordForm):
     def action_delete(self) -> None:
         if self.drop_new():
             return
+        self.follow_cursor()
         name = self.calendar
         if name is None:
             return

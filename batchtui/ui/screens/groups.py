@@ -146,6 +146,7 @@ class BatchGroupsScreen(KeyedRecordForm):
         name.focus()
 
     def action_edit(self) -> None:
+        self.follow_cursor()
         self.query_one("#group-description", Input).focus()
 
     def save(self) -> bool:
@@ -165,6 +166,7 @@ class BatchGroupsScreen(KeyedRecordForm):
     def action_delete(self) -> None:
         if self.drop_new():
             return
+        self.follow_cursor()
         name = self.group
         if name is None or self._refused():
             return

@@ -136,6 +136,7 @@ class ActivePeriodsScreen(KeyedRecordForm):
         name.focus()
 
     def action_edit(self) -> None:
+        self.follow_cursor()
         self.query_one("#period-from", Input).focus()
 
     def save(self) -> bool:
@@ -153,6 +154,7 @@ class ActivePeriodsScreen(KeyedRecordForm):
     def action_delete(self) -> None:
         if self.drop_new():
             return
+        self.follow_cursor()
         name = self.period
         if name is None:
             return

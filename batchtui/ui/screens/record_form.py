@@ -193,13 +193,7 @@ class RecordForm(BaseScreen):
     def refresh_lists(self) -> None:
         """F5: what the form's lists and grid show, read again (the record is the caller's)."""
 
-
-class KeyedRecordForm(RecordForm):
-    """A record form over one grid whose rows are keyed by the record's name (Batch groups,
-    Active periods, Server configuration): moving the cursor loads the record under it,
-    asking first when the form has unsaved changes."""
-
-    _new: bool = False
+    # -- the record under the cursor -------------------------------------------------
 
     @property
     def grid(self) -> PagedGrid:
@@ -212,6 +206,26 @@ class KeyedRecordForm(RecordForm):
 
     def load_record(self, key: Any) -> None:
         raise NotImplementedError
+
+    def follow_cursor(self) -> None:
+        """Actions work on the row under the cursor. A key pressed right after a cursor move
+        (a burst of keys over SSH: Down Down h) can reach the screen before the grid's
+        CursorMoved message does, while the form still shows the record the cursor left:
+        load the cursor's record now. A form with changes or a new record is left as it is
+        (moving away from it asks first)."""
+        if self._new or self.is_dirty():
+            return
+        key = self.grid.cursor_key
+        if key is not None and key != self.current_key:
+            self.load_record(key)
+
+
+class KeyedRecordForm(RecordForm):
+    """A record form over one grid whose rows are keyed by the record's name (Batch groups,
+    Active periods, Server configuration): moving the cursor loads the record under it,
+    asking first when the form has unsaved changes."""
+
+    _new: bool = False
 
     def reread(self) -> None:
         key = self.current_key

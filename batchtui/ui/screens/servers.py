@@ -171,6 +171,7 @@ class BatchServersScreen(KeyedRecordForm):
         name.focus()
 
     def action_edit(self) -> None:
+        self.follow_cursor()
         self.query_one("#server-threads", Input).focus()
 
     def save(self) -> bool:
@@ -194,6 +195,7 @@ class BatchServersScreen(KeyedRecordForm):
 
     @guarded
     def action_pause(self) -> None:
+        self.follow_cursor()
         info = self._info
         if info is None or self._new:
             return
