@@ -619,6 +619,17 @@ async def test_the_footer_is_composed_again_when_the_keys_it_shows_change():
         await pilot.pause()
         assert [k.action for k in _footer_keys(app.screen)] == ["one", "three"]
         assert _footer_matches_bindings(app.screen)
+        # A key not as Textual 8.2 makes it (a later Textual): composed again, never left wrong.
+        app.mode = "all"
+        app.refresh_bindings()
+        await pilot.pause()
+        keys = _footer_keys(app.screen)
+        assert [k.action for k in keys] == ["one", "two", "three"]
+        del keys[0]._disabled
+        app.mode = "grey"
+        app.refresh_bindings()
+        await pilot.pause()
+        assert _footer_matches_bindings(app.screen) and _footer_keys(app.screen)[0] is not keys[0]
 
 
 @sync

@@ -53,15 +53,19 @@ class Footer(TextualFooter):
     def bindings_changed(self, screen: Screen) -> None:
         if self._shape is not None and self.is_attached and screen is self.screen and screen.app.app_focus:
             shape, enabled = self._read()
-            if shape == self._shape:
-                self._grey(enabled)
+            if shape == self._shape and self._grey(enabled):
                 return
         super().bindings_changed(screen)
 
-    def _grey(self, enabled: dict[tuple[str, str], bool]) -> None:
-        for key in self.query(FooterKey):
+    def _grey(self, enabled: dict[tuple[str, str], bool]) -> bool:
+        """Grey each key in or out; False (compose again) if a key is not as Textual 8.2 makes it."""
+        keys = list(self.query(FooterKey))
+        if not all(isinstance(getattr(key, "_disabled", None), bool) for key in keys):
+            return False
+        for key in keys:
             applies = enabled.get((key.key, key.action))
             if applies is None or key._disabled == (not applies):  # noqa: SLF001 - a click on it rings the bell
                 continue
             key._disabled = not applies  # noqa: SLF001
             key.set_class(not applies, "-disabled")
+        return True
