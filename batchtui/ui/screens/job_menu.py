@@ -18,7 +18,6 @@ from ...errors import UserError
 from ...vocabulary import BatchStatus
 from ..format import wall
 from ..safe_text import notify_plain
-from ..widgets.paged_grid import PagedGrid
 from .record_form import RecordForm
 
 if TYPE_CHECKING:
@@ -33,14 +32,7 @@ class BatchJobMenu(RecordForm):
 
     job_id: int | None
 
-    @property
-    def grid(self) -> PagedGrid:
-        raise NotImplementedError
-
     def with_saved_job(self, then: Callable[[int], object]) -> None:
-        raise NotImplementedError
-
-    def load_record(self, job_id: Any) -> None:
         raise NotImplementedError
 
     def _changed(self, job_id: int, note: str, *, wake: bool = False) -> None:
