@@ -18,8 +18,11 @@ open time includes measuring every cell, which happens once the rows are in.
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -251,8 +254,42 @@ BIG_PAGE_TARGET_MS = 10.0
 BIG_MEMORY_TARGET_MB = 150.0
 
 
-def run(quick: bool, jobs: int | None = None) -> list[Row]:
-    """jobs: the size (10 attempts a job); None = 100,000 (quick: 10,000)."""
+@contextmanager
+def _database(keep: str | None, jobs: int, attempts: int) -> Iterator[str]:
+    """The folder of a database of jobs and attempts: written in a temporary folder and deleted
+    at the end, or, with keep, written in that folder and kept, and used again by a later run
+    of the same size (1,000,000 jobs take 2.7 GB and 80 s to write)."""
+    if keep is None:
+        # Under /tmp (or $TMPDIR): 1,000,000 jobs take 2.7 GB.
+        with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
+            _write(folder, jobs, attempts)
+            yield folder
+        return
+    folder = Path(keep)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "built.json"
+    size = {"jobs": jobs, "attempts": attempts}
+    if marker.exists() and json.loads(marker.read_text()) == size and (folder / "console.db").exists():
+        progress(f"console: using the {jobs:,} jobs already written in {folder}")
+    else:
+        marker.unlink(missing_ok=True)
+        for old in folder.glob("console.db*"):
+            old.unlink()
+        _write(str(folder), jobs, attempts)
+        marker.write_text(json.dumps(size))
+    yield str(folder)
+
+
+def _write(folder: str, jobs: int, attempts: int) -> None:
+    progress(f"console: writing {jobs:,} jobs and {attempts:,} task attempts in {folder}")
+    built = run_child("console", "build", folder=folder, jobs=jobs, attempts=attempts)
+    size_mb = sum(p.stat().st_size for p in Path(folder).glob("console.db*")) / 1e6
+    progress(f"console: written in {built['seconds']:.0f} s, {size_mb:,.0f} MB")
+
+
+def run(quick: bool, jobs: int | None = None, keep: str | None = None) -> list[Row]:
+    """jobs: the size (10 attempts a job); None = 100,000 (quick: 10,000). keep: a folder where
+    the database is written and kept, for the next run of the same size (see _database)."""
     why = console_available()
     if why is not None:
         progress(f"console: skipped, the console is not available ({why})")
@@ -264,12 +301,7 @@ def run(quick: bool, jobs: int | None = None) -> list[Row]:
     big = jobs >= BIG_JOBS
     open_target, page_target, memory_target = ((BIG_OPEN_TARGET_S, BIG_PAGE_TARGET_MS, BIG_MEMORY_TARGET_MB) if big
                                                else (OPEN_TARGET_S, PAGE_TARGET_MS, MEMORY_TARGET_MB))
-    # The database goes under /tmp (or $TMPDIR) and is deleted at the end: 1,000,000 jobs take 2.7 GB.
-    with tempfile.TemporaryDirectory(prefix="batchtui-bench-") as folder:
-        progress(f"console: writing {jobs:,} jobs and {attempts:,} task attempts in {folder}")
-        built = run_child("console", "build", folder=folder, jobs=jobs, attempts=attempts)
-        size_mb = sum(p.stat().st_size for p in Path(folder).iterdir()) / 1e6
-        progress(f"console: written in {built['seconds']:.0f} s, {size_mb:,.0f} MB")
+    with _database(keep, jobs, attempts) as folder:
         progress("console: batchtui's Batch jobs page")
         ours = run_child("console", "batchtui_console", folder=folder, presses=presses)
         peer = None
