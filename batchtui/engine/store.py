@@ -150,6 +150,7 @@ class Orphan:
     pgid: int | None
     pgid_key: str | None
     queued: bool = False  # claimed ahead and never recorded as started: taken back, it uses no retry
+    logged: bool = False  # it has log lines: queued, its (rerun_safe) class began all the same
 
 
 class ServerNameInUse(UserError):
@@ -994,14 +995,15 @@ class EngineStore:
         the running jobs (the job status index) and their running tasks.
         """
         rows = self.d.x(
-            "SELECT t.id, a.id, a.server, s.heartbeat, s.stopped, s.name, a.host, a.pgid, a.pgid_key, a.queued "
+            "SELECT t.id, a.id, a.server, s.heartbeat, s.stopped, s.name, a.host, a.pgid, a.pgid_key, a.queued, "
+            "a.log <> '' "
             "FROM batch_job j JOIN batch_task t ON t.job_id = j.id "
             "JOIN task_attempt a ON a.id = t.attempt LEFT JOIN batch_server s ON s.name = a.server "
             f"WHERE j.status IN ({sql_in(_END.sources)}) AND t.status IN ({sql_in(_RUNNING_TASK)}) "
             "AND (s.name IS NULL OR COALESCE(a.epoch, 0) < s.epoch) ORDER BY t.id").fetchall()
         return [Orphan(tid, aid, server, as_datetime(heartbeat), stopped is not None or name is None, host,
-                       pgid, key, bool(queued))
-                for tid, aid, server, heartbeat, stopped, name, host, pgid, key, queued in rows]
+                       pgid, key, bool(queued), bool(logged))
+                for tid, aid, server, heartbeat, stopped, name, host, pgid, key, queued, logged in rows]
 
     def take_back(self, orphans: list[tuple[Orphan, str]], retry_base: float = 5.0,
                   now: datetime | None = None) -> int:
@@ -1025,15 +1027,10 @@ class EngineStore:
                     f"AND status IN ({sql_in(_RUNNING_TASK)})", ids).fetchall())
             # A rerun_safe class may begin before its start is recorded: if it logged anything, it
             # began. It is handed back all the same (rerun_safe), but shown in history as it ran.
-            logged: set[int] = set()
-            for ids in chunks([o.attempt_id for o, _ in orphans if o.queued]):
-                logged.update(aid for (aid,) in self.d.x(
-                    f"SELECT id FROM task_attempt WHERE id IN ({in_marks(ids)}) AND log <> ''", ids))
-            outcomes = [Outcome(o.task_id, o.attempt_id, "handback", ended=now, began=o.attempt_id in logged,
+            outcomes = [Outcome(o.task_id, o.attempt_id, "handback", ended=now, began=o.logged,
                                 log=f"{reason}; " + (
                                     "it began before its start was recorded (its class is rerun_safe)"
-                                    if o.attempt_id in logged else
-                                    "it had not started (claimed ahead, waiting for a thread)")
+                                    if o.logged else "it had not started (claimed ahead, waiting for a thread)")
                                     + ": handed back, Ready again, no retry used\n")
                         if o.queued else Outcome(o.task_id, o.attempt_id, "error", log=f"{reason}\n", ended=now)
                         for o, reason in orphans if current.get(o.task_id) == o.attempt_id]
