@@ -271,6 +271,9 @@ def _database(keep: str | None, jobs: int, attempts: int) -> Iterator[str]:
     size = {"jobs": jobs, "attempts": attempts}
     if marker.exists() and json.loads(marker.read_text()) == size and (folder / "console.db").exists():
         progress(f"console: using the {jobs:,} jobs already written in {folder}")
+    elif (folder / "console.db").exists() and not marker.exists():
+        raise SystemExit(f"--console-keep: {folder} holds a console.db this bench did not write; "
+                         "choose another folder (it would be replaced)")
     else:
         marker.unlink(missing_ok=True)
         for old in folder.glob("console.db*"):

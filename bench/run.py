@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.console_jobs is not None and args.console_jobs < 1:
         parser.error("--console-jobs must be a positive number of jobs")
+    if args.console_keep is not None and Path(args.console_keep).exists() and not Path(args.console_keep).is_dir():
+        parser.error(f"--console-keep: {args.console_keep} is a file, not a folder")
     if args.peers:
         from bench.peers import run_peers
 
